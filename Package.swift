@@ -1,0 +1,68 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "Durable",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Durable", targets: ["Durable"]),
+        .executable(name: "durable-demo", targets: ["DurableDemo"]),
+        .executable(name: "durable-bench", targets: ["DurableBench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ],
+    targets: [
+        // libpq, found through pkg-config; nothing above LibPQ imports it.
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"]), .brew(["libpq"])]
+        ),
+        // Swift over libpq: connections on their own threads, a pool, errors with SQLSTATE. Knows nothing of workflows.
+        .target(
+            name: "LibPQ",
+            dependencies: [
+                "CLibPQ",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The engine: registry, context, steps, recovery, schema migrations.
+        .target(
+            name: "Durable",
+            dependencies: [
+                "LibPQ",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The throwaway-Postgres launcher shared by the tests, the demo and the benchmarks.
+        .target(name: "EmbeddedPostgres"),
+        .executableTarget(
+            name: "DurableDemo",
+            dependencies: ["Durable", "EmbeddedPostgres", .product(name: "Logging", package: "swift-log")]
+        ),
+        // A worker process the crash tests start and SIGKILL.
+        .executableTarget(
+            name: "DurableTestWorker",
+            dependencies: ["Durable", "LibPQ", .product(name: "Logging", package: "swift-log")]
+        ),
+        .executableTarget(
+            name: "DurableBench",
+            dependencies: ["Durable", "LibPQ", "EmbeddedPostgres", .product(name: "Logging", package: "swift-log")],
+            path: "Benchmarks/DurableBench"
+        ),
+        .testTarget(
+            name: "LibPQTests",
+            dependencies: ["LibPQ", "EmbeddedPostgres"]
+        ),
+        .testTarget(
+            name: "DurableTests",
+            dependencies: ["Durable", "LibPQ", "EmbeddedPostgres", .product(name: "Logging", package: "swift-log")],
+            // Read from the source tree by path: the schema fixtures compare against the files, not a bundle.
+            exclude: ["Fixtures"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

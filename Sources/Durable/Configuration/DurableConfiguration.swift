@@ -1,0 +1,88 @@
+import Foundation
+
+/// Everything a ``DurableRuntime`` needs to know. Only the database URL is required.
+public struct DurableConfiguration: Sendable {
+    /// The Postgres that holds the workflow tables: a `postgresql://` URL or a libpq `key=value` string.
+    /// Its password never appears in logs or errors.
+    public var databaseURL: String
+    /// The schema for the system tables. `dbos` by default, so DBOS's own client and CLI find them.
+    public var schema: String
+    /// This process's executor ID. On launch the runtime recovers the `PENDING` workflows recorded under this ID
+    /// and ``applicationVersion``. Defaults to the `DBOS__VMID` environment variable, else `local`.
+    /// Give every process of a service its own ID.
+    public var executorID: String
+    /// The version of the workflow code. Defaults to `DBOS__APPVERSION`, else ``defaultApplicationVersion``.
+    /// It is deliberately not a hash of the code, so an ordinary deploy does not strand in-flight workflows.
+    public var applicationVersion: String
+    /// The most database connections the runtime opens at once.
+    public var maxConnections: Int
+    /// How long a caller waits for a pooled connection before ``DurableError/Code/poolExhausted``.
+    public var connectionAcquireTimeout: Duration
+    /// How long opening one connection may take.
+    public var connectTimeout: Duration
+    /// How long database work is retried after the connection is lost (a Postgres restart, a network blip)
+    /// before the error reaches the caller.
+    public var reconnectTimeout: Duration
+    /// A workflow recovered more often than this is moved to `MAX_RECOVERY_ATTEMPTS_EXCEEDED` instead of being
+    /// run again. DBOS's default is 100.
+    public var maxRecoveryAttempts: Int
+    /// Create or check the system schema at launch. Turn off when migrations run separately; the runtime then
+    /// only verifies that the schema exists.
+    public var autoMigrate: Bool
+    /// The largest encoded input, output or step result, in bytes. Bigger values are refused when written, and
+    /// recorded ones are not loaded on recovery (that workflow fails instead of the process running out of memory).
+    public var maxPayloadBytes: Int
+    /// Prepare statements once per connection. Turn off behind a pooler that does not support them.
+    public var usePreparedStatements: Bool
+
+    /// The application version used when neither the configuration nor `DBOS__APPVERSION` names one.
+    public static let defaultApplicationVersion = "1"
+
+    /// Creates a configuration with defaults for everything but the database URL.
+    public init(
+        databaseURL: String,
+        schema: String = "dbos",
+        executorID: String? = nil,
+        applicationVersion: String? = nil,
+        maxConnections: Int = 16,
+        connectionAcquireTimeout: Duration = .seconds(30),
+        connectTimeout: Duration = .seconds(10),
+        reconnectTimeout: Duration = .seconds(60),
+        maxRecoveryAttempts: Int = 100,
+        autoMigrate: Bool = true,
+        maxPayloadBytes: Int = 32 * 1024 * 1024,
+        usePreparedStatements: Bool = true
+    ) {
+        let environment = ProcessInfo.processInfo.environment
+        self.databaseURL = databaseURL
+        self.schema = schema
+        self.executorID = executorID ?? environment["DBOS__VMID"].flatMap { $0.isEmpty ? nil : $0 } ?? "local"
+        self.applicationVersion = applicationVersion
+            ?? environment["DBOS__APPVERSION"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? Self.defaultApplicationVersion
+        self.maxConnections = maxConnections
+        self.connectionAcquireTimeout = connectionAcquireTimeout
+        self.connectTimeout = connectTimeout
+        self.reconnectTimeout = reconnectTimeout
+        self.maxRecoveryAttempts = maxRecoveryAttempts
+        self.autoMigrate = autoMigrate
+        self.maxPayloadBytes = maxPayloadBytes
+        self.usePreparedStatements = usePreparedStatements
+    }
+
+    /// Checks the values before anything connects, so a mistake surfaces as one clear error at launch.
+    func validate() throws {
+        func invalid(_ message: String) -> DurableError { DurableError(.invalidConfiguration, message) }
+        if databaseURL.trimmingCharacters(in: .whitespaces).isEmpty { throw invalid("databaseURL is empty; pass a postgresql:// URL") }
+        if schema.isEmpty { throw invalid("schema is empty; leave it at \"dbos\" unless you need another name") }
+        if schema.utf8.count > 63 { throw invalid("schema name is longer than PostgreSQL's 63-byte limit") }
+        if schema.contains("\0") { throw invalid("schema name contains a NUL byte") }
+        // The migration bodies are dollar-quoted; a `$$` in the name would end them early.
+        if schema.contains("$") { throw invalid("schema name may not contain '$'") }
+        if executorID.isEmpty { throw invalid("executorID is empty") }
+        if applicationVersion.isEmpty { throw invalid("applicationVersion is empty") }
+        if maxConnections < 2 { throw invalid("maxConnections must be at least 2 (got \(maxConnections))") }
+        if maxRecoveryAttempts < 0 { throw invalid("maxRecoveryAttempts must not be negative") }
+        if maxPayloadBytes < 1024 { throw invalid("maxPayloadBytes must be at least 1024") }
+    }
+}

@@ -1,0 +1,145 @@
+/// The SQL text of every system-database statement, built once with the quoted schema name.
+///
+/// The schema is the only thing ever put into SQL text, and only after ``LibPQ/SQLIdentifier/quote(_:)``;
+/// every value is a `$n` parameter.
+struct Statements: Sendable {
+    /// The database clock in epoch milliseconds, as DBOS stores times.
+    static let nowMilliseconds = "(EXTRACT(epoch FROM now()) * 1000.0)::bigint"
+
+    let startWorkflow: String
+    let finishWorkflow: String
+    let recordStep: String
+    let loadSteps: String
+    let loadStepsOfMany: String
+    let pendingWorkflows: String
+    let claimForRecovery: String
+    let deadLetter: String
+    let registerApplicationVersion: String
+    let workflowRow: String
+
+    init(schema s: String) {
+        let now = Self.nowMilliseconds
+
+        // $1 id, $2 name, $3 executor, $4 version, $5 token (creator and owner), $6 input
+        startWorkflow = """
+            WITH started AS (
+                INSERT INTO \(s).workflow_status
+                    (workflow_uuid, status, name, executor_id, application_version, recovery_attempts,
+                     serialization, creator_xid, owner_xid, priority)
+                VALUES ($1, 'PENDING', $2, $3, $4, 1, 'portable_json', $5, $5, 0)
+                ON CONFLICT (workflow_uuid) DO UPDATE SET creator_xid = \(s).workflow_status.creator_xid
+                RETURNING status, name, creator_xid
+            ), stored_input AS (
+                INSERT INTO \(s).workflow_input (workflow_uuid, inputs)
+                SELECT $1::text, $6::text FROM started WHERE started.creator_xid = $5
+                ON CONFLICT (workflow_uuid) DO NOTHING
+            )
+            SELECT status, name, creator_xid IS NOT DISTINCT FROM $5 FROM started
+            """
+
+        // $1 id, $2 final status, $3 owner token, $4 output, $5 error
+        finishWorkflow = """
+            WITH finished AS (
+                UPDATE \(s).workflow_status
+                SET status = $2, updated_at = \(now), completed_at = \(now), owner_xid = NULL, deduplication_id = NULL
+                WHERE workflow_uuid = $1 AND status = 'PENDING' AND owner_xid = $3
+                RETURNING 1
+            ), stored_output AS (
+                INSERT INTO \(s).workflow_output (workflow_uuid, output, error)
+                SELECT $1::text, $4::text, $5::text WHERE EXISTS (SELECT 1 FROM finished)
+                ON CONFLICT (workflow_uuid) DO UPDATE SET output = EXCLUDED.output, error = EXCLUDED.error
+            )
+            SELECT count(*) FROM finished
+            """
+
+        // $1 id, $2 step, $3 name, $4 output, $5 error, $6 started, $7 completed, $8 owner token
+        recordStep = """
+            WITH owner AS (
+                SELECT status, owner_xid FROM \(s).workflow_status WHERE workflow_uuid = $1 FOR NO KEY UPDATE
+            ), written AS (
+                INSERT INTO \(s).operation_outputs
+                    (workflow_uuid, function_id, function_name, output, error, serialization,
+                     started_at_epoch_ms, completed_at_epoch_ms)
+                SELECT $1::text, $2::int4, $3::text, $4::text, $5::text, 'portable_json', $6::bigint, $7::bigint FROM owner WHERE owner.owner_xid = $8
+                ON CONFLICT (workflow_uuid, function_id)
+                    DO UPDATE SET completed_at_epoch_ms = \(s).operation_outputs.completed_at_epoch_ms
+                RETURNING completed_at_epoch_ms
+            )
+            SELECT owner.status, owner.owner_xid IS NOT DISTINCT FROM $8, (SELECT completed_at_epoch_ms FROM written)
+            FROM owner
+            """
+
+        // $1 id, $2 payload limit in bytes
+        loadSteps = """
+            SELECT function_id, function_name,
+                   CASE WHEN octet_length(output) <= $2 THEN output END,
+                   CASE WHEN octet_length(error) <= $2 THEN error END,
+                   COALESCE(octet_length(output) > $2, false) OR COALESCE(octet_length(error) > $2, false),
+                   serialization
+            FROM \(s).operation_outputs WHERE workflow_uuid = $1 ORDER BY function_id
+            """
+
+        // $1 executor, $2 version
+        pendingWorkflows = """
+            SELECT workflow_uuid, name, owner_xid FROM \(s).workflow_status
+            WHERE status = 'PENDING' AND executor_id = $1 AND application_version = $2
+            ORDER BY created_at
+            """
+
+        // $1 ids, $2 their owner tokens as listed, $3 new token, $4 executor, $5 payload limit
+        claimForRecovery = """
+            WITH candidates AS (
+                SELECT * FROM unnest($1::text[], $2::text[]) AS c(id, listed_owner)
+            ), claimed AS (
+                UPDATE \(s).workflow_status ws
+                SET recovery_attempts = ws.recovery_attempts + 1, owner_xid = $3, updated_at = \(now)
+                FROM candidates c
+                WHERE ws.workflow_uuid = c.id AND ws.status = 'PENDING' AND ws.executor_id = $4
+                  AND ws.owner_xid IS NOT DISTINCT FROM c.listed_owner
+                RETURNING ws.workflow_uuid, ws.name, ws.recovery_attempts, ws.inputs
+            )
+            SELECT c.workflow_uuid, c.name, c.recovery_attempts,
+                   CASE WHEN octet_length(COALESCE(i.inputs, c.inputs)) <= $5 THEN COALESCE(i.inputs, c.inputs) END,
+                   octet_length(COALESCE(i.inputs, c.inputs))
+            FROM claimed c LEFT JOIN \(s).workflow_input i ON i.workflow_uuid = c.workflow_uuid
+            """
+
+        // $1 ids, $2 payload limit in bytes
+        loadStepsOfMany = """
+            SELECT workflow_uuid, function_id, function_name,
+                   CASE WHEN octet_length(output) <= $2 THEN output END,
+                   CASE WHEN octet_length(error) <= $2 THEN error END,
+                   COALESCE(octet_length(output) > $2, false) OR COALESCE(octet_length(error) > $2, false),
+                   serialization
+            FROM \(s).operation_outputs WHERE workflow_uuid = ANY($1::text[]) ORDER BY workflow_uuid, function_id
+            """
+
+        // $1 id, $2 owner token
+        deadLetter = """
+            UPDATE \(s).workflow_status
+            SET status = 'MAX_RECOVERY_ATTEMPTS_EXCEEDED', owner_xid = NULL, deduplication_id = NULL,
+                started_at_epoch_ms = NULL, queue_name = NULL, updated_at = \(now), completed_at = \(now)
+            WHERE workflow_uuid = $1 AND status = 'PENDING' AND owner_xid = $2
+            """
+
+        // $1 version
+        registerApplicationVersion = """
+            INSERT INTO \(s).application_versions (version_id, version_name)
+            VALUES (gen_random_uuid()::text, $1) ON CONFLICT DO NOTHING
+            """
+
+        // $1 id, $2 payload limit
+        workflowRow = """
+            SELECT ws.status, ws.name, ws.executor_id, ws.application_version, ws.recovery_attempts,
+                   ws.created_at, ws.updated_at, ws.queue_name,
+                   CASE WHEN octet_length(COALESCE(wo.output, ws.output)) <= $2 THEN COALESCE(wo.output, ws.output) END,
+                   CASE WHEN octet_length(COALESCE(wo.error, ws.error)) <= $2 THEN COALESCE(wo.error, ws.error) END,
+                   ws.serialization,
+                   COALESCE(octet_length(COALESCE(wo.output, ws.output)) > $2, false)
+                     OR COALESCE(octet_length(COALESCE(wo.error, ws.error)) > $2, false)
+            FROM \(s).workflow_status ws
+            LEFT JOIN \(s).workflow_output wo ON wo.workflow_uuid = ws.workflow_uuid
+            WHERE ws.workflow_uuid = $1
+            """
+    }
+}

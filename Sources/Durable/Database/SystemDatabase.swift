@@ -1,0 +1,212 @@
+import LibPQ
+import Logging
+
+/// Every statement the engine runs against the DBOS system tables, and nothing else.
+///
+/// Values are always bound parameters; only the schema name, an identifier, is quoted into the SQL text once,
+/// when the statements are built. Each method is one round trip; the comments say what it decides.
+final class SystemDatabase: Sendable {
+    let pool: ConnectionPool
+    let schema: String
+    let retry: DatabaseRetry
+    private let sql: Statements
+
+    init(pool: ConnectionPool, schema: String, retry: DatabaseRetry) {
+        self.pool = pool
+        self.schema = schema
+        self.retry = retry
+        self.sql = Statements(schema: SQLIdentifier.quote(schema))
+    }
+
+    /// Runs one statement on a pooled connection, retrying through connection loss.
+    func query(_ what: @autoclosure () -> String, workflowID: String? = nil, _ statement: String, _ parameters: [any PostgresParameter]) async throws -> QueryResult {
+        try await retry.run(what(), workflowID: workflowID) {
+            try await pool.withConnection { connection in
+                try await connection.query(statement, parameters)
+            }
+        }
+    }
+
+    // MARK: - Starting and finishing
+
+    /// What the start upsert found.
+    struct StartOutcome: Sendable {
+        /// True when this call created the row (its token is the creator), so it must run the body.
+        var created: Bool
+        var status: String
+        var name: String?
+    }
+
+    /// Creates the workflow row as `PENDING` owned by `token`, with its input, in one statement — or returns the
+    /// row that already holds this ID. The `ON CONFLICT` update changes nothing; it only makes `RETURNING` report
+    /// the existing row. A retry after a lost reply finds our own token and still reports `created`.
+    func startWorkflow(id: String, name: String, input: String, token: String, executorID: String, applicationVersion: String) async throws -> StartOutcome {
+        let result = try await query("start workflow", workflowID: id, sql.startWorkflow, [id, name, executorID, applicationVersion, token, input])
+        guard let row = result.first else {
+            throw DurableError(.databaseError, "starting the workflow returned no row", workflowID: id)
+        }
+        return StartOutcome(created: row.bool(2) ?? false, status: row.string(0) ?? "", name: row.string(1))
+    }
+
+    /// Records the outcome if this run still owns the workflow: status, `completed_at`, cleared owner token and
+    /// deduplication ID, and the output or error in `workflow_output`. Returns false when the row was no longer
+    /// ours to finish (cancelled, taken over, or already finished by this same call before a lost reply).
+    func finishWorkflow(id: String, token: String, status: WorkflowState, output: String?, error: String?) async throws -> Bool {
+        let result = try await query("record the workflow outcome", workflowID: id, sql.finishWorkflow, [id, status.rawValue, token, output, error])
+        return (result.first?.int(0) ?? 0) > 0
+    }
+
+    // MARK: - Steps
+
+    /// What recording a step found.
+    struct StepWriteOutcome: Sendable {
+        /// The workflow's status, or nil if its row is gone.
+        var workflowStatus: String?
+        /// True when `token` still owns the workflow.
+        var stillOwner: Bool
+        /// True when the row now holds our checkpoint (freshly written, or ours from before a lost reply).
+        var recorded: Bool
+    }
+
+    /// Writes one step checkpoint, if this run still owns the workflow, and reports the workflow's status in the
+    /// same statement. The workflow row is locked (`FOR NO KEY UPDATE`) so a recovery claim cannot slip between
+    /// the ownership check and the insert. A different run's checkpoint at the same position is never overwritten.
+    func recordStep(_ checkpoint: StepCheckpoint) async throws -> StepWriteOutcome {
+        let result = try await query("record step \(checkpoint.stepID)", workflowID: checkpoint.workflowID, sql.recordStep, [
+            checkpoint.workflowID, checkpoint.stepID, checkpoint.name, checkpoint.output, checkpoint.error,
+            checkpoint.startedAtMilliseconds, checkpoint.completedAtMilliseconds, checkpoint.ownerToken,
+        ])
+        guard let row = result.first else {
+            return StepWriteOutcome(workflowStatus: nil, stillOwner: false, recorded: false)
+        }
+        let recordedCompletion = row.int64(2)
+        return StepWriteOutcome(
+            workflowStatus: row.string(0),
+            stillOwner: row.bool(1) ?? false,
+            recorded: recordedCompletion == checkpoint.completedAtMilliseconds
+        )
+    }
+
+    /// Every recorded step of a workflow, in order. Values above `limit` bytes are not transferred; they come back
+    /// marked oversized so that one huge checkpoint fails its workflow instead of exhausting memory.
+    func loadSteps(workflowID: String, limit: Int) async throws -> [Int: RecordedStep] {
+        let result = try await query("load recorded steps", workflowID: workflowID, sql.loadSteps, [workflowID, limit])
+        var steps: [Int: RecordedStep] = [:]
+        for row in result.rows {
+            guard let id = row.int(0) else { continue }
+            steps[id] = RecordedStep(
+                stepID: id,
+                name: row.string(1) ?? "",
+                output: row.string(2),
+                error: row.string(3),
+                oversized: row.bool(4) ?? false,
+                serialization: row.string(5)
+            )
+        }
+        return steps
+    }
+
+    // MARK: - Recovery
+
+    /// A `PENDING` workflow of this executor and version, as listed at launch.
+    struct PendingWorkflow: Sendable {
+        var id: String
+        var name: String?
+        var ownerToken: String?
+    }
+
+    func pendingWorkflows(executorID: String, applicationVersion: String) async throws -> [PendingWorkflow] {
+        let result = try await query("list pending workflows", sql.pendingWorkflows, [executorID, applicationVersion])
+        return result.rows.compactMap { row in
+            guard let id = row.string(0) else { return nil }
+            return PendingWorkflow(id: id, name: row.string(1), ownerToken: row.string(2))
+        }
+    }
+
+    /// A workflow this process has just claimed for recovery.
+    struct ClaimedWorkflow: Sendable {
+        var id: String
+        var name: String?
+        var recoveryAttempts: Int
+        /// The encoded input, or nil if there is none or it exceeded the payload limit.
+        var input: String?
+        var inputBytes: Int
+    }
+
+    /// Takes over a batch of pending workflows in one statement: a new owner token and one more recovery attempt
+    /// each. The guard on each row's owner token as listed means that of several claimants exactly one wins a
+    /// workflow; rows someone else claimed first are simply not returned.
+    func claimForRecovery(_ pending: [PendingWorkflow], newToken: String, executorID: String, payloadLimit: Int) async throws -> [ClaimedWorkflow] {
+        let result = try await query("claim workflows for recovery", sql.claimForRecovery, [
+            PostgresTextArray(pending.map(\.id)), PostgresTextArray(pending.map(\.ownerToken)), newToken, executorID, payloadLimit,
+        ])
+        return result.rows.compactMap { row in
+            guard let id = row.string(0), let attempts = row.int(2) else { return nil }
+            return ClaimedWorkflow(id: id, name: row.string(1), recoveryAttempts: attempts, input: row.string(3), inputBytes: row.int(4) ?? 0)
+        }
+    }
+
+    /// The recorded steps of several workflows at once, keyed by workflow ID (see ``loadSteps(workflowID:limit:)``).
+    func loadSteps(workflowIDs: [String], limit: Int) async throws -> [String: [Int: RecordedStep]] {
+        let result = try await query("load recorded steps", sql.loadStepsOfMany, [PostgresTextArray(workflowIDs), limit])
+        var steps: [String: [Int: RecordedStep]] = [:]
+        for row in result.rows {
+            guard let workflowID = row.string(0), let id = row.int(1) else { continue }
+            steps[workflowID, default: [:]][id] = RecordedStep(
+                stepID: id, name: row.string(2) ?? "", output: row.string(3), error: row.string(4),
+                oversized: row.bool(5) ?? false, serialization: row.string(6)
+            )
+        }
+        return steps
+    }
+
+    /// Moves a workflow this run owns to `MAX_RECOVERY_ATTEMPTS_EXCEEDED`.
+    func deadLetter(id: String, token: String) async throws {
+        _ = try await query("move workflow to MAX_RECOVERY_ATTEMPTS_EXCEEDED", workflowID: id, sql.deadLetter, [id, token])
+    }
+
+    /// Records this process's application version so DBOS's tools and queue workers see it.
+    func registerApplicationVersion(_ version: String) async throws {
+        _ = try await query("register the application version", sql.registerApplicationVersion, [version])
+    }
+
+    // MARK: - Reading
+
+    /// The status row of a workflow with its outcome, or nil if there is no such workflow.
+    func workflowRow(id: String, payloadLimit: Int) async throws -> WorkflowRow? {
+        let result = try await query("read workflow status", workflowID: id, sql.workflowRow, [id, payloadLimit])
+        guard let row = result.first else { return nil }
+        return WorkflowRow(
+            id: id,
+            status: row.string(0) ?? "",
+            name: row.string(1),
+            executorID: row.string(2),
+            applicationVersion: row.string(3),
+            recoveryAttempts: row.int(4) ?? 0,
+            createdAtMilliseconds: row.int64(5) ?? 0,
+            updatedAtMilliseconds: row.int64(6) ?? 0,
+            queueName: row.string(7),
+            output: row.string(8),
+            error: row.string(9),
+            serialization: row.string(10),
+            outcomeOversized: row.bool(11) ?? false
+        )
+    }
+}
+
+/// A workflow's status row joined with its outcome, as read from the database.
+struct WorkflowRow: Sendable {
+    var id: String
+    var status: String
+    var name: String?
+    var executorID: String?
+    var applicationVersion: String?
+    var recoveryAttempts: Int
+    var createdAtMilliseconds: Int64
+    var updatedAtMilliseconds: Int64
+    var queueName: String?
+    var output: String?
+    var error: String?
+    var serialization: String?
+    var outcomeOversized: Bool
+}

@@ -1,0 +1,84 @@
+import Foundation
+import Logging
+
+extension WorkflowEngine {
+    /// How many pending workflows one claim statement takes over.
+    static let recoveryBatchSize = 500
+
+    /// Resumes this executor's `PENDING` workflows from their last checkpoints.
+    ///
+    /// Workflows whose name is not registered here are logged and left alone. Each claim moves a workflow to a
+    /// new owner token, so of several processes recovering the same executor's work exactly one runs each
+    /// workflow. A workflow past ``DurableConfiguration/maxRecoveryAttempts`` becomes
+    /// `MAX_RECOVERY_ATTEMPTS_EXCEEDED` instead of running again. Database errors propagate (the caller retries
+    /// the whole pass); nothing is silently skipped.
+    ///
+    /// - Returns: the number of workflows resumed.
+    @discardableResult
+    func recoverPendingWorkflows() async throws -> Int {
+        let pending = try await database.pendingWorkflows(executorID: configuration.executorID, applicationVersion: configuration.applicationVersion)
+        var runnable: [SystemDatabase.PendingWorkflow] = []
+        for workflow in pending {
+            guard let name = workflow.name, registry[name] != nil else {
+                logger.warning("pending workflow has no registered code in this process; left alone", metadata: [
+                    "workflow": "\(workflow.id)", "workflowName": "\(workflow.name ?? "<none>")",
+                ])
+                continue
+            }
+            if activeRun(workflow.id) == nil { runnable.append(workflow) }
+        }
+        var resumed = 0
+        var start = 0
+        while start < runnable.count {
+            let batch = Array(runnable[start..<min(start + Self.recoveryBatchSize, runnable.count)])
+            start += batch.count
+            resumed += try await recover(batch)
+        }
+        if !pending.isEmpty {
+            logger.info("recovery pass done", metadata: ["pending": "\(pending.count)", "resumed": "\(resumed)"])
+        }
+        return resumed
+    }
+
+    private func recover(_ batch: [SystemDatabase.PendingWorkflow]) async throws -> Int {
+        let token = UUID().uuidString.lowercased()
+        let claimed = try await database.claimForRecovery(
+            batch, newToken: token, executorID: configuration.executorID, payloadLimit: configuration.maxPayloadBytes
+        )
+        var runnable: [SystemDatabase.ClaimedWorkflow] = []
+        for workflow in claimed {
+            // DBOS counts the first run as attempt 1, so `max` recoveries are allowed before the dead letter.
+            if workflow.recoveryAttempts > configuration.maxRecoveryAttempts + 1 {
+                try await database.deadLetter(id: workflow.id, token: token)
+                logger.error("workflow exceeded its recovery attempts and was moved to MAX_RECOVERY_ATTEMPTS_EXCEEDED", metadata: [
+                    "workflow": "\(workflow.id)", "attempts": "\(workflow.recoveryAttempts)",
+                ])
+                continue
+            }
+            runnable.append(workflow)
+        }
+        let steps = runnable.isEmpty ? [:] : try await database.loadSteps(workflowIDs: runnable.map(\.id), limit: configuration.maxPayloadBytes)
+        for workflow in runnable {
+            guard let name = workflow.name, let registration = registry[name] else { continue }
+            guard let input = workflow.input else {
+                let problem = workflow.inputBytes > configuration.maxPayloadBytes
+                    ? DurableError(.payloadTooLarge, "the recorded input is \(workflow.inputBytes) bytes, above DurableConfiguration.maxPayloadBytes", workflowID: workflow.id)
+                    : DurableError(.corruptedCheckpoint, "the workflow has no recorded input", workflowID: workflow.id)
+                await failWithoutRunning(workflow.id, token: token, problem)
+                continue
+            }
+            logger.info("resuming workflow", metadata: [
+                "workflow": "\(workflow.id)", "workflowName": "\(name)", "recordedSteps": "\(steps[workflow.id]?.count ?? 0)",
+            ])
+            launch(registration, id: workflow.id, input: input, token: token, recorded: steps[workflow.id] ?? [:])
+        }
+        return runnable.count
+    }
+
+    /// Records `ERROR` for a claimed workflow that cannot even start.
+    private func failWithoutRunning(_ id: String, token: String, _ problem: DurableError) async {
+        logger.error("workflow cannot be resumed", metadata: ["workflow": "\(id)", "error": "\(problem)"])
+        guard let encoded = try? PortableJSON.encode(PortableError(describing: problem), limit: configuration.maxPayloadBytes, what: "the error") else { return }
+        _ = try? await database.finishWorkflow(id: id, token: token, status: .error, output: nil, error: encoded)
+    }
+}

@@ -1,0 +1,196 @@
+import Foundation
+import Synchronization
+
+/// The handle a workflow body uses for durable operations. One per run; passed to ``Workflow/run(_:_:)``.
+///
+/// Steps are numbered in the order the workflow calls them, starting at 1 as DBOS Python does. That order is
+/// what makes a replay line up with the recorded checkpoints, so durable operations must be called from the
+/// workflow's own task, one after another. Calling one from a child task (`async let`, a task group) throws
+/// ``DurableError/Code/stepOutsideWorkflowTask`` instead of silently racing for a step number.
+public final class WorkflowContext: Sendable {
+    /// The ID of the running workflow.
+    public let workflowID: String
+    /// The durable name of the running workflow.
+    public let workflowName: String
+
+    let ownerToken: String
+    private let engine: WorkflowEngine
+    /// Checkpoints recorded by earlier runs, by step number; empty for a workflow's first run.
+    private let recorded: [Int: RecordedStep]
+    private let lastStepID = Atomic<Int>(0)
+    /// The task the workflow body runs in. Compared by identity only, never dereferenced.
+    private let workflowTask: Int?
+    /// An error that ends the workflow whatever the body does next (non-determinism, a corrupted checkpoint):
+    /// a body that catches it must not be able to turn it into a success.
+    private let fatalError = Mutex<DurableError?>(nil)
+
+    init(workflowID: String, workflowName: String, ownerToken: String, engine: WorkflowEngine, recorded: [Int: RecordedStep]) {
+        self.workflowID = workflowID
+        self.workflowName = workflowName
+        self.ownerToken = ownerToken
+        self.engine = engine
+        self.recorded = recorded
+        self.workflowTask = Self.currentTaskIdentity()
+    }
+
+    /// True while this run replays checkpoints recorded by an earlier run (before the last recorded step).
+    public var isReplaying: Bool {
+        let next = lastStepID.load(ordering: .relaxed) + 1
+        return recorded[next] != nil
+    }
+
+    /// Runs `body` once, durably, and returns its result.
+    ///
+    /// On the first run the body executes and its result (or error) is checkpointed in `operation_outputs`
+    /// before this returns. When the workflow is recovered after a crash, a step that already completed returns
+    /// its recorded result without running the body again. A step that throws records the error; the call
+    /// then throws ``DurableError/Code/stepFailed`` — on the first run and on every replay alike, so the workflow
+    /// takes the same path both times.
+    ///
+    /// - Parameters:
+    ///   - name: the step's durable name. On replay it must match the name recorded at this position.
+    ///   - body: the side effect. It may run more than once only if the process dies after it finishes and
+    ///     before its checkpoint commits, so make it idempotent where you can (for example with an idempotency key).
+    public func step<Output: Codable & Sendable>(
+        _ name: String,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: () async throws -> Output
+    ) async throws -> Output {
+        if StepScope.isInsideStep { return try await body() }
+        let stepID = try beginOperation(name)
+        if let checkpoint = recorded[stepID] {
+            return try replay(checkpoint, as: Output.self, stepID: stepID, name: name)
+        }
+        let startedAt = Self.nowMilliseconds()
+        let output: Output
+        do {
+            output = try await StepScope.$isInsideStep.withValue(true, operation: body, isolation: isolation)
+        } catch {
+            // Interrupted by shutdown: record nothing, so the step runs again when the workflow is recovered.
+            if Task.isCancelled { throw error }
+            let failure = PortableError(describing: error)
+            let encoded = try PortableJSON.encode(failure, limit: engine.configuration.maxPayloadBytes, what: "the error of step '\(name)'")
+            try await record(StepCheckpoint(
+                workflowID: workflowID, stepID: stepID, name: name, output: nil, error: encoded,
+                startedAtMilliseconds: startedAt, completedAtMilliseconds: Self.nowMilliseconds(), ownerToken: ownerToken
+            ))
+            throw stepFailure(failure, stepID: stepID, name: name)
+        }
+        let encoded = try PortableJSON.encode(output, limit: engine.configuration.maxPayloadBytes, what: "the result of step '\(name)'")
+        try await record(StepCheckpoint(
+            workflowID: workflowID, stepID: stepID, name: name, output: encoded, error: nil,
+            startedAtMilliseconds: startedAt, completedAtMilliseconds: Self.nowMilliseconds(), ownerToken: ownerToken
+        ))
+        return output
+    }
+
+    /// Runs a step that returns nothing. Its checkpoint records JSON `null`.
+    public func step(
+        _ name: String,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: () async throws -> Void
+    ) async throws {
+        let _: NoOutput = try await step(name, isolation: isolation) {
+            try await body()
+            return NoOutput()
+        }
+    }
+
+    // MARK: - Internals
+
+    /// The error that must end this workflow, if one occurred.
+    var fatal: DurableError? { fatalError.withLock { $0 } }
+
+    /// Checks the calling task and whether work may start, then takes the next step number.
+    private func beginOperation(_ name: String) throws -> Int {
+        if let fatal { throw fatal }
+        guard Self.currentTaskIdentity() == workflowTask else {
+            throw DurableError(
+                .stepOutsideWorkflowTask,
+                "step '\(name)' was called from a child task (async let or a task group); call durable operations from the workflow's own task, one after another, so that replays number them the same way",
+                workflowID: workflowID
+            )
+        }
+        // Shutdown cancels running workflows: start no new work; the workflow stays PENDING for recovery.
+        try Task.checkCancellation()
+        return lastStepID.add(1, ordering: .relaxed).newValue
+    }
+
+    private func replay<Output: Decodable>(_ checkpoint: RecordedStep, as type: Output.Type, stepID: Int, name: String) throws -> Output {
+        guard checkpoint.name == name else {
+            throw fail(DurableError(
+                .nonDeterministicWorkflow,
+                "step \(stepID) was recorded as '\(checkpoint.name)' but the code now calls '\(name)' at that position; the workflow code changed while this run was in flight. Run it with the code version that started it (DurableConfiguration.applicationVersion)",
+                workflowID: workflowID
+            ))
+        }
+        if checkpoint.oversized {
+            throw fail(DurableError(.payloadTooLarge, "the recorded result of step \(stepID) '\(name)' exceeds DurableConfiguration.maxPayloadBytes and was not loaded", workflowID: workflowID))
+        }
+        if let serialization = checkpoint.serialization, serialization != PortableJSON.formatName {
+            throw fail(DurableError(.corruptedCheckpoint, "step \(stepID) '\(name)' was recorded in the '\(serialization)' format, which this library cannot read", workflowID: workflowID))
+        }
+        do {
+            if let error = checkpoint.error {
+                let failure = try PortableJSON.decode(PortableError.self, from: error, what: "the recorded error of step \(stepID) '\(name)'")
+                throw stepFailure(failure, stepID: stepID, name: name)
+            }
+            guard let output = checkpoint.output else {
+                throw DurableError(.corruptedCheckpoint, "step \(stepID) '\(name)' has neither a recorded result nor an error", workflowID: workflowID)
+            }
+            return try PortableJSON.decode(Output.self, from: output, what: "the recorded result of step \(stepID) '\(name)'")
+        } catch let error as DurableError where error.code == .corruptedCheckpoint {
+            var located = error
+            located.workflowID = workflowID
+            throw fail(located)
+        }
+    }
+
+    private func record(_ checkpoint: StepCheckpoint) async throws {
+        let outcome = try await engine.checkpoints.write(checkpoint)
+        if outcome.recorded, outcome.stillOwner { return }
+        if outcome.workflowStatus == WorkflowState.cancelled.rawValue {
+            throw DurableError(.workflowCancelled, "the workflow was cancelled", workflowID: workflowID)
+        }
+        // Another run owns the workflow now, or already recorded this step: stop without writing anything more.
+        throw RunInterrupted(reason: outcome.stillOwner ? "another run already recorded step \(checkpoint.stepID)" : "the workflow is no longer owned by this run")
+    }
+
+    private func stepFailure(_ failure: PortableError, stepID: Int, name: String) -> DurableError {
+        DurableError(.stepFailed, "step \(stepID) '\(name)' failed: \(failure.name): \(failure.message)", workflowID: workflowID, errorName: failure.name)
+    }
+
+    private func fail(_ error: DurableError) -> DurableError {
+        fatalError.withLock { if $0 == nil { $0 = error } }
+        return error
+    }
+
+    private static func currentTaskIdentity() -> Int? {
+        withUnsafeCurrentTask { task in task?.hashValue }
+    }
+
+    static func nowMilliseconds() -> Int64 {
+        Int64((Date().timeIntervalSince1970 * 1000).rounded())
+    }
+}
+
+/// Marks code running inside a step body: durable operations called there are plain calls, as in DBOS.
+enum StepScope {
+    @TaskLocal static var isInsideStep = false
+}
+
+/// The stored form of a step that returns nothing: JSON `null`.
+struct NoOutput: Codable, Sendable {
+    init() {}
+    init(from decoder: any Decoder) throws {}
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encodeNil()
+    }
+}
+
+/// Thrown inside a run that has lost ownership of its workflow (another process took it over or already
+/// recorded its step). The run stops quietly and writes nothing more; the owner finishes the workflow.
+struct RunInterrupted: Error {
+    var reason: String
+}

@@ -1,0 +1,22 @@
+import LibPQ
+
+extension DurableError {
+    /// Translates a libpq-layer error into the public error type, keeping its SQLSTATE. Its message is already
+    /// free of passwords.
+    init(_ error: PostgresError, context: String, workflowID: String? = nil) {
+        let code: Code
+        switch error.kind {
+        case .connectionFailed, .connectionLost: code = .connectionFailed
+        case .poolTimeout: code = .poolExhausted
+        case .closed: code = .notRunning
+        case .statementFailed: code = error.isConnectionProblem ? .connectionFailed : .databaseError
+        }
+        self.init(code, "\(context): \(error)", workflowID: workflowID, sqlState: error.sqlState)
+    }
+
+    /// Wraps any error met while talking to the database.
+    static func wrapping(_ error: any Error, context: String, workflowID: String? = nil) -> any Error {
+        if let error = error as? PostgresError { return DurableError(error, context: context, workflowID: workflowID) }
+        return error
+    }
+}

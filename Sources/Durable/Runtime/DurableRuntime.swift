@@ -1,0 +1,232 @@
+import Foundation
+import LibPQ
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// The durable-execution runtime: register workflows, launch, start them, and it keeps them alive across crashes.
+///
+/// ```swift
+/// let durable = DurableRuntime(configuration: .init(databaseURL: url), logger: logger)
+/// durable.register(BookTrip(airline: airline))
+/// // Beside an HTTP server: ServiceGroup(services: [durable, app], ...) — or: try await durable.run()
+/// let handle = try await durable.start(BookTrip.self, trip, id: "trip-\(trip.id)")
+/// let itinerary = try await handle.result()
+/// ```
+///
+/// Launching (``launch()``, or ``run()``, or the first ``start(_:_:id:)``) opens the connection pool, creates
+/// the system schema if needed, and resumes this executor's `PENDING` workflows from their last checkpoints.
+/// As a swift-service-lifecycle `Service`, it stops taking work on graceful shutdown; unfinished workflows stay
+/// `PENDING` and are resumed by the next start.
+public final class DurableRuntime: Service, Sendable {
+    /// The configuration it was created with.
+    public let configuration: DurableConfiguration
+    private let logger: Logger
+    private let registry = WorkflowRegistry()
+
+    private enum Phase {
+        case idle
+        case launching(Task<WorkflowEngine, any Error>)
+        case running(WorkflowEngine)
+        case stopped
+    }
+
+    private struct State {
+        var phase = Phase.idle
+        var pool: ConnectionPool?
+        var stopWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state = Mutex(State())
+
+    /// Creates a runtime. Nothing connects until launch.
+    /// - Parameters:
+    ///   - configuration: the database and the runtime's settings.
+    ///   - logger: where the runtime logs; the library never prints.
+    public init(configuration: DurableConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Registers a workflow under its durable name. Register every workflow before launch, so recovery finds
+    /// their code. A mistake (an empty or duplicate name) makes ``launch()`` throw.
+    public func register<W: Workflow>(_ workflow: W) {
+        registry.register(workflow)
+    }
+
+    // MARK: - Lifecycle
+
+    /// Connects, prepares the schema and resumes pending workflows. Safe to call more than once; later calls
+    /// wait for the first.
+    public func launch() async throws {
+        _ = try await launchedEngine()
+    }
+
+    /// Runs the runtime as a `Service`: launches, then waits until graceful shutdown (or cancellation, or
+    /// ``shutdown()``), then stops taking work and interrupts running workflows, which stay `PENDING`.
+    public func run() async throws {
+        try await launch()
+        await withGracefulShutdownHandler {
+            await withTaskCancellationHandler {
+                await waitUntilStopped()
+            } onCancel: {
+                Task { await self.shutdown() }
+            }
+        } onGracefulShutdown: {
+            Task { await self.shutdown() }
+        }
+    }
+
+    /// Stops taking work, interrupts running workflows (they stay `PENDING` for the next start) and closes the
+    /// connection pool. Safe to call more than once.
+    public func shutdown() async {
+        let (previous, pool) = state.withLock { state -> (Phase, ConnectionPool?) in
+            let previous = state.phase
+            state.phase = .stopped
+            return (previous, state.pool)
+        }
+        switch previous {
+        case .running(let engine):
+            await engine.shutdown()
+        case .launching(let task):
+            task.cancel()
+            if let engine = try? await task.value { await engine.shutdown() }
+        case .idle, .stopped:
+            break
+        }
+        await pool?.close()
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            defer { state.stopWaiters = [] }
+            return state.stopWaiters
+        }
+        waiters.forEach { $0.resume() }
+        if case .running = previous { logger.info("durable runtime stopped") }
+    }
+
+    // MARK: - Workflows
+
+    /// Starts a workflow, or returns the run that already holds `id`.
+    ///
+    /// The same ID started again — from this process or another, before or after it finished — returns a
+    /// handle to the same run, and its body runs once. The same ID under a different workflow name throws
+    /// ``DurableError/Code/conflictingWorkflowID``.
+    ///
+    /// - Parameters:
+    ///   - workflow: the registered workflow type.
+    ///   - input: the workflow's input, recorded as portable JSON.
+    ///   - id: the workflow ID and idempotency key; a random UUID when omitted.
+    public func start<W: Workflow>(_ workflow: W.Type, _ input: W.Input, id: String? = nil) async throws -> WorkflowHandle<W.Output> {
+        let id = id ?? UUID().uuidString.lowercased()
+        try Self.validateWorkflowID(id)
+        let engine = try await launchedEngine()
+        let encoded = try PortableJSON.encodeInput(input, limit: configuration.maxPayloadBytes)
+        try await engine.start(name: W.name, input: encoded, id: id)
+        return WorkflowHandle(id: id, runtime: self)
+    }
+
+    /// A handle to an existing workflow, by ID, from any process.
+    public func handle<Output: Codable & Sendable>(for id: String, resultType: Output.Type = Output.self) -> WorkflowHandle<Output> {
+        WorkflowHandle(id: id, runtime: self)
+    }
+
+    /// The status of a workflow, or nil when no workflow has this ID.
+    public func status(of id: String) async throws -> WorkflowStatus? {
+        let engine = try await launchedEngine()
+        return try await engine.database.workflowRow(id: id, payloadLimit: 0).map(WorkflowStatus.init)
+    }
+
+    // MARK: - Internals
+
+    func launchedEngine() async throws -> WorkflowEngine {
+        enum Next { case ready(WorkflowEngine), wait(Task<WorkflowEngine, any Error>), stopped }
+        let next: Next = state.withLock { state in
+            switch state.phase {
+            case .running(let engine): return .ready(engine)
+            case .launching(let task): return .wait(task)
+            case .stopped: return .stopped
+            case .idle:
+                let task = Task { try await self.bringUp() }
+                state.phase = .launching(task)
+                return .wait(task)
+            }
+        }
+        switch next {
+        case .ready(let engine): return engine
+        case .stopped: throw DurableError(.notRunning, "the durable runtime has been shut down")
+        case .wait(let task):
+            do {
+                return try await task.value
+            } catch {
+                // Let a later call try again (for example once the database is reachable).
+                state.withLock { state in
+                    if case .launching = state.phase { state.phase = .idle }
+                }
+                throw error
+            }
+        }
+    }
+
+    private func bringUp() async throws -> WorkflowEngine {
+        try configuration.validate()
+        try registry.validate()
+        let pool = ConnectionPool(
+            configuration: PostgresConfiguration(
+                connectionString: ConnectionString(configuration.databaseURL),
+                connectTimeoutSeconds: Int(configuration.connectTimeout.components.seconds),
+                applicationName: "durable:\(configuration.executorID)",
+                usePreparedStatements: configuration.usePreparedStatements
+            ),
+            maxConnections: configuration.maxConnections,
+            acquireTimeout: configuration.connectionAcquireTimeout,
+            logger: logger
+        )
+        do {
+            logger.info("durable runtime launching", metadata: [
+                "database": "\(ConnectionString(configuration.databaseURL).redacted)",
+                "schema": "\(configuration.schema)",
+                "executor": "\(configuration.executorID)",
+                "applicationVersion": "\(configuration.applicationVersion)",
+            ])
+            let retry = DatabaseRetry(timeout: configuration.reconnectTimeout, logger: logger)
+            try await retry.run("prepare the system schema") {
+                try await SchemaMigrator(pool: pool, schema: configuration.schema, logger: logger).run(autoMigrate: configuration.autoMigrate)
+            }
+            let database = SystemDatabase(pool: pool, schema: configuration.schema, retry: retry)
+            try await database.registerApplicationVersion(configuration.applicationVersion)
+            let engine = WorkflowEngine(configuration: configuration, database: database, registry: registry, logger: logger)
+            try await engine.recoverPendingWorkflows()
+            let stillWanted = state.withLock { state -> Bool in
+                guard case .launching = state.phase else { return false }
+                state.phase = .running(engine)
+                state.pool = pool
+                return true
+            }
+            guard stillWanted else {
+                await engine.shutdown()
+                await pool.close()
+                throw DurableError(.notRunning, "the durable runtime was shut down while launching")
+            }
+            logger.info("durable runtime running")
+            return engine
+        } catch {
+            await pool.close()
+            throw error
+        }
+    }
+
+    private func waitUntilStopped() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let alreadyStopped = state.withLock { state -> Bool in
+                if case .stopped = state.phase { return true }
+                state.stopWaiters.append(continuation)
+                return false
+            }
+            if alreadyStopped { continuation.resume() }
+        }
+    }
+
+    static func validateWorkflowID(_ id: String) throws {
+        if id.isEmpty { throw DurableError(.invalidArgument, "workflow ID is empty") }
+        if id.contains("\0") { throw DurableError(.invalidArgument, "workflow ID contains a NUL byte, which PostgreSQL text cannot hold") }
+    }
+}

@@ -1,0 +1,78 @@
+/// A reference to one workflow run, by ID. Works in the process that started the workflow and in any other.
+public struct WorkflowHandle<Output: Codable & Sendable>: Sendable {
+    /// The workflow ID.
+    public let id: String
+    let runtime: DurableRuntime
+
+    /// The workflow's current status row.
+    /// - Throws: ``DurableError/Code/workflowNotFound`` if no workflow has this ID.
+    public func status() async throws -> WorkflowStatus {
+        guard let status = try await runtime.status(of: id) else {
+            throw DurableError(.workflowNotFound, "no workflow with this ID exists", workflowID: id)
+        }
+        return status
+    }
+
+    /// Waits for the workflow to finish and returns its result.
+    ///
+    /// A run active in this process is awaited directly; otherwise the database is polled, starting at
+    /// `minimumPollingInterval` and backing off to `maximumPollingInterval`.
+    ///
+    /// - Throws: ``DurableError/Code/workflowFailed`` (with ``DurableError/errorName``) if the workflow threw,
+    ///   ``DurableError/Code/workflowCancelled``, ``DurableError/Code/maxRecoveryAttemptsExceeded``, or
+    ///   ``DurableError/Code/workflowNotFound`` if no workflow has this ID.
+    public func result(
+        minimumPollingInterval: Duration = .milliseconds(5),
+        maximumPollingInterval: Duration = .seconds(1)
+    ) async throws -> Output {
+        let engine = try await runtime.launchedEngine()
+        if let run = engine.activeRun(id) {
+            switch await run.value {
+            case .succeeded(let output): return try decode(output)
+            case .failed(let failure): throw workflowFailure(failure)
+            case .interrupted: break  // finished elsewhere, or stopped here: read the database
+            }
+        }
+        var interval = minimumPollingInterval
+        while true {
+            guard let row = try await engine.database.workflowRow(id: id, payloadLimit: engine.configuration.maxPayloadBytes) else {
+                throw DurableError(.workflowNotFound, "no workflow with this ID exists", workflowID: id)
+            }
+            if row.outcomeOversized {
+                throw DurableError(.payloadTooLarge, "the recorded outcome exceeds DurableConfiguration.maxPayloadBytes and was not loaded", workflowID: id)
+            }
+            switch WorkflowState(rawValue: row.status) {
+            case .success?:
+                guard let output = row.output else {
+                    throw DurableError(.corruptedCheckpoint, "the workflow succeeded but has no recorded output", workflowID: id)
+                }
+                return try decode(output)
+            case .error?:
+                guard let error = row.error else {
+                    throw DurableError(.corruptedCheckpoint, "the workflow failed but has no recorded error", workflowID: id)
+                }
+                throw workflowFailure(try PortableJSON.decode(PortableError.self, from: error, what: "the workflow's recorded error"))
+            case .cancelled?:
+                throw DurableError(.workflowCancelled, "the workflow was cancelled", workflowID: id)
+            case .maxRecoveryAttemptsExceeded?:
+                throw DurableError(.maxRecoveryAttemptsExceeded, "the workflow was recovered too many times and was set aside (MAX_RECOVERY_ATTEMPTS_EXCEEDED)", workflowID: id)
+            case .pending?, .enqueued?, .delayed?, nil:
+                try await Task.sleep(for: interval)
+                interval = min(interval * 2, maximumPollingInterval)
+            }
+        }
+    }
+
+    private func decode(_ output: String) throws -> Output {
+        do {
+            return try PortableJSON.decode(Output.self, from: output, what: "the workflow's result")
+        } catch var error as DurableError {
+            error.workflowID = id
+            throw error
+        }
+    }
+
+    private func workflowFailure(_ failure: PortableError) -> DurableError {
+        DurableError(.workflowFailed, "the workflow failed: \(failure.name): \(failure.message)", workflowID: id, errorName: failure.name)
+    }
+}

@@ -1,0 +1,259 @@
+import CLibPQ
+import Foundation
+import Synchronization
+
+/// One libpq connection, running on its own thread.
+///
+/// The actor's executor is a dedicated thread (``ThreadExecutor``), so blocking libpq calls never occupy
+/// Swift's cooperative pool. A connection is used by one caller at a time (the pool leases it out), but the actor
+/// keeps it safe even if that rule were broken.
+///
+/// When the server drops an idle connection (restart, `pg_terminate_backend`), the next statement notices before
+/// sending and reconnects; a connection that breaks mid-statement reports ``PostgresError/Kind/connectionLost``
+/// and ``isBroken`` becomes true, so the pool discards it.
+public actor PostgresConnection {
+    private let executor: ThreadExecutor
+    private let configuration: PostgresConfiguration
+    private var handle: OpaquePointer?
+    private var preparedStatements: [String: String] = [:]
+
+    /// True once the connection has failed in a way that makes it unusable; the pool then replaces it.
+    public private(set) var isBroken = false
+
+    /// Whether the pool may hand this connection to the next caller: not broken and not left inside a
+    /// transaction block. Kept in an atomic so the pool can read it without a hop to the connection's thread.
+    private let reusable = Atomic<Bool>(true)
+
+    /// The actor runs on its own thread.
+    public nonisolated var unownedExecutor: UnownedSerialExecutor {
+        executor.asUnownedSerialExecutor()
+    }
+
+    private init(configuration: PostgresConfiguration, executor: ThreadExecutor) {
+        self.configuration = configuration
+        self.executor = executor
+    }
+
+    /// Opens a connection, waiting at most the configuration's connect timeout.
+    public static func connect(_ configuration: PostgresConfiguration) async throws -> PostgresConnection {
+        let connection = PostgresConnection(configuration: configuration, executor: ThreadExecutor(name: "durable-pg"))
+        do {
+            try await connection.open()
+        } catch {
+            await connection.close()
+            throw error
+        }
+        return connection
+    }
+
+    // Runs on the connection thread, where the handle lives.
+    isolated deinit {
+        if let handle { PQfinish(handle) }
+        executor.stop()
+    }
+
+    private func open() throws {
+        let parameters = configuration.libpqParameters
+        let keywordStorage = parameters.map { strdup($0.0) }
+        let valueStorage = parameters.map { strdup($0.1) }
+        defer {
+            keywordStorage.forEach { free($0) }
+            valueStorage.forEach { free($0) }
+        }
+        var keywords: [UnsafePointer<CChar>?] = keywordStorage.map { UnsafePointer($0) } + [nil]
+        var values: [UnsafePointer<CChar>?] = valueStorage.map { UnsafePointer($0) } + [nil]
+        let connection = keywords.withUnsafeMutableBufferPointer { keywordBuffer in
+            values.withUnsafeMutableBufferPointer { valueBuffer in
+                PQconnectdbParams(keywordBuffer.baseAddress, valueBuffer.baseAddress, 1)
+            }
+        }
+        guard let connection else {
+            throw PostgresError(kind: .connectionFailed, message: "libpq could not allocate a connection")
+        }
+        guard PQstatus(connection) == CONNECTION_OK else {
+            let message = configuration.connectionString.redact(Self.errorMessage(of: connection))
+            PQfinish(connection)
+            throw PostgresError(
+                kind: .connectionFailed,
+                message: "could not connect to \(configuration.connectionString.redacted): \(message)"
+            )
+        }
+        handle = connection
+    }
+
+    /// Closes the connection and lets its thread end. Safe to call twice.
+    public func close() {
+        if let handle {
+            PQfinish(handle)
+            self.handle = nil
+        }
+        markBroken()
+        executor.stop()
+    }
+
+    /// Runs one statement with bound parameters and returns its rows.
+    ///
+    /// - Parameters:
+    ///   - sql: one SQL statement using `$1`, `$2`, … for values.
+    ///   - parameters: the values, sent separately from the SQL text.
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [any PostgresParameter] = []) throws -> QueryResult {
+        let connection = try usableHandle()
+        let texts = parameters.map(\.postgresText)
+        let result: OpaquePointer?
+        if configuration.usePreparedStatements {
+            let name = try preparedName(for: sql, parameterCount: texts.count, on: connection)
+            result = Self.withCStrings(texts) { pointers in
+                PQexecPrepared(connection, name, Int32(pointers.count), pointers.baseAddress, nil, nil, 0)
+            }
+        } else {
+            result = Self.withCStrings(texts) { pointers in
+                PQexecParams(connection, sql, Int32(pointers.count), nil, pointers.baseAddress, nil, nil, 0)
+            }
+        }
+        return try consume(result, on: connection)
+    }
+
+    /// Runs a script of one or more statements without parameters (schema migrations, `BEGIN`, `COMMIT`).
+    /// Never pass user data here: use ``query(_:_:)`` and parameters for values.
+    public func execute(_ script: String) throws {
+        let connection = try usableHandle()
+        let result = PQexec(connection, script)
+        _ = try consume(result, on: connection)
+    }
+
+    /// True when the connection is healthy and idle outside any transaction, so another caller may use it.
+    public nonisolated var isReusable: Bool { reusable.load(ordering: .acquiring) }
+
+    /// True when the server session sits in an open or failed transaction block.
+    public var inTransaction: Bool {
+        guard let handle else { return false }
+        let status = PQtransactionStatus(handle)
+        return status == PQTRANS_INTRANS || status == PQTRANS_INERROR
+    }
+
+    // MARK: - Internals
+
+    /// The live handle, reconnecting first if the server dropped this connection while it sat idle. Reconnecting
+    /// is only safe outside a transaction block, and that is the only place an idle drop can be noticed.
+    private func usableHandle() throws -> OpaquePointer {
+        guard let handle, !isBroken else {
+            throw PostgresError(kind: .closed, message: "the connection is closed")
+        }
+        // A terminated backend leaves an error and EOF on the socket; reading it now flips the status to bad.
+        if PQconsumeInput(handle) == 0 || PQstatus(handle) != CONNECTION_OK {
+            guard PQtransactionStatus(handle) != PQTRANS_INTRANS else {
+                markBroken()
+                throw PostgresError(kind: .connectionLost, message: "the connection to the server was lost inside a transaction")
+            }
+            PQreset(handle)
+            preparedStatements.removeAll()
+            guard PQstatus(handle) == CONNECTION_OK else {
+                let message = configuration.connectionString.redact(Self.errorMessage(of: handle))
+                markBroken()
+                throw PostgresError(kind: .connectionLost, message: "the connection was lost and could not be re-established: \(message)")
+            }
+        }
+        return handle
+    }
+
+    private func preparedName(for sql: String, parameterCount: Int, on connection: OpaquePointer) throws -> String {
+        if let name = preparedStatements[sql] { return name }
+        let name = "durable_\(preparedStatements.count + 1)"
+        let result = PQprepare(connection, name, sql, Int32(parameterCount), nil)
+        _ = try consume(result, on: connection)
+        preparedStatements[sql] = name
+        return name
+    }
+
+    private func consume(_ result: OpaquePointer?, on connection: OpaquePointer) throws -> QueryResult {
+        defer { noteTransactionState(connection) }
+        guard let result else {
+            let message = configuration.connectionString.redact(Self.errorMessage(of: connection))
+            markBrokenIfDisconnected(connection)
+            throw PostgresError(kind: isBroken ? .connectionLost : .statementFailed, message: message)
+        }
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
+            return Self.decode(result)
+        default:
+            let error = Self.error(from: result, connection: connection, redactingWith: configuration.connectionString)
+            markBrokenIfDisconnected(connection)
+            if isBroken, error.sqlState == nil {
+                throw PostgresError(kind: .connectionLost, message: error.message)
+            }
+            throw error
+        }
+    }
+
+    private func markBrokenIfDisconnected(_ connection: OpaquePointer) {
+        if PQstatus(connection) != CONNECTION_OK { markBroken() }
+    }
+
+    private func markBroken() {
+        isBroken = true
+        reusable.store(false, ordering: .releasing)
+    }
+
+    /// Records after each statement whether the session is idle again (outside a transaction block).
+    private func noteTransactionState(_ connection: OpaquePointer) {
+        reusable.store(!isBroken && PQtransactionStatus(connection) == PQTRANS_IDLE, ordering: .releasing)
+    }
+
+    private static func decode(_ result: OpaquePointer) -> QueryResult {
+        let columnCount = Int(PQnfields(result))
+        let rowCount = Int(PQntuples(result))
+        var columns: [String] = []
+        columns.reserveCapacity(columnCount)
+        for column in 0..<columnCount {
+            columns.append(String(cString: PQfname(result, Int32(column))))
+        }
+        var rows: [QueryResult.Row] = []
+        rows.reserveCapacity(rowCount)
+        for row in 0..<rowCount {
+            var values: [String?] = []
+            values.reserveCapacity(columnCount)
+            for column in 0..<columnCount {
+                if PQgetisnull(result, Int32(row), Int32(column)) == 1 {
+                    values.append(nil)
+                } else {
+                    let length = Int(PQgetlength(result, Int32(row), Int32(column)))
+                    let bytes = UnsafeRawPointer(PQgetvalue(result, Int32(row), Int32(column)))!
+                    values.append(String(decoding: UnsafeRawBufferPointer(start: bytes, count: length), as: UTF8.self))
+                }
+            }
+            rows.append(QueryResult.Row(values: values))
+        }
+        let affected = Int(String(cString: PQcmdTuples(result))) ?? 0
+        return QueryResult(columns: columns, rows: rows, affectedRows: affected)
+    }
+
+    private static func error(from result: OpaquePointer, connection: OpaquePointer, redactingWith secret: ConnectionString) -> PostgresError {
+        func field(_ code: Int32) -> String? {
+            guard let value = PQresultErrorField(result, code) else { return nil }
+            return String(cString: value)
+        }
+        let primary = field(Int32(UInt8(ascii: "M"))) ?? errorMessage(of: connection)
+        return PostgresError(
+            kind: .statementFailed,
+            sqlState: field(Int32(UInt8(ascii: "C"))),  // PG_DIAG_SQLSTATE
+            message: secret.redact(primary),
+            detail: field(Int32(UInt8(ascii: "D"))).map(secret.redact),
+            hint: field(Int32(UInt8(ascii: "H"))).map(secret.redact)
+        )
+    }
+
+    private static func errorMessage(of connection: OpaquePointer) -> String {
+        guard let text = PQerrorMessage(connection) else { return "unknown libpq error" }
+        return String(cString: text).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Calls `body` with C strings for `values` (`NULL` pointers for `nil`), valid only during the call.
+    private static func withCStrings<R>(_ values: [String?], _ body: (UnsafeBufferPointer<UnsafePointer<CChar>?>) -> R) -> R {
+        let storage: [UnsafeMutablePointer<CChar>?] = values.map { $0.map { strdup($0) } ?? nil }
+        defer { storage.forEach { free($0) } }
+        let pointers = storage.map { $0.map { UnsafePointer($0) } }
+        return pointers.withUnsafeBufferPointer(body)
+    }
+}
