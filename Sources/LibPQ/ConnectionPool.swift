@@ -47,6 +47,7 @@ public final class ConnectionPool: Sendable {
     }
 
     /// Leases a connection for the duration of `body`, then returns it (or discards it if it broke).
+    @discardableResult
     public func withConnection<Result>(
         isolation: isolated (any Actor)? = #isolation,
         _ body: (PostgresConnection) async throws -> sending Result
@@ -63,6 +64,7 @@ public final class ConnectionPool: Sendable {
     }
 
     /// Runs `body` inside `BEGIN` … `COMMIT` on one leased connection, rolling back if it throws.
+    @discardableResult
     public func withTransaction<Result>(
         isolation: isolated (any Actor)? = #isolation,
         _ body: (PostgresConnection) async throws -> sending Result
