@@ -1,1 +1,93 @@
-// placeholder
+// Benchmarks for Durable, printed as one markdown table. Every row is measured in the same run on the same
+// server, interleaved round by round so that drift of the shared disk affects all rows alike.
+//
+// usage: durable-bench [--rounds N]   (DATABASE_URL, else a throwaway local Postgres)
+import Durable
+import EmbeddedPostgres
+import Foundation
+import LibPQ
+import Logging
+
+var rounds = 5
+var arguments = CommandLine.arguments.dropFirst().makeIterator()
+while let argument = arguments.next() {
+    switch argument {
+    case "--rounds": rounds = Int(arguments.next() ?? "") ?? rounds
+    default:
+        FileHandle.standardError.write(Data("usage: durable-bench [--rounds N]\n".utf8))
+        exit(2)
+    }
+}
+
+func note(_ text: String) { FileHandle.standardError.write(Data((text + "\n").utf8)) }
+
+var embedded: EmbeddedPostgres?
+let url: String
+if let external = ProcessInfo.processInfo.environment["DATABASE_URL"], !external.isEmpty {
+    url = external
+} else {
+    note("starting a throwaway Postgres (set DATABASE_URL to use another server)…")
+    let server = try await EmbeddedPostgres.start()
+    embedded = server
+    url = server.url
+}
+
+var logger = Logger(label: "durable-bench")
+logger.logLevel = .warning
+let schema = "durable_bench"
+let table = SQLIdentifier.quote(schema) + ".raw_commits"
+let raw = try await PostgresConnection.connect(PostgresConfiguration(connectionString: ConnectionString(url)))
+try await raw.execute("CREATE SCHEMA IF NOT EXISTS \(SQLIdentifier.quote(schema)); CREATE TABLE IF NOT EXISTS \(table) (id bigserial PRIMARY KEY, v text)")
+
+let runtime = DurableRuntime(
+    configuration: DurableConfiguration(databaseURL: url, schema: schema, executorID: "bench-\(ProcessInfo.processInfo.processIdentifier)"),
+    logger: logger
+)
+runtime.register(NoOpWorkflow())
+try await runtime.launch()
+
+let workloads = [
+    Workload(name: "raw insert commit (floor)", perRound: 400, operation: rawInsertCommit(raw, table: table)),
+    Workload(name: "workflow, 0 steps", perRound: 100, operation: sequentialWorkflow(runtime, steps: 0)),
+    Workload(name: "workflow, 1 step", perRound: 100, operation: sequentialWorkflow(runtime, steps: 1)),
+    Workload(name: "workflow, 10 steps", perRound: 50, operation: sequentialWorkflow(runtime, steps: 10)),
+]
+
+// Warm up: connections, prepared statements, caches.
+for workload in workloads {
+    for _ in 0..<20 { _ = try await workload.operation() }
+}
+
+var samples = Array(repeating: [Double](), count: workloads.count)
+var roundMedians = Array(repeating: [Double](), count: workloads.count)
+for round in 1...rounds {
+    note("round \(round)/\(rounds)")
+    for (index, workload) in workloads.enumerated() {
+        var these: [Double] = []
+        for _ in 0..<workload.perRound { these.append(try await workload.operation().milliseconds) }
+        samples[index] += these
+        roundMedians[index].append(LatencySummary(these).p50)
+    }
+}
+
+let summaries = samples.map(LatencySummary.init)
+let floor = summaries[0]
+func format(_ value: Double) -> String { String(format: "%.3f", value) }
+
+print("| workload | samples | mean ms | p50 ms | p99 ms | p50 per round (min–max) | p50 vs raw commit |")
+print("|---|---:|---:|---:|---:|---|---:|")
+for (index, workload) in workloads.enumerated() {
+    let summary = summaries[index]
+    let spread = "\(format(roundMedians[index].min() ?? 0))–\(format(roundMedians[index].max() ?? 0))"
+    let ratio = String(format: "%.2f×", summary.p50 / floor.p50)
+    print("| \(workload.name) | \(summary.count) | \(format(summary.mean)) | \(format(summary.p50)) | \(format(summary.p99)) | \(spread) | \(ratio) |")
+}
+let tenSteps = summaries[3]
+print("")
+print(String(format: "10-step workflow vs 11 raw insert commits: %.2f× by p50, %.2f× by mean (target ≤ 1.30×)",
+             tenSteps.p50 / (11 * floor.p50), tenSteps.mean / (11 * floor.mean)))
+print("rounds: \(rounds), interleaved; server: \(embedded == nil ? "DATABASE_URL" : "throwaway local PostgreSQL, fsync on")")
+
+await runtime.shutdown()
+await raw.close()
+await embedded?.stop()

@@ -78,6 +78,8 @@ public actor PostgresConnection {
                 message: "could not connect to \(configuration.connectionString.redacted): \(message)"
             )
         }
+        // libpq prints server notices (NOTICE, WARNING) to stderr by default; a library must not print.
+        PQsetNoticeProcessor(connection, { _, _ in }, nil)
         handle = connection
     }
 
