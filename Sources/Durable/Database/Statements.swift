@@ -7,8 +7,10 @@ struct Statements: Sendable {
     static let nowMilliseconds = "(EXTRACT(epoch FROM now()) * 1000.0)::bigint"
 
     let startWorkflow: String
+    let existingWorkflow: String
     let finishWorkflow: String
     let recordStep: String
+    let recordedStep: String
     let loadSteps: String
     let loadStepsOfMany: String
     let pendingWorkflows: String
@@ -21,20 +23,27 @@ struct Statements: Sendable {
         let now = Self.nowMilliseconds
 
         // $1 id, $2 name, $3 executor, $4 version, $5 token (creator and owner), $6 input
+        // DO NOTHING keeps the common case a plain insert; a conflict returns no row and the caller then reads
+        // the existing row with `existingWorkflow`.
         startWorkflow = """
             WITH started AS (
                 INSERT INTO \(s).workflow_status
                     (workflow_uuid, status, name, executor_id, application_version, recovery_attempts,
                      serialization, creator_xid, owner_xid, priority)
                 VALUES ($1, 'PENDING', $2, $3, $4, 1, 'portable_json', $5, $5, 0)
-                ON CONFLICT (workflow_uuid) DO UPDATE SET creator_xid = \(s).workflow_status.creator_xid
-                RETURNING status, name, creator_xid
+                ON CONFLICT (workflow_uuid) DO NOTHING
+                RETURNING workflow_uuid
             ), stored_input AS (
                 INSERT INTO \(s).workflow_input (workflow_uuid, inputs)
-                SELECT $1::text, $6::text FROM started WHERE started.creator_xid = $5
+                SELECT workflow_uuid, $6::text FROM started
                 ON CONFLICT (workflow_uuid) DO NOTHING
             )
-            SELECT status, name, creator_xid IS NOT DISTINCT FROM $5 FROM started
+            SELECT count(*) FROM started
+            """
+
+        // $1 id
+        existingWorkflow = """
+            SELECT status, name, creator_xid FROM \(s).workflow_status WHERE workflow_uuid = $1
             """
 
         // $1 id, $2 final status, $3 owner token, $4 output, $5 error
@@ -53,20 +62,26 @@ struct Statements: Sendable {
             """
 
         // $1 id, $2 step, $3 name, $4 output, $5 error, $6 started, $7 completed, $8 owner token
+        // The common case is one plain insert plus a primary-key read of the workflow's status and owner, both
+        // from the statement's snapshot. A conflict (rare: a lost reply, or another run at the same position)
+        // inserts nothing; the caller then reads the recorded row with `recordedStep`.
         recordStep = """
-            WITH owner AS (
-                SELECT status, owner_xid FROM \(s).workflow_status WHERE workflow_uuid = $1 FOR NO KEY UPDATE
-            ), written AS (
+            WITH written AS (
                 INSERT INTO \(s).operation_outputs
                     (workflow_uuid, function_id, function_name, output, error, serialization,
                      started_at_epoch_ms, completed_at_epoch_ms)
-                SELECT $1::text, $2::int4, $3::text, $4::text, $5::text, 'portable_json', $6::bigint, $7::bigint FROM owner WHERE owner.owner_xid = $8
-                ON CONFLICT (workflow_uuid, function_id)
-                    DO UPDATE SET completed_at_epoch_ms = \(s).operation_outputs.completed_at_epoch_ms
-                RETURNING completed_at_epoch_ms
+                VALUES ($1, $2, $3, $4, $5, 'portable_json', $6, $7)
+                ON CONFLICT (workflow_uuid, function_id) DO NOTHING
+                RETURNING 1
             )
-            SELECT owner.status, owner.owner_xid IS NOT DISTINCT FROM $8, (SELECT completed_at_epoch_ms FROM written)
-            FROM owner
+            SELECT ws.status, ws.owner_xid IS NOT DISTINCT FROM $8, (SELECT count(*) FROM written)
+            FROM \(s).workflow_status ws WHERE ws.workflow_uuid = $1
+            """
+
+        // $1 id, $2 step
+        recordedStep = """
+            SELECT function_name, output, error, completed_at_epoch_ms, serialization
+            FROM \(s).operation_outputs WHERE workflow_uuid = $1 AND function_id = $2
             """
 
         // $1 id, $2 payload limit in bytes

@@ -29,7 +29,7 @@ final class SystemDatabase: Sendable {
 
     // MARK: - Starting and finishing
 
-    /// What the start upsert found.
+    /// What starting a workflow found.
     struct StartOutcome: Sendable {
         /// True when this call created the row (its token is the creator), so it must run the body.
         var created: Bool
@@ -37,15 +37,19 @@ final class SystemDatabase: Sendable {
         var name: String?
     }
 
-    /// Creates the workflow row as `PENDING` owned by `token`, with its input, in one statement — or returns the
-    /// row that already holds this ID. The `ON CONFLICT` update changes nothing; it only makes `RETURNING` report
-    /// the existing row. A retry after a lost reply finds our own token and still reports `created`.
+    /// Creates the workflow row as `PENDING` owned by `token`, with its input, in one statement. When the ID
+    /// is taken, reads the existing row instead: it is ours if it carries our token (a retry after a lost
+    /// reply), else it belongs to whoever started it first.
     func startWorkflow(id: String, name: String, input: String, token: String, executorID: String, applicationVersion: String) async throws -> StartOutcome {
-        let result = try await query("start workflow", workflowID: id, sql.startWorkflow, [id, name, executorID, applicationVersion, token, input])
-        guard let row = result.first else {
-            throw DurableError(.databaseError, "starting the workflow returned no row", workflowID: id)
+        let inserted = try await query("start workflow", workflowID: id, sql.startWorkflow, [id, name, executorID, applicationVersion, token, input])
+        if (inserted.first?.int(0) ?? 0) > 0 {
+            return StartOutcome(created: true, status: WorkflowState.pending.rawValue, name: name)
         }
-        return StartOutcome(created: row.bool(2) ?? false, status: row.string(0) ?? "", name: row.string(1))
+        let existing = try await query("read existing workflow", workflowID: id, sql.existingWorkflow, [id])
+        guard let row = existing.first else {
+            throw DurableError(.databaseError, "the workflow ID is taken but its row could not be read", workflowID: id)
+        }
+        return StartOutcome(created: row.string(2) == token, status: row.string(0) ?? "", name: row.string(1))
     }
 
     /// Records the outcome if this run still owns the workflow: status, `completed_at`, cleared owner token and
@@ -64,27 +68,32 @@ final class SystemDatabase: Sendable {
         var workflowStatus: String?
         /// True when `token` still owns the workflow.
         var stillOwner: Bool
-        /// True when the row now holds our checkpoint (freshly written, or ours from before a lost reply).
-        var recorded: Bool
+        /// Set when the position already held a checkpoint that is not this one: another run recorded it.
+        var existing: RecordedStep?
     }
 
-    /// Writes one step checkpoint, if this run still owns the workflow, and reports the workflow's status in the
-    /// same statement. The workflow row is locked (`FOR NO KEY UPDATE`) so a recovery claim cannot slip between
-    /// the ownership check and the insert. A different run's checkpoint at the same position is never overwritten.
+    /// Writes one step checkpoint and reports, from the same statement, the workflow's status and whether this
+    /// run still owns it. A checkpoint already at this position is never overwritten: if it is not our own
+    /// (from before a lost reply, recognised by its completion time) it comes back in `existing`.
     func recordStep(_ checkpoint: StepCheckpoint) async throws -> StepWriteOutcome {
         let result = try await query("record step \(checkpoint.stepID)", workflowID: checkpoint.workflowID, sql.recordStep, [
             checkpoint.workflowID, checkpoint.stepID, checkpoint.name, checkpoint.output, checkpoint.error,
             checkpoint.startedAtMilliseconds, checkpoint.completedAtMilliseconds, checkpoint.ownerToken,
         ])
         guard let row = result.first else {
-            return StepWriteOutcome(workflowStatus: nil, stillOwner: false, recorded: false)
+            return StepWriteOutcome(workflowStatus: nil, stillOwner: false, existing: nil)
         }
-        let recordedCompletion = row.int64(2)
-        return StepWriteOutcome(
-            workflowStatus: row.string(0),
-            stillOwner: row.bool(1) ?? false,
-            recorded: recordedCompletion == checkpoint.completedAtMilliseconds
-        )
+        var outcome = StepWriteOutcome(workflowStatus: row.string(0), stillOwner: row.bool(1) ?? false, existing: nil)
+        if (row.int(2) ?? 0) == 0 {
+            let recorded = try await query("read recorded step \(checkpoint.stepID)", workflowID: checkpoint.workflowID, sql.recordedStep, [checkpoint.workflowID, checkpoint.stepID])
+            if let found = recorded.first, found.int64(3) != checkpoint.completedAtMilliseconds || found.string(0) != checkpoint.name {
+                outcome.existing = RecordedStep(
+                    stepID: checkpoint.stepID, name: found.string(0) ?? "", output: found.string(1), error: found.string(2),
+                    oversized: false, serialization: found.string(4)
+                )
+            }
+        }
+        return outcome
     }
 
     /// Every recorded step of a workflow, in order. Values above `limit` bytes are not transferred; they come back

@@ -70,18 +70,19 @@ public final class WorkflowContext: Sendable {
             if Task.isCancelled { throw error }
             let failure = PortableError(describing: error)
             let encoded = try PortableJSON.encode(failure, limit: engine.configuration.maxPayloadBytes, what: "the error of step '\(name)'")
-            try await record(StepCheckpoint(
+            let adopted = try await record(StepCheckpoint(
                 workflowID: workflowID, stepID: stepID, name: name, output: nil, error: encoded,
                 startedAtMilliseconds: startedAt, completedAtMilliseconds: Self.nowMilliseconds(), ownerToken: ownerToken
-            ))
+            ), as: Output.self)
+            if let adopted { return adopted }
             throw stepFailure(failure, stepID: stepID, name: name)
         }
         let encoded = try PortableJSON.encode(output, limit: engine.configuration.maxPayloadBytes, what: "the result of step '\(name)'")
-        try await record(StepCheckpoint(
+        let adopted = try await record(StepCheckpoint(
             workflowID: workflowID, stepID: stepID, name: name, output: encoded, error: nil,
             startedAtMilliseconds: startedAt, completedAtMilliseconds: Self.nowMilliseconds(), ownerToken: ownerToken
-        ))
-        return output
+        ), as: Output.self)
+        return adopted ?? output
     }
 
     /// Runs a step that returns nothing. Its checkpoint records JSON `null`.
@@ -146,14 +147,21 @@ public final class WorkflowContext: Sendable {
         }
     }
 
-    private func record(_ checkpoint: StepCheckpoint) async throws {
+    /// Writes a checkpoint. Returns nil when it stands as written, or the value already recorded at this
+    /// position by another run, which this run then adopts so that every run sees the same history.
+    private func record<Output: Decodable>(_ checkpoint: StepCheckpoint, as type: Output.Type) async throws -> Output? {
         let outcome = try await engine.checkpoints.write(checkpoint)
-        if outcome.recorded, outcome.stillOwner { return }
-        if outcome.workflowStatus == WorkflowState.cancelled.rawValue {
-            throw DurableError(.workflowCancelled, "the workflow was cancelled", workflowID: workflowID)
+        guard outcome.stillOwner else {
+            if outcome.workflowStatus == WorkflowState.cancelled.rawValue {
+                throw DurableError(.workflowCancelled, "the workflow was cancelled", workflowID: workflowID)
+            }
+            // Another run owns the workflow now: stop here; the owner finishes it.
+            throw RunInterrupted(reason: "the workflow is no longer owned by this run")
         }
-        // Another run owns the workflow now, or already recorded this step: stop without writing anything more.
-        throw RunInterrupted(reason: outcome.stillOwner ? "another run already recorded step \(checkpoint.stepID)" : "the workflow is no longer owned by this run")
+        guard let existing = outcome.existing else { return nil }
+        // A run that lost ownership wrote this position just before noticing. Its effect happened; adopting
+        // its value keeps the history single, exactly as if this run had crashed after running the step.
+        return try replay(existing, as: Output.self, stepID: checkpoint.stepID, name: checkpoint.name)
     }
 
     private func stepFailure(_ failure: PortableError, stepID: Int, name: String) -> DurableError {
