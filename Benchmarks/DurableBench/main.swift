@@ -58,15 +58,26 @@ for workload in workloads {
     for _ in 0..<20 { _ = try await workload.operation() }
 }
 
-var samples = Array(repeating: [Double](), count: workloads.count)
-var roundMedians = Array(repeating: [Double](), count: workloads.count)
+let peer = PythonPeer.locate()
+if peer == nil { note("DBOS Python peer not found (.venv-dbos); its rows are left out. scripts/bench sets it up.") }
+// Our rows, then the peer's rows for 0, 1 and 10 steps.
+let names = workloads.map(\.name) + ["DBOS Python 3.4.0, 0 steps", "DBOS Python 3.4.0, 1 step", "DBOS Python 3.4.0, 10 steps"]
+var samples = Array(repeating: [Double](), count: names.count)
+var roundMedians = Array(repeating: [Double](), count: names.count)
+@MainActor func add(_ these: [Double], to index: Int) {
+    samples[index] += these
+    roundMedians[index].append(LatencySummary(these).p50)
+}
 for round in 1...rounds {
     note("round \(round)/\(rounds)")
     for (index, workload) in workloads.enumerated() {
         var these: [Double] = []
         for _ in 0..<workload.perRound { these.append(try await workload.operation().milliseconds) }
-        samples[index] += these
-        roundMedians[index].append(LatencySummary(these).p50)
+        add(these, to: index)
+    }
+    if let peer {
+        let measured = try peer.measure(url: url, counts: (workloads[1].perRound, workloads[2].perRound, workloads[3].perRound))
+        for (offset, steps) in [0, 1, 10].enumerated() { add(measured[steps] ?? [], to: workloads.count + offset) }
     }
 }
 
@@ -74,13 +85,17 @@ let summaries = samples.map(LatencySummary.init)
 let floor = summaries[0]
 func format(_ value: Double) -> String { String(format: "%.3f", value) }
 
-print("| workload | samples | mean ms | p50 ms | p99 ms | p50 per round (min–max) | p50 vs raw commit |")
-print("|---|---:|---:|---:|---:|---|---:|")
-for (index, workload) in workloads.enumerated() {
+print("| workload | samples | mean ms | p50 ms | p99 ms | p50 per round (min–max) | p50 / raw commit | ours / DBOS Python (p50) |")
+print("|---|---:|---:|---:|---:|---|---:|---:|")
+for (index, name) in names.enumerated() where summaries[index].count > 0 {
     let summary = summaries[index]
     let spread = "\(format(roundMedians[index].min() ?? 0))–\(format(roundMedians[index].max() ?? 0))"
     let ratio = String(format: "%.2f×", summary.p50 / floor.p50)
-    print("| \(workload.name) | \(summary.count) | \(format(summary.mean)) | \(format(summary.p50)) | \(format(summary.p99)) | \(spread) | \(ratio) |")
+    var versusPeer = ""
+    if (1...3).contains(index), summaries[index + 3].count > 0 {
+        versusPeer = String(format: "%.2f×", summary.p50 / summaries[index + 3].p50)
+    }
+    print("| \(name) | \(summary.count) | \(format(summary.mean)) | \(format(summary.p50)) | \(format(summary.p99)) | \(spread) | \(ratio) | \(versusPeer) |")
 }
 let tenSteps = summaries[3]
 print("")
