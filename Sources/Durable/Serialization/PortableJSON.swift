@@ -11,7 +11,7 @@ enum PortableJSON {
     static func encode<Value: Encodable>(_ value: Value, limit: Int, what: @autoclosure () -> String) throws -> String {
         let data: Data
         do {
-            data = try makeEncoder().encode(value)
+            data = try encoder.encode(value)
         } catch {
             throw DurableError(.encodingFailed, "\(what()) could not be encoded as JSON: \(error)")
         }
@@ -23,7 +23,7 @@ enum PortableJSON {
 
     static func decode<Value: Decodable>(_ type: Value.Type, from text: String, what: @autoclosure () -> String) throws -> Value {
         do {
-            return try makeDecoder().decode(Value.self, from: Data(text.utf8))
+            return try decoder.decode(Value.self, from: Data(text.utf8))
         } catch {
             throw DurableError(.corruptedCheckpoint, "\(what()) could not be decoded as \(Value.self): \(describe(error))")
         }
@@ -40,6 +40,10 @@ enum PortableJSON {
         let envelope = try decode(DecodingInputEnvelope<Input>.self, from: text, what: "the workflow input")
         return envelope.first
     }
+
+    /// Shared coders: Foundation's are thread-safe, and building one per value costs more than the encoding.
+    static let encoder = makeEncoder()
+    static let decoder = makeDecoder()
 
     static func makeEncoder() -> JSONEncoder {
         let encoder = JSONEncoder()
