@@ -286,10 +286,10 @@ CREATE TABLE {{SCHEMA}}.queues (
 -- ---------------------------------------------------------------------------------------------
 -- Functions and the notifications trigger.
 --
--- The bodies below are the SQL-callable client API other DBOS SDKs invoke by name; their text
--- (validation messages, error codes, columns written) is kept identical to DBOS 3.4.0's so that
--- behaviour, and the stored function source, match. A non-default dollar-quote tag is used so a
--- schema name containing "$$" cannot end a body early.
+-- The functions below are the SQL-callable client API that other DBOS SDKs invoke by name. Their
+-- signatures, validation messages, error codes and the columns they write match DBOS 3.4.0's; the
+-- bodies are our own. A non-default dollar-quote tag is used so a schema name containing "$$"
+-- cannot end a body early.
 -- ---------------------------------------------------------------------------------------------
 
 CREATE FUNCTION {{SCHEMA}}.notifications_function()
@@ -297,10 +297,9 @@ CREATE FUNCTION {{SCHEMA}}.notifications_function()
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $durable_fn$
-DECLARE
-    payload text := NEW.destination_uuid || '::' || NEW.topic;
 BEGIN
-    PERFORM pg_notify('dbos_notifications_channel', payload);
+    -- Wake whoever waits for messages to this workflow and topic.
+    PERFORM pg_notify('dbos_notifications_channel', NEW.destination_uuid || '::' || NEW.topic);
     RETURN NEW;
 END;
 $durable_fn$;
@@ -320,21 +319,17 @@ CREATE FUNCTION {{SCHEMA}}.send_message(
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $durable_fn$
-DECLARE
-    v_topic TEXT := COALESCE(topic, '__null__topic__');
-    v_message_id TEXT := COALESCE(message_id, gen_random_uuid()::TEXT);
 BEGIN
-    INSERT INTO {{SCHEMA}}.notifications (
-        destination_uuid, topic, message, message_uuid, serialization
-    ) VALUES (
-        destination_id, v_topic, message, v_message_id, 'portable_json'
-    )
+    -- A repeated message_id is a retry of the same send: it delivers once.
+    INSERT INTO {{SCHEMA}}.notifications (message_uuid, destination_uuid, topic, message, serialization)
+    VALUES (COALESCE(message_id, gen_random_uuid()::text), destination_id,
+            COALESCE(topic, '__null__topic__'), message, 'portable_json')
     ON CONFLICT (message_uuid) DO NOTHING;
 EXCEPTION
     WHEN foreign_key_violation THEN
         RAISE EXCEPTION 'DBOS non-existent workflow'
-            USING DETAIL = format('Destination workflow %s does not exist', destination_id),
-                ERRCODE = 'foreign_key_violation';
+            USING ERRCODE = 'foreign_key_violation',
+                  DETAIL = 'Destination workflow ' || destination_id || ' does not exist';
 END;
 $durable_fn$;
 
@@ -362,81 +357,49 @@ CREATE FUNCTION {{SCHEMA}}.enqueue_workflow(
     SET search_path = pg_catalog, pg_temp
 AS $durable_fn$
 DECLARE
-    v_workflow_id TEXT;
-    v_serialized_inputs TEXT;
-    v_owner_xid TEXT;
-    v_now BIGINT;
-    v_recovery_attempts INT4 := 0;
-    v_priority INT4;
-    v_status TEXT;
+    new_id text := COALESCE(workflow_id, gen_random_uuid()::text);
+    now_ms bigint := (EXTRACT(epoch FROM now()) * 1000)::bigint;
 BEGIN
-
-    -- Validate required parameters
     IF workflow_name IS NULL OR workflow_name = '' THEN
         RAISE EXCEPTION 'Workflow name cannot be null or empty';
-    END IF;
-    IF queue_name IS NULL OR queue_name = '' THEN
+    ELSIF queue_name IS NULL OR queue_name = '' THEN
         RAISE EXCEPTION 'Queue name cannot be null or empty';
-    END IF;
-    IF named_args IS NOT NULL AND jsonb_typeof(named_args::jsonb) != 'object' THEN
+    ELSIF named_args IS NOT NULL AND json_typeof(named_args) <> 'object' THEN
         RAISE EXCEPTION 'Named args must be a JSON object';
-    END IF;
-    IF workflow_id IS NOT NULL AND workflow_id = '' THEN
+    ELSIF workflow_id = '' THEN
         RAISE EXCEPTION 'Workflow ID cannot be an empty string if provided.';
-    END IF;
-    IF delay_until_epoch_ms IS NOT NULL AND delay_until_epoch_ms < 0 THEN
+    ELSIF delay_until_epoch_ms < 0 THEN
         RAISE EXCEPTION 'delay_until_epoch_ms must be >= 0';
     END IF;
 
-    v_workflow_id := COALESCE(workflow_id, gen_random_uuid()::TEXT);
-    v_owner_xid := gen_random_uuid()::TEXT;
-    v_priority := COALESCE(priority, 0);
-    v_serialized_inputs := json_build_object(
-        'positionalArgs', positional_args,
-        'namedArgs', named_args
-    )::TEXT;
-    v_now := EXTRACT(epoch FROM now()) * 1000;
-    v_status := CASE WHEN delay_until_epoch_ms IS NULL THEN 'ENQUEUED' ELSE 'DELAYED' END;
-
+    -- An existing ID is left as it is (only touched), so enqueueing is idempotent by workflow ID.
     INSERT INTO {{SCHEMA}}.workflow_status (
-        workflow_uuid, status,
-        name, class_name, config_name,
-        queue_name, deduplication_id, priority, queue_partition_key,
-        application_version,
-        created_at, updated_at, recovery_attempts,
-        workflow_timeout_ms, workflow_deadline_epoch_ms,
-        parent_workflow_id, owner_xid, serialization,
-        authenticated_user, authenticated_roles,
-        delay_until_epoch_ms, application_name
-    ) VALUES (
-        v_workflow_id, v_status,
+        workflow_uuid, status, name, class_name, config_name,
+        queue_name, deduplication_id, priority, queue_partition_key, application_version,
+        created_at, updated_at, recovery_attempts, workflow_timeout_ms, workflow_deadline_epoch_ms,
+        parent_workflow_id, owner_xid, serialization, authenticated_user, authenticated_roles,
+        delay_until_epoch_ms, application_name)
+    VALUES (
+        new_id, CASE WHEN delay_until_epoch_ms IS NULL THEN 'ENQUEUED' ELSE 'DELAYED' END,
         workflow_name, class_name, config_name,
-        queue_name, deduplication_id, v_priority, queue_partition_key,
-        app_version,
-        v_now, v_now, v_recovery_attempts,
-        timeout_ms, deadline_epoch_ms,
-        NULL, v_owner_xid, 'portable_json',
-        authenticated_user, authenticated_roles,
-        delay_until_epoch_ms, application_name
-    )
-    ON CONFLICT (workflow_uuid)
-    DO UPDATE SET
-        updated_at = EXCLUDED.updated_at;
+        queue_name, deduplication_id, COALESCE(priority, 0), queue_partition_key, app_version,
+        now_ms, now_ms, 0, timeout_ms, deadline_epoch_ms,
+        NULL, gen_random_uuid()::text, 'portable_json', authenticated_user, authenticated_roles,
+        delay_until_epoch_ms, application_name)
+    ON CONFLICT (workflow_uuid) DO UPDATE SET updated_at = EXCLUDED.updated_at;
 
-    INSERT INTO {{SCHEMA}}.workflow_input (
-        workflow_uuid, inputs, retention_timestamp
-    ) VALUES (
-        v_workflow_id, v_serialized_inputs, v_now
-    )
+    INSERT INTO {{SCHEMA}}.workflow_input (workflow_uuid, inputs, retention_timestamp)
+    VALUES (new_id, json_build_object('positionalArgs', positional_args, 'namedArgs', named_args)::text, now_ms)
     ON CONFLICT (workflow_uuid) DO NOTHING;
 
-    RETURN v_workflow_id;
-
+    RETURN new_id;
 EXCEPTION
     WHEN unique_violation THEN
+        -- Only the partial unique index on (queue_name, deduplication_id) can fire here.
         RAISE EXCEPTION 'DBOS queue duplicated'
-            USING DETAIL = format('Workflow %s with queue %s and deduplication ID %s already exists', v_workflow_id, queue_name, deduplication_id),
-                ERRCODE = 'unique_violation';
+            USING ERRCODE = 'unique_violation',
+                  DETAIL = format('Workflow %s with queue %s and deduplication ID %s already exists',
+                                  new_id, queue_name, deduplication_id);
 END;
 $durable_fn$;
 """#
