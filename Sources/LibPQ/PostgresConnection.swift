@@ -136,6 +136,16 @@ public actor PostgresConnection {
 
     // MARK: - Internals
 
+    /// The handle for the listening loop, which must not reconnect behind the caller's back (a reconnect
+    /// silently drops `LISTEN` subscriptions).
+    func rawHandleForListening() -> OpaquePointer? {
+        isBroken ? nil : handle
+    }
+
+    func markListenerBroken() {
+        markBroken()
+    }
+
     /// The live handle, reconnecting first if the server dropped this connection while it sat idle. Reconnecting
     /// is only safe outside a transaction block, and that is the only place an idle drop can be noticed.
     private func usableHandle() throws -> OpaquePointer {

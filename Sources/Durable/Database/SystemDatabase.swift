@@ -10,12 +10,14 @@ final class SystemDatabase: Sendable {
     let schema: String
     let retry: DatabaseRetry
     private let sql: Statements
+    let messaging: MessagingStatements
 
     init(pool: ConnectionPool, schema: String, retry: DatabaseRetry) {
         self.pool = pool
         self.schema = schema
         self.retry = retry
         self.sql = Statements(schema: SQLIdentifier.quote(schema))
+        self.messaging = MessagingStatements(schema: SQLIdentifier.quote(schema))
     }
 
     /// Runs one statement on a pooled connection, retrying through connection loss.

@@ -14,9 +14,9 @@ public final class WorkflowContext: Sendable {
     public let workflowName: String
 
     let ownerToken: String
-    private let engine: WorkflowEngine
+    let engine: WorkflowEngine
     /// Checkpoints recorded by earlier runs, by step number; empty for a workflow's first run.
-    private let recorded: [Int: RecordedStep]
+    let recorded: [Int: RecordedStep]
     private let lastStepID = Atomic<Int>(0)
     /// The task the workflow body runs in. Compared by identity only, never dereferenced.
     private let workflowTask: Int?
@@ -103,7 +103,7 @@ public final class WorkflowContext: Sendable {
     var fatal: DurableError? { fatalError.withLock { $0 } }
 
     /// Checks the calling task and whether work may start, then takes the next step number.
-    private func beginOperation(_ name: String) throws -> Int {
+    func beginOperation(_ name: String) throws -> Int {
         if let fatal { throw fatal }
         guard Self.currentTaskIdentity() == workflowTask else {
             throw DurableError(
@@ -117,7 +117,7 @@ public final class WorkflowContext: Sendable {
         return lastStepID.add(1, ordering: .relaxed).newValue
     }
 
-    private func replay<Output: Decodable>(_ checkpoint: RecordedStep, as type: Output.Type, stepID: Int, name: String) throws -> Output {
+    func replay<Output: Decodable>(_ checkpoint: RecordedStep, as type: Output.Type, stepID: Int, name: String) throws -> Output {
         guard checkpoint.name == name else {
             throw fail(DurableError(
                 .nonDeterministicWorkflow,
@@ -139,6 +139,8 @@ public final class WorkflowContext: Sendable {
             guard let output = checkpoint.output else {
                 throw DurableError(.corruptedCheckpoint, "step \(stepID) '\(name)' has neither a recorded result nor an error", workflowID: workflowID)
             }
+            // Messages are kept as raw JSON until the caller says which type they are.
+            if let raw = RawJSON(text: output) as? Output { return raw }
             return try PortableJSON.decode(Output.self, from: output, what: "the recorded result of step \(stepID) '\(name)'")
         } catch let error as DurableError where error.code == .corruptedCheckpoint {
             var located = error
@@ -149,7 +151,7 @@ public final class WorkflowContext: Sendable {
 
     /// Writes a checkpoint. Returns nil when it stands as written, or the value already recorded at this
     /// position by another run, which this run then adopts so that every run sees the same history.
-    private func record<Output: Decodable>(_ checkpoint: StepCheckpoint, as type: Output.Type) async throws -> Output? {
+    func record<Output: Decodable>(_ checkpoint: StepCheckpoint, as type: Output.Type) async throws -> Output? {
         let outcome = try await engine.checkpoints.write(checkpoint)
         guard outcome.stillOwner else {
             if outcome.workflowStatus == WorkflowState.cancelled.rawValue {
@@ -168,7 +170,7 @@ public final class WorkflowContext: Sendable {
         DurableError(.stepFailed, "step \(stepID) '\(name)' failed: \(failure.name): \(failure.message)", workflowID: workflowID, errorName: failure.name)
     }
 
-    private func fail(_ error: DurableError) -> DurableError {
+    func fail(_ error: DurableError) -> DurableError {
         fatalError.withLock { if $0 == nil { $0 = error } }
         return error
     }

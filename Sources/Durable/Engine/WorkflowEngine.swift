@@ -19,6 +19,7 @@ final class WorkflowEngine: Sendable {
     let database: SystemDatabase
     let checkpoints: CheckpointWriter
     let registry: WorkflowRegistry
+    let listener: NotificationListener
     let logger: Logger
 
     private struct State {
@@ -28,11 +29,12 @@ final class WorkflowEngine: Sendable {
 
     private let state = Mutex(State())
 
-    init(configuration: DurableConfiguration, database: SystemDatabase, registry: WorkflowRegistry, logger: Logger) {
+    init(configuration: DurableConfiguration, database: SystemDatabase, registry: WorkflowRegistry, listener: NotificationListener, logger: Logger) {
         self.configuration = configuration
         self.database = database
         self.checkpoints = CheckpointWriter(database: database)
         self.registry = registry
+        self.listener = listener
         self.logger = logger
     }
 
@@ -174,6 +176,7 @@ final class WorkflowEngine: Sendable {
         }
         for run in runs { run.cancel() }
         for run in runs { _ = await run.value }
+        await listener.stop()
     }
 }
 

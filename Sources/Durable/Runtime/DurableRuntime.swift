@@ -169,17 +169,19 @@ public final class DurableRuntime: Service, Sendable {
     private func bringUp() async throws -> WorkflowEngine {
         try configuration.validate()
         try registry.validate()
+        let connections = PostgresConfiguration(
+            connectionString: ConnectionString(configuration.databaseURL),
+            connectTimeoutSeconds: Int(configuration.connectTimeout.components.seconds),
+            applicationName: "durable:\(configuration.executorID)",
+            usePreparedStatements: configuration.usePreparedStatements
+        )
         let pool = ConnectionPool(
-            configuration: PostgresConfiguration(
-                connectionString: ConnectionString(configuration.databaseURL),
-                connectTimeoutSeconds: Int(configuration.connectTimeout.components.seconds),
-                applicationName: "durable:\(configuration.executorID)",
-                usePreparedStatements: configuration.usePreparedStatements
-            ),
+            configuration: connections,
             maxConnections: configuration.maxConnections,
             acquireTimeout: configuration.connectionAcquireTimeout,
             logger: logger
         )
+        var startedListener: NotificationListener?
         do {
             logger.info("durable runtime launching", metadata: [
                 "database": "\(ConnectionString(configuration.databaseURL).redacted)",
@@ -193,7 +195,10 @@ public final class DurableRuntime: Service, Sendable {
             }
             let database = SystemDatabase(pool: pool, schema: configuration.schema, retry: retry)
             try await database.registerApplicationVersion(configuration.applicationVersion)
-            let engine = WorkflowEngine(configuration: configuration, database: database, registry: registry, logger: logger)
+            let listener = NotificationListener(configuration: connections, logger: logger)
+            startedListener = listener
+            listener.start()
+            let engine = WorkflowEngine(configuration: configuration, database: database, registry: registry, listener: listener, logger: logger)
             try await engine.recoverPendingWorkflows()
             let stillWanted = state.withLock { state -> Bool in
                 guard case .launching = state.phase else { return false }
@@ -209,6 +214,7 @@ public final class DurableRuntime: Service, Sendable {
             logger.info("durable runtime running")
             return engine
         } catch {
+            await startedListener?.stop()
             await pool.close()
             throw error
         }

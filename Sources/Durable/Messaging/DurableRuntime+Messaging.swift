@@ -1,0 +1,45 @@
+import Foundation
+
+extension DurableRuntime {
+    /// Sends `message` to a workflow from outside any workflow (an HTTP handler, a script).
+    ///
+    /// - Parameters:
+    ///   - destination: the receiving workflow's ID; it must exist.
+    ///   - topic: the topic the workflow receives on; nil is DBOS's default topic.
+    ///   - idempotencyKey: makes a retried send deliver once: sends with the same key to the same destination
+    ///     are one message.
+    /// - Throws: ``DurableError/Code/workflowNotFound`` if the destination does not exist.
+    public func send<Message: Encodable & Sendable>(to destination: String, topic: String? = nil, _ message: Message, idempotencyKey: String? = nil) async throws {
+        try Self.validateWorkflowID(destination)
+        let engine = try await launchedEngine()
+        let encoded = try PortableJSON.encode(message, limit: configuration.maxPayloadBytes, what: "the message")
+        // DBOS derives the message ID from the key the same way, so a retried send from either library dedupes.
+        let messageID = idempotencyKey.map { "\($0)::\(destination)" } ?? UUID().uuidString.lowercased()
+        try await engine.database.sendFromOutside(messageID: messageID, destination: destination, topic: topic ?? nullTopic, message: encoded)
+    }
+
+    /// Waits up to `timeout` for workflow `workflowID` to set event `key`, and returns its latest value.
+    ///
+    /// - Returns: the value, or nil if it was not set within `timeout`.
+    public func getEvent<Value: Decodable & Sendable>(_ workflowID: String, key: String, as type: Value.Type = Value.self, timeout: Duration = .seconds(60)) async throws -> Value? {
+        guard timeout >= .zero, timeout <= longestWait else {
+            throw DurableError(.invalidArgument, "getEvent timeout must be between zero and ten years (got \(timeout))", workflowID: workflowID)
+        }
+        let engine = try await launchedEngine()
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while true {
+            let ticket = engine.listener.ticket(channel: NotificationListener.eventsChannel, payload: workflowID + "::" + key)
+            defer { engine.listener.remove(ticket) }
+            if let (value, serialization) = try await engine.database.getEvent(workflowID: workflowID, key: key) {
+                if let serialization, serialization != PortableJSON.formatName {
+                    throw DurableError(.corruptedCheckpoint, "event '\(key)' was written in the '\(serialization)' format, which this library cannot read", workflowID: workflowID)
+                }
+                return try PortableJSON.decode(Value.self, from: value, what: "event '\(key)'")
+            }
+            let remaining = ContinuousClock.now.duration(to: deadline)
+            if remaining <= .zero { return nil }
+            await ticket.wait(timeout: min(remaining, engine.listener.pollingInterval))
+            try Task.checkCancellation()
+        }
+    }
+}

@@ -1,0 +1,137 @@
+import Foundation
+import LibPQ
+import Logging
+import Synchronization
+
+/// Turns Postgres `NOTIFY`s into immediate wake-ups for waiting workflows and callers, on a connection of its own.
+///
+/// Notifications only speed things up: every waiter also re-checks the database periodically, so a lost
+/// notification (a reconnect, a transaction-mode pooler that drops `LISTEN`) costs latency, never correctness.
+/// At start the listener sends itself a notification; if it does not arrive, it says so in the log and waiters
+/// fall back to frequent polling.
+final class NotificationListener: Sendable {
+    /// DBOS's channels: messages (payload `destination::topic`, sent by the `notifications` trigger) and
+    /// events (payload `workflow::key`, sent by the writer).
+    static let messagesChannel = "dbos_notifications_channel"
+    static let eventsChannel = "dbos_workflow_events_channel"
+
+    private struct State {
+        var waiters: [String: [ObjectIdentifier: WakeTicket]] = [:]
+        var loop: Task<Void, Never>?
+        var healthy = false
+    }
+
+    private let configuration: PostgresConfiguration
+    private let logger: Logger
+    private let state = Mutex(State())
+
+    init(configuration: PostgresConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// How often a waiter re-checks the database when no notification comes.
+    var pollingInterval: Duration {
+        state.withLock { $0.healthy } ? .seconds(1) : .milliseconds(200)
+    }
+
+    static func key(channel: String, payload: String) -> String { channel + "|" + payload }
+
+    /// Registers interest in one notification key. Register before checking the database, then wait, so that a
+    /// notification arriving in between is not missed.
+    func ticket(channel: String, payload: String) -> WakeTicket {
+        let ticket = WakeTicket(key: Self.key(channel: channel, payload: payload))
+        state.withLock { $0.waiters[ticket.key, default: [:]][ObjectIdentifier(ticket)] = ticket }
+        return ticket
+    }
+
+    /// Forgets a ticket once its waiter is done.
+    func remove(_ ticket: WakeTicket) {
+        state.withLock { state in
+            state.waiters[ticket.key]?[ObjectIdentifier(ticket)] = nil
+            if state.waiters[ticket.key]?.isEmpty == true { state.waiters[ticket.key] = nil }
+        }
+    }
+
+    func start() {
+        state.withLock { state in
+            guard state.loop == nil else { return }
+            state.loop = Task { [self] in await self.listenUntilCancelled() }
+        }
+    }
+
+    func stop() async {
+        let loop = state.withLock { state -> Task<Void, Never>? in
+            defer { state.loop = nil }
+            return state.loop
+        }
+        loop?.cancel()
+        await loop?.value
+    }
+
+    private func listenUntilCancelled() async {
+        var delay = Duration.milliseconds(100)
+        while !Task.isCancelled {
+            var connection: PostgresConnection?
+            do {
+                let opened = try await PostgresConnection.connect(configuration)
+                connection = opened
+                try await opened.listen(Self.messagesChannel)
+                try await opened.listen(Self.eventsChannel)
+                try await checkDelivery(on: opened)
+                delay = .milliseconds(100)
+                // Anything sent while we were not listening is only in the database: let every waiter look.
+                wakeEveryone()
+                while !Task.isCancelled {
+                    for notification in try await opened.waitForNotifications(timeout: .milliseconds(500)) {
+                        wake(Self.key(channel: notification.channel, payload: notification.payload))
+                    }
+                }
+            } catch {
+                setHealthy(false)
+                if !Task.isCancelled {
+                    logger.warning("notification listener lost its connection; waiters poll until it is back", metadata: ["error": "\(error)"])
+                    try? await Task.sleep(for: delay)
+                    delay = min(delay * 2, .seconds(5))
+                }
+            }
+            await connection?.close()
+        }
+        setHealthy(false)
+    }
+
+    /// Sends a notification to ourselves through a second connection and waits for it: behind a transaction
+    /// pooler `LISTEN` is silently lost, and then we must rely on polling.
+    private func checkDelivery(on listening: PostgresConnection) async throws {
+        let probe = "durable-self-check::" + UUID().uuidString
+        let sender = try await PostgresConnection.connect(configuration)
+        defer { Task { await sender.close() } }
+        try await sender.query("SELECT pg_notify($1, $2)", [Self.eventsChannel, probe])
+        let deadline = ContinuousClock.now.advanced(by: .seconds(2))
+        while ContinuousClock.now < deadline {
+            for notification in try await listening.waitForNotifications(timeout: .milliseconds(200)) {
+                if notification.payload == probe {
+                    setHealthy(true)
+                    return
+                }
+                wake(Self.key(channel: notification.channel, payload: notification.payload))
+            }
+        }
+        setHealthy(false)
+        logger.warning("LISTEN/NOTIFY does not reach this process (a transaction-mode pooler?); waiting workflows poll the database instead")
+    }
+
+    private func setHealthy(_ healthy: Bool) {
+        state.withLock { $0.healthy = healthy }
+    }
+
+    private func wake(_ key: String) {
+        let tickets = state.withLock { Array(($0.waiters[key] ?? [:]).values) }
+        tickets.forEach { $0.fire() }
+    }
+
+    private func wakeEveryone() {
+        let tickets = state.withLock { $0.waiters.values.flatMap(\.values) }
+        tickets.forEach { $0.fire() }
+    }
+}

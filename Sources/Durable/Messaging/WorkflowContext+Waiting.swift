@@ -1,0 +1,155 @@
+import Foundation
+
+/// The DBOS topic name stored for messages sent without a topic.
+let nullTopic = "__null__topic__"
+
+/// The longest wait a workflow may ask for; beyond it a typo (milliseconds for seconds) is more likely than intent.
+let longestWait = Duration.seconds(10 * 366 * 86_400)
+
+extension WorkflowContext {
+    /// Sleeps durably. The wake-up time is checkpointed before sleeping, so after a crash and recovery only the
+    /// remaining time is slept (none, if it has passed). A sleeping workflow holds no database connection.
+    ///
+    /// - Throws: ``DurableError/Code/invalidArgument`` for a negative or absurdly long duration (over ten years).
+    public func sleep(for duration: Duration) async throws {
+        let wake = try await durableDeadline(after: duration, what: "sleep")
+        try await Self.sleep(until: wake)
+    }
+
+    /// Sends `message` to the workflow `destination`, once: the message and this workflow's checkpoint commit
+    /// together, so a recovered workflow never sends it again.
+    ///
+    /// - Throws: ``DurableError/Code/workflowNotFound`` if the destination workflow does not exist.
+    public func send<Message: Encodable & Sendable>(to destination: String, topic: String? = nil, _ message: Message) async throws {
+        try DurableRuntime.validateWorkflowID(destination)
+        let stepID = try beginOperation("DBOS.send")
+        if let checkpoint = recorded[stepID] {
+            let _: NoOutput = try replay(checkpoint, as: NoOutput.self, stepID: stepID, name: "DBOS.send")
+            return
+        }
+        let encoded = try PortableJSON.encode(message, limit: engine.configuration.maxPayloadBytes, what: "the message")
+        let write = try await engine.database.sendFromWorkflow(
+            messageID: UUID().uuidString.lowercased(), destination: destination, topic: topic ?? nullTopic,
+            message: encoded, sender: workflowID, stepID: stepID, ownerToken: ownerToken
+        )
+        try checkOwnership(write)
+    }
+
+    /// Receives the oldest message of `topic` sent to this workflow, waiting up to `timeout` for one.
+    ///
+    /// The wait survives crashes: its deadline is checkpointed, and after recovery only the remaining time is
+    /// waited. A message is consumed exactly once, in the same commit as this workflow's checkpoint of it.
+    /// A new message wakes the waiter at once through LISTEN/NOTIFY, from any process; a periodic check of the
+    /// database covers lost notifications.
+    ///
+    /// - Returns: the message, or nil when `timeout` passed without one.
+    /// - Throws: ``DurableError/Code/corruptedCheckpoint`` when the message does not decode as `Message`
+    ///   (this fails the workflow), ``DurableError/Code/invalidArgument`` for a negative or absurd timeout.
+    public func recv<Message: Decodable & Sendable>(
+        _ type: Message.Type = Message.self, topic: String? = nil, timeout: Duration = .seconds(60)
+    ) async throws -> Message? {
+        let topic = topic ?? nullTopic
+        let stepID = try beginOperation("DBOS.recv")
+        if let checkpoint = recorded[stepID] {
+            // Like DBOS, the wait's deadline took the next position as a sleep checkpoint: skip it too.
+            _ = try beginOperation("DBOS.sleep")
+            return try decodeMessage(replay(checkpoint, as: RawJSON.self, stepID: stepID, name: "DBOS.recv"), as: Message.self)
+        }
+        let deadline = try await durableDeadline(after: timeout, what: "recv timeout")
+        let listener = engine.listener
+        while true {
+            let ticket = listener.ticket(channel: NotificationListener.messagesChannel, payload: workflowID + "::" + topic)
+            defer { listener.remove(ticket) }
+            let outcome = try await engine.database.receive(workflowID: workflowID, topic: topic, stepID: stepID, ownerToken: ownerToken)
+            try checkOwnership(outcome.write)
+            if let message = outcome.message {
+                if let serialization = outcome.serialization, serialization != PortableJSON.formatName {
+                    throw fail(DurableError(.corruptedCheckpoint, "a message on topic '\(topic)' was sent in the '\(serialization)' format, which this library cannot read; send it as portable JSON", workflowID: workflowID))
+                }
+                return try decodeMessage(RawJSON(text: message), as: Message.self)
+            }
+            let remaining = Date(timeIntervalSince1970: deadline).timeIntervalSinceNow
+            if remaining <= 0 {
+                _ = try await record(StepCheckpoint(
+                    workflowID: workflowID, stepID: stepID, name: "DBOS.recv", output: "null", error: nil,
+                    startedAtMilliseconds: Self.nowMilliseconds(), completedAtMilliseconds: Self.nowMilliseconds(), ownerToken: ownerToken
+                ), as: RawJSON.self)
+                return nil
+            }
+            try Task.checkCancellation()
+            await ticket.wait(timeout: min(.milliseconds(Int64(remaining * 1000) + 1), listener.pollingInterval))
+            try Task.checkCancellation()
+        }
+    }
+
+    /// Publishes `value` under `key` for anyone to read with ``DurableRuntime/getEvent(_:key:as:timeout:)``.
+    /// Setting the key again replaces the value; every value is kept in DBOS's event history.
+    public func setEvent<Value: Encodable & Sendable>(_ key: String, _ value: Value) async throws {
+        let stepID = try beginOperation("DBOS.setEvent")
+        if let checkpoint = recorded[stepID] {
+            let _: NoOutput = try replay(checkpoint, as: NoOutput.self, stepID: stepID, name: "DBOS.setEvent")
+            return
+        }
+        let encoded = try PortableJSON.encode(value, limit: engine.configuration.maxPayloadBytes, what: "the event value")
+        let write = try await engine.database.setEvent(workflowID: workflowID, key: key, value: encoded, stepID: stepID, ownerToken: ownerToken)
+        try checkOwnership(write)
+    }
+
+    // MARK: - Helpers
+
+    /// Takes a position for a `DBOS.sleep` checkpoint holding `now + duration` (epoch seconds, as DBOS Python
+    /// stores it), or reads the one recorded there, and returns that deadline.
+    func durableDeadline(after duration: Duration, what: String) async throws -> Double {
+        guard duration >= .zero else {
+            throw DurableError(.invalidArgument, "\(what) duration must not be negative (got \(duration))", workflowID: workflowID)
+        }
+        guard duration <= longestWait else {
+            throw DurableError(.invalidArgument, "\(what) duration \(duration) is longer than ten years; check its unit", workflowID: workflowID)
+        }
+        let stepID = try beginOperation("DBOS.sleep")
+        if let checkpoint = recorded[stepID] {
+            return try replay(checkpoint, as: Double.self, stepID: stepID, name: "DBOS.sleep")
+        }
+        let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        let deadline = Date().timeIntervalSince1970 + seconds
+        let encoded = try PortableJSON.encode(deadline, limit: engine.configuration.maxPayloadBytes, what: "the wake-up time")
+        let now = Self.nowMilliseconds()
+        let adopted = try await record(StepCheckpoint(
+            workflowID: workflowID, stepID: stepID, name: "DBOS.sleep", output: encoded, error: nil,
+            startedAtMilliseconds: now, completedAtMilliseconds: now, ownerToken: ownerToken
+        ), as: Double.self)
+        return adopted ?? deadline
+    }
+
+    static func sleep(until deadline: Double) async throws {
+        let remaining = Date(timeIntervalSince1970: deadline).timeIntervalSinceNow
+        if remaining > 0 { try await Task.sleep(for: .milliseconds(Int64((remaining * 1000).rounded(.up)))) }
+    }
+
+    private func checkOwnership(_ write: SystemDatabase.OwnedWrite) throws {
+        if write.stillOwner { return }
+        if write.workflowStatus == WorkflowState.cancelled.rawValue {
+            throw DurableError(.workflowCancelled, "the workflow was cancelled", workflowID: workflowID)
+        }
+        throw RunInterrupted(reason: "the workflow is no longer owned by this run")
+    }
+
+    private func decodeMessage<Message: Decodable>(_ raw: RawJSON, as type: Message.Type) throws -> Message? {
+        if raw.text == "null" { return nil }
+        do {
+            return try PortableJSON.decode(Message.self, from: raw.text, what: "a received message")
+        } catch var error as DurableError {
+            error.workflowID = workflowID
+            throw fail(error)
+        }
+    }
+}
+
+/// A JSON value kept as text, so a checkpoint can be replayed before knowing the type it decodes to.
+struct RawJSON: Decodable, Sendable {
+    var text: String
+    init(text: String) { self.text = text }
+    init(from decoder: any Decoder) throws {
+        throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "RawJSON is decoded by hand"))
+    }
+}
