@@ -1,0 +1,32 @@
+import Durable
+import EmbeddedPostgres
+import LibPQ
+import Logging
+
+/// A runtime on a fresh database of its own, for the messaging suites.
+struct MessagingHarness {
+    let url: String
+    let runtime: DurableRuntime
+
+    static func make(prefix: String, executorID: String = "messaging", register: (DurableRuntime) -> Void) async throws -> MessagingHarness {
+        let url = try await SharedDatabase.freshDatabase(prefix: prefix)
+        let runtime = makeRuntime(url: url, executorID: executorID, register: register)
+        try await runtime.launch()
+        return MessagingHarness(url: url, runtime: runtime)
+    }
+
+    static func makeRuntime(url: String, executorID: String, register: (DurableRuntime) -> Void) -> DurableRuntime {
+        var logger = Logger(label: "messaging-tests")
+        logger.logLevel = .critical
+        let runtime = DurableRuntime(configuration: DurableConfiguration(databaseURL: url, executorID: executorID), logger: logger)
+        register(runtime)
+        return runtime
+    }
+
+    /// Runs one query on the test's database.
+    func query(_ sql: String, _ parameters: [any PostgresParameter] = []) async throws -> QueryResult {
+        let connection = try await PostgresConnection.connect(PostgresConfiguration(connectionString: ConnectionString(url)))
+        defer { Task { await connection.close() } }
+        return try await connection.query(sql, parameters)
+    }
+}
