@@ -56,7 +56,7 @@ enum Demo {
             } else if output.hasPrefix("CHARGED ") {
                 line("worker 1: charged the card $420.00, \(output.dropFirst(8))  (step 2 checkpointed)")
                 first.killHard()
-                line("kill -9 worker 1: it dies before the expense is filed")
+                line("kill -9 worker 1, right after the charge")
                 killed = true
                 break
             } else if output.hasPrefix("FAILED ") {
@@ -65,29 +65,65 @@ enum Demo {
         }
         guard killed else { throw DemoError("worker 1 ended before charging the card") }
 
-        // Worker 2 is the same service starting again: on launch it resumes the pending trip.
+        // Worker 2 is the same service starting again: on launch it resumes the pending trip, which now waits
+        // for a manager's approval. It is killed again while waiting.
         let second = try ChildProcess(executable: executable, arguments: ["worker", database.url, tripID])
         line("worker 2 started (pid \(second.pid)); on launch it resumes pending workflows")
-        var finished = false
+        var killedWhileWaiting = false
         for await output in second.lines {
-            if output.hasPrefix("RESUMED ") {
-                line("worker 2: resumed \(tripID) from its last checkpoint")
-            } else if output.hasPrefix("REPLAYED ") {
-                let parts = output.split(separator: " ")
-                line("worker 2: \(parts[1]) served from its checkpoint (\(parts[2])), not run again")
-            } else if output.hasPrefix("FILED ") {
-                line("worker 2: filed the expense, \(output.dropFirst(6))  (step 3 checkpointed)")
-            } else if output.hasPrefix("DONE ") {
-                line("worker 2: \(tripID) finished: \(output.dropFirst(5))")
-                finished = true
+            if describeReplay(output, worker: 2, line) { continue }
+            if output.hasPrefix("WAITING ") {
+                line("worker 2: waiting for the manager's approval (a durable wait: its deadline is checkpointed)")
+                try await Task.sleep(for: .milliseconds(300))
+                second.killHard()
+                line("kill -9 worker 2 while it waits")
+                killedWhileWaiting = true
+                break
             } else if output.hasPrefix("FAILED ") {
                 throw DemoError("worker 2 failed: \(output.dropFirst(7))")
             }
         }
-        second.process.waitUntilExit()
-        guard finished else { throw DemoError("worker 2 ended without finishing the trip") }
+        guard killedWhileWaiting else { throw DemoError("worker 2 ended before waiting for the approval") }
+
+        // Worker 3 resumes the wait; the manager approves from another process, and the trip finishes.
+        let third = try ChildProcess(executable: executable, arguments: ["worker", database.url, tripID])
+        line("worker 3 started (pid \(third.pid))")
+        var finished = false
+        for await output in third.lines {
+            if describeReplay(output, worker: 3, line) { continue }
+            if output.hasPrefix("WAITING ") {
+                line("worker 3: still waiting for the approval, after two kills")
+                try await database.approve(tripID: tripID)
+                line("manager: approved \(tripID) (a message sent from this demo process)")
+            } else if output.hasPrefix("APPROVED ") {
+                line("worker 3: the approval arrived, \(output.dropFirst(9))")
+            } else if output.hasPrefix("FILED ") {
+                line("worker 3: filed the expense, \(output.dropFirst(6))  (step checkpointed)")
+            } else if output.hasPrefix("DONE ") {
+                line("worker 3: \(tripID) finished: \(output.dropFirst(5))")
+                finished = true
+            } else if output.hasPrefix("FAILED ") {
+                throw DemoError("worker 3 failed: \(output.dropFirst(7))")
+            }
+        }
+        third.process.waitUntilExit()
+        guard finished else { throw DemoError("worker 3 ended without finishing the trip") }
 
         try await database.report(tripID: tripID)
+    }
+
+    /// Prints the lines a resumed worker says about checkpoints it replayed; true if `output` was one of them.
+    static func describeReplay(_ output: String, worker: Int, _ line: (String) -> Void) -> Bool {
+        if output.hasPrefix("RESUMED ") {
+            line("worker \(worker): resumed the trip from its last checkpoint")
+            return true
+        }
+        if output.hasPrefix("REPLAYED ") {
+            let parts = output.split(separator: " ")
+            line("worker \(worker): \(parts[1]) served from its checkpoint (\(parts[2])), not run again")
+            return true
+        }
+        return false
     }
 
     static func selfExecutable() throws -> String {

@@ -26,6 +26,18 @@ struct DemoDatabase: Sendable, CustomStringConvertible {
         await embedded?.stop()
     }
 
+    /// Sends the manager's approval to the waiting workflow, from this process, as any service could.
+    func approve(tripID: String) async throws {
+        var logger = Logger(label: "demo-manager")
+        logger.logLevel = .warning
+        let manager = DurableRuntime(
+            configuration: DurableConfiguration(databaseURL: url, schema: Demo.systemSchema, executorID: "demo-manager"),
+            logger: logger
+        )
+        try await manager.send(to: tripID, topic: "approval", Approval(approver: "Grace"))
+        await manager.shutdown()
+    }
+
     /// Prints, from the database itself, what happened to the trip.
     func report(tripID: String) async throws {
         let pool = ConnectionPool(configuration: PostgresConfiguration(connectionString: ConnectionString(url)), maxConnections: 1, logger: Logger(label: "demo"))
@@ -48,6 +60,6 @@ struct DemoDatabase: Sendable, CustomStringConvertible {
         guard state == "SUCCESS", charges.rows.count == 1 else {
             throw DemoError("expected one charge and a SUCCESS workflow, found \(charges.rows.count) charge(s) and \(state)")
         }
-        print("\nThe card was charged exactly once and the trip finished, despite kill -9 in the middle.")
+        print("\nThe card was charged exactly once and the trip finished, despite two kill -9s along the way.")
     }
 }

@@ -10,6 +10,15 @@ struct Trip: Codable, Sendable {
     var priceCents: Int
 }
 
+/// A manager's decision, sent to the workflow as a message.
+struct Approval: Codable, Sendable {
+    var approver: String
+}
+
+enum TripError: Error {
+    case noApproval
+}
+
 /// What the workflow returns once everything is done.
 struct Itinerary: Codable, Sendable {
     var tripID: String
@@ -18,8 +27,9 @@ struct Itinerary: Codable, Sendable {
     var expenseID: String
 }
 
-/// The travel story: reserve a flight, charge the card, file the expense. Each step writes to the demo's own
-/// tables, the way a real service would call its airline, payment and expense systems.
+/// The travel story: reserve a flight, charge the card, wait for a manager's approval, file the expense. Each
+/// step writes to the demo's own tables, the way a real service would call its airline, payment and expense
+/// systems.
 struct BookTrip: Workflow {
     static let name = "book-trip"
 
@@ -43,10 +53,15 @@ struct BookTrip: Workflow {
         }
         say(replayingCharge ? "REPLAYED charge-card \(chargeID)" : "CHARGED \(chargeID)")
 
+        // A manager approves the expense; the wait is durable, so it survives the worker being killed.
+        say("WAITING approval")
+        guard let approval = try await ctx.recv(Approval.self, topic: "approval", timeout: .seconds(120)) else {
+            throw TripError.noApproval
+        }
+        say("APPROVED by \(approval.approver)")
+
         let expenseID = try await ctx.step("file-expense") {
-            // The expense system is slow: the demo kills the worker while this is about to run.
-            try await Task.sleep(for: .milliseconds(1500))
-            return try await world.fileExpense(trip: trip)
+            try await world.fileExpense(trip: trip)
         }
         say("FILED \(expenseID)")
         return Itinerary(tripID: trip.id, seat: seat, chargeID: chargeID, expenseID: expenseID)
