@@ -49,10 +49,12 @@ public final class WorkflowContext: Sendable {
     ///
     /// - Parameters:
     ///   - name: the step's durable name. On replay it must match the name recorded at this position.
+    ///   - retry: how to retry the body when it throws; only the last error is recorded. No retries by default.
     ///   - body: the side effect. It may run more than once only if the process dies after it finishes and
     ///     before its checkpoint commits, so make it idempotent where you can (for example with an idempotency key).
     public func step<Output: Codable & Sendable>(
         _ name: String,
+        retry: RetryPolicy = .none,
         isolation: isolated (any Actor)? = #isolation,
         _ body: () async throws -> Output
     ) async throws -> Output {
@@ -62,20 +64,31 @@ public final class WorkflowContext: Sendable {
             return try replay(checkpoint, as: Output.self, stepID: stepID, name: name)
         }
         let startedAt = Self.nowMilliseconds()
+        var attempt = 1
         let output: Output
-        do {
-            output = try await StepScope.$isInsideStep.withValue(true, operation: body, isolation: isolation)
-        } catch {
-            // Interrupted by shutdown: record nothing, so the step runs again when the workflow is recovered.
-            if Task.isCancelled { throw error }
-            let failure = PortableError(describing: error)
-            let encoded = try PortableJSON.encode(failure, limit: engine.configuration.maxPayloadBytes, what: "the error of step '\(name)'")
-            let adopted = try await record(StepCheckpoint(
-                workflowID: workflowID, stepID: stepID, name: name, output: nil, error: encoded,
-                startedAtMilliseconds: startedAt, completedAtMilliseconds: Self.nowMilliseconds(), ownerToken: ownerToken
-            ), as: Output.self)
-            if let adopted { return adopted }
-            throw stepFailure(failure, stepID: stepID, name: name)
+        while true {
+            do {
+                output = try await StepScope.$isInsideStep.withValue(true, operation: body, isolation: isolation)
+                break
+            } catch {
+                // Interrupted by shutdown or cancellation: record nothing, so the step runs again on recovery.
+                if Task.isCancelled { throw error }
+                if attempt < retry.maxAttempts, retry.shouldRetry(error) {
+                    // Task.sleep throws when the workflow is cancelled, which ends the back-off at once.
+                    try await Task.sleep(for: retry.delay(afterAttempt: attempt))
+                    attempt += 1
+                    continue
+                }
+                var failure = PortableError(describing: error)
+                if attempt > 1 { failure.message += " (after \(attempt) attempts)" }
+                let encoded = try PortableJSON.encode(failure, limit: engine.configuration.maxPayloadBytes, what: "the error of step '\(name)'")
+                let adopted = try await record(StepCheckpoint(
+                    workflowID: workflowID, stepID: stepID, name: name, output: nil, error: encoded,
+                    startedAtMilliseconds: startedAt, completedAtMilliseconds: Self.nowMilliseconds(), ownerToken: ownerToken
+                ), as: Output.self)
+                if let adopted { return adopted }
+                throw stepFailure(failure, stepID: stepID, name: name)
+            }
         }
         let encoded = try PortableJSON.encode(output, limit: engine.configuration.maxPayloadBytes, what: "the result of step '\(name)'")
         let adopted = try await record(StepCheckpoint(
@@ -88,10 +101,11 @@ public final class WorkflowContext: Sendable {
     /// Runs a step that returns nothing. Its checkpoint records JSON `null`.
     public func step(
         _ name: String,
+        retry: RetryPolicy = .none,
         isolation: isolated (any Actor)? = #isolation,
         _ body: () async throws -> Void
     ) async throws {
-        let _: NoOutput = try await step(name, isolation: isolation) {
+        let _: NoOutput = try await step(name, retry: retry, isolation: isolation) {
             try await body()
             return NoOutput()
         }
