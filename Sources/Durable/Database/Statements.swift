@@ -11,7 +11,6 @@ struct Statements: Sendable {
     let finishWorkflow: String
     let recordStep: String
     let recordedStep: String
-    let loadSteps: String
     let loadStepsOfMany: String
     let pendingWorkflows: String
     let claimForRecovery: String
@@ -22,15 +21,17 @@ struct Statements: Sendable {
     init(schema s: String) {
         let now = Self.nowMilliseconds
 
-        // $1 id, $2 name, $3 executor, $4 version, $5 token (creator and owner), $6 input
+        // $1 id, $2 name, $3 executor, $4 version, $5 token (creator and owner), $6 input, $7 timeout ms,
+        // $8 deadline (epoch ms), $9 parent workflow
         // DO NOTHING keeps the common case a plain insert; a conflict returns no row and the caller then reads
         // the existing row with `existingWorkflow`.
         startWorkflow = """
             WITH started AS (
                 INSERT INTO \(s).workflow_status
                     (workflow_uuid, status, name, executor_id, application_version, recovery_attempts,
-                     serialization, creator_xid, owner_xid, priority)
-                VALUES ($1, 'PENDING', $2, $3, $4, 1, 'portable_json', $5, $5, 0)
+                     serialization, creator_xid, owner_xid, priority, workflow_timeout_ms, workflow_deadline_epoch_ms,
+                     parent_workflow_id)
+                VALUES ($1, 'PENDING', $2, $3, $4, 1, 'portable_json', $5, $5, 0, $7::bigint, $8::bigint, $9)
                 ON CONFLICT (workflow_uuid) DO NOTHING
                 RETURNING workflow_uuid
             ), stored_input AS (
@@ -80,18 +81,8 @@ struct Statements: Sendable {
 
         // $1 id, $2 step
         recordedStep = """
-            SELECT function_name, output, error, completed_at_epoch_ms, serialization
+            SELECT function_name, output, error, completed_at_epoch_ms, serialization, child_workflow_id
             FROM \(s).operation_outputs WHERE workflow_uuid = $1 AND function_id = $2
-            """
-
-        // $1 id, $2 payload limit in bytes
-        loadSteps = """
-            SELECT function_id, function_name,
-                   CASE WHEN octet_length(output) <= $2 THEN output END,
-                   CASE WHEN octet_length(error) <= $2 THEN error END,
-                   COALESCE(octet_length(output) > $2, false) OR COALESCE(octet_length(error) > $2, false),
-                   serialization
-            FROM \(s).operation_outputs WHERE workflow_uuid = $1 ORDER BY function_id
             """
 
         // $1 executor, $2 version
@@ -111,11 +102,11 @@ struct Statements: Sendable {
                 FROM candidates c
                 WHERE ws.workflow_uuid = c.id AND ws.status = 'PENDING' AND ws.executor_id = $4
                   AND ws.owner_xid IS NOT DISTINCT FROM c.listed_owner
-                RETURNING ws.workflow_uuid, ws.name, ws.recovery_attempts, ws.inputs
+                RETURNING ws.workflow_uuid, ws.name, ws.recovery_attempts, ws.inputs, ws.workflow_deadline_epoch_ms
             )
             SELECT c.workflow_uuid, c.name, c.recovery_attempts,
                    CASE WHEN octet_length(COALESCE(i.inputs, c.inputs)) <= $5 THEN COALESCE(i.inputs, c.inputs) END,
-                   octet_length(COALESCE(i.inputs, c.inputs))
+                   octet_length(COALESCE(i.inputs, c.inputs)), c.workflow_deadline_epoch_ms
             FROM claimed c LEFT JOIN \(s).workflow_input i ON i.workflow_uuid = c.workflow_uuid
             """
 
@@ -125,7 +116,7 @@ struct Statements: Sendable {
                    CASE WHEN octet_length(output) <= $2 THEN output END,
                    CASE WHEN octet_length(error) <= $2 THEN error END,
                    COALESCE(octet_length(output) > $2, false) OR COALESCE(octet_length(error) > $2, false),
-                   serialization
+                   serialization, child_workflow_id
             FROM \(s).operation_outputs WHERE workflow_uuid = ANY($1::text[]) ORDER BY workflow_uuid, function_id
             """
 

@@ -11,6 +11,8 @@ final class SystemDatabase: Sendable {
     let retry: DatabaseRetry
     private let sql: Statements
     let messaging: MessagingStatements
+    let control: ControlStatements
+    let children: ChildStatements
 
     init(pool: ConnectionPool, schema: String, retry: DatabaseRetry) {
         self.pool = pool
@@ -18,6 +20,8 @@ final class SystemDatabase: Sendable {
         self.retry = retry
         self.sql = Statements(schema: SQLIdentifier.quote(schema))
         self.messaging = MessagingStatements(schema: SQLIdentifier.quote(schema))
+        self.control = ControlStatements(schema: SQLIdentifier.quote(schema))
+        self.children = ChildStatements(schema: SQLIdentifier.quote(schema))
     }
 
     /// Runs one statement on a pooled connection, retrying through connection loss.
@@ -42,8 +46,13 @@ final class SystemDatabase: Sendable {
     /// Creates the workflow row as `PENDING` owned by `token`, with its input, in one statement. When the ID
     /// is taken, reads the existing row instead: it is ours if it carries our token (a retry after a lost
     /// reply), else it belongs to whoever started it first.
-    func startWorkflow(id: String, name: String, input: String, token: String, executorID: String, applicationVersion: String) async throws -> StartOutcome {
-        let inserted = try await query("start workflow", workflowID: id, sql.startWorkflow, [id, name, executorID, applicationVersion, token, input])
+    func startWorkflow(
+        id: String, name: String, input: String, token: String, executorID: String, applicationVersion: String,
+        timeoutMilliseconds: Int64? = nil, deadlineMilliseconds: Int64? = nil, parentID: String? = nil
+    ) async throws -> StartOutcome {
+        let inserted = try await query("start workflow", workflowID: id, sql.startWorkflow, [
+            id, name, executorID, applicationVersion, token, input, timeoutMilliseconds, deadlineMilliseconds, parentID,
+        ])
         if (inserted.first?.int(0) ?? 0) > 0 {
             return StartOutcome(created: true, status: WorkflowState.pending.rawValue, name: name)
         }
@@ -91,30 +100,11 @@ final class SystemDatabase: Sendable {
             if let found = recorded.first, found.int64(3) != checkpoint.completedAtMilliseconds || found.string(0) != checkpoint.name {
                 outcome.existing = RecordedStep(
                     stepID: checkpoint.stepID, name: found.string(0) ?? "", output: found.string(1), error: found.string(2),
-                    oversized: false, serialization: found.string(4)
+                    oversized: false, serialization: found.string(4), childWorkflowID: found.string(5)
                 )
             }
         }
         return outcome
-    }
-
-    /// Every recorded step of a workflow, in order. Values above `limit` bytes are not transferred; they come back
-    /// marked oversized so that one huge checkpoint fails its workflow instead of exhausting memory.
-    func loadSteps(workflowID: String, limit: Int) async throws -> [Int: RecordedStep] {
-        let result = try await query("load recorded steps", workflowID: workflowID, sql.loadSteps, [workflowID, limit])
-        var steps: [Int: RecordedStep] = [:]
-        for row in result.rows {
-            guard let id = row.int(0) else { continue }
-            steps[id] = RecordedStep(
-                stepID: id,
-                name: row.string(1) ?? "",
-                output: row.string(2),
-                error: row.string(3),
-                oversized: row.bool(4) ?? false,
-                serialization: row.string(5)
-            )
-        }
-        return steps
     }
 
     // MARK: - Recovery
@@ -142,6 +132,8 @@ final class SystemDatabase: Sendable {
         /// The encoded input, or nil if there is none or it exceeded the payload limit.
         var input: String?
         var inputBytes: Int
+        /// When the workflow times out, in epoch milliseconds.
+        var deadlineMilliseconds: Int64?
     }
 
     /// Takes over a batch of pending workflows in one statement: a new owner token and one more recovery attempt
@@ -153,11 +145,16 @@ final class SystemDatabase: Sendable {
         ])
         return result.rows.compactMap { row in
             guard let id = row.string(0), let attempts = row.int(2) else { return nil }
-            return ClaimedWorkflow(id: id, name: row.string(1), recoveryAttempts: attempts, input: row.string(3), inputBytes: row.int(4) ?? 0)
+            return ClaimedWorkflow(
+                id: id, name: row.string(1), recoveryAttempts: attempts, input: row.string(3), inputBytes: row.int(4) ?? 0,
+                deadlineMilliseconds: row.int64(5)
+            )
         }
     }
 
-    /// The recorded steps of several workflows at once, keyed by workflow ID (see ``loadSteps(workflowID:limit:)``).
+    /// The recorded steps of several workflows at once, keyed by workflow ID and step number. Values above
+    /// `limit` bytes are not transferred; they come back marked oversized, so that one huge checkpoint fails its
+    /// workflow instead of exhausting memory.
     func loadSteps(workflowIDs: [String], limit: Int) async throws -> [String: [Int: RecordedStep]] {
         let result = try await query("load recorded steps", sql.loadStepsOfMany, [PostgresTextArray(workflowIDs), limit])
         var steps: [String: [Int: RecordedStep]] = [:]
@@ -165,7 +162,7 @@ final class SystemDatabase: Sendable {
             guard let workflowID = row.string(0), let id = row.int(1) else { continue }
             steps[workflowID, default: [:]][id] = RecordedStep(
                 stepID: id, name: row.string(2) ?? "", output: row.string(3), error: row.string(4),
-                oversized: row.bool(5) ?? false, serialization: row.string(6)
+                oversized: row.bool(5) ?? false, serialization: row.string(6), childWorkflowID: row.string(7)
             )
         }
         return steps

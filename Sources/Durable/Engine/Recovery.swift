@@ -70,7 +70,7 @@ extension WorkflowEngine {
             logger.info("resuming workflow", metadata: [
                 "workflow": "\(workflow.id)", "workflowName": "\(name)", "recordedSteps": "\(steps[workflow.id]?.count ?? 0)",
             ])
-            launch(registration, id: workflow.id, input: input, token: token, recorded: steps[workflow.id] ?? [:])
+            launch(registration, id: workflow.id, input: input, token: token, recorded: steps[workflow.id] ?? [:], deadline: workflow.deadlineMilliseconds)
         }
         return runnable.count
     }

@@ -7,6 +7,8 @@ struct RecordedStep: Sendable {
     /// The value exceeded the payload limit and was left in the database.
     var oversized: Bool
     var serialization: String?
+    /// The child workflow started at this position, if it was a child start.
+    var childWorkflowID: String? = nil
 }
 
 /// A step checkpoint about to be written.

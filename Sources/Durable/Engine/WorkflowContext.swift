@@ -24,7 +24,11 @@ public final class WorkflowContext: Sendable {
     /// a body that catches it must not be able to turn it into a success.
     private let fatalError = Mutex<DurableError?>(nil)
 
-    init(workflowID: String, workflowName: String, ownerToken: String, engine: WorkflowEngine, recorded: [Int: RecordedStep]) {
+    /// When this workflow times out (epoch milliseconds); children inherit it.
+    let deadline: Int64?
+
+    init(workflowID: String, workflowName: String, ownerToken: String, engine: WorkflowEngine, recorded: [Int: RecordedStep], deadline: Int64? = nil) {
+        self.deadline = deadline
         self.workflowID = workflowID
         self.workflowName = workflowName
         self.ownerToken = ownerToken

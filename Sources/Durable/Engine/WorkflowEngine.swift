@@ -36,24 +36,29 @@ final class WorkflowEngine: Sendable {
         self.registry = registry
         self.listener = listener
         self.logger = logger
+        listener.onCancellation { [weak self] id in self?.stopLocalRun(id) }
     }
 
     // MARK: - Starting
 
     /// Starts a workflow or finds the run that already holds `id`.
-    func start(name: String, input: String, id: String) async throws {
+    func start(name: String, input: String, id: String, timeout: Duration? = nil, parentDeadline: Int64? = nil, parentID: String? = nil) async throws {
         try ensureAccepting()
         guard let registration = registry[name] else {
             throw DurableError(.workflowNotRegistered, "no workflow named '\(name)' is registered; call DurableRuntime.register(_:) before launch", workflowID: id)
         }
         if state.withLock({ $0.runs[id] != nil }) { return }
         let token = UUID().uuidString.lowercased()
+        let timeoutMilliseconds = timeout.map(Self.milliseconds)
+        // An explicit timeout starts now; otherwise a child inherits its parent's deadline, as in DBOS.
+        let deadline = timeoutMilliseconds.map { WorkflowContext.nowMilliseconds() + $0 } ?? parentDeadline
         let outcome = try await database.startWorkflow(
             id: id, name: name, input: input, token: token,
-            executorID: configuration.executorID, applicationVersion: configuration.applicationVersion
+            executorID: configuration.executorID, applicationVersion: configuration.applicationVersion,
+            timeoutMilliseconds: timeoutMilliseconds, deadlineMilliseconds: deadline, parentID: parentID
         )
         if outcome.created {
-            launch(registration, id: id, input: input, token: token, recorded: [:])
+            launch(registration, id: id, input: input, token: token, recorded: [:], deadline: deadline)
             return
         }
         if let existing = outcome.name, existing != name {
@@ -83,20 +88,29 @@ final class WorkflowEngine: Sendable {
     // MARK: - Running
 
     /// Runs a workflow body in its own task, and records its outcome.
-    func launch(_ registration: WorkflowRegistration, id: String, input: String, token: String, recorded: [Int: RecordedStep]) {
+    func launch(_ registration: WorkflowRegistration, id: String, input: String, token: String, recorded: [Int: RecordedStep], deadline: Int64? = nil) {
         state.withLock { current in
             guard current.runs[id] == nil else { return }
             // The task removes itself when done; it cannot get there before this lock is released.
             current.runs[id] = Task { [self] in
-                let outcome = await execute(registration, id: id, input: input, token: token, recorded: recorded)
+                let timer = deadline.map { deadline in
+                    Task { [self] in
+                        let remaining = Double(deadline - WorkflowContext.nowMilliseconds()) / 1000
+                        if remaining > 0 { try? await Task.sleep(for: .milliseconds(Int64(remaining * 1000))) }
+                        guard !Task.isCancelled else { return }
+                        await self.timeOut(id)
+                    }
+                }
+                let outcome = await execute(registration, id: id, input: input, token: token, recorded: recorded, deadline: deadline)
+                timer?.cancel()
                 _ = self.state.withLock { $0.runs.removeValue(forKey: id) }
                 return outcome
             }
         }
     }
 
-    private func execute(_ registration: WorkflowRegistration, id: String, input: String, token: String, recorded: [Int: RecordedStep]) async -> RunOutcome {
-        let context = WorkflowContext(workflowID: id, workflowName: registration.name, ownerToken: token, engine: self, recorded: recorded)
+    private func execute(_ registration: WorkflowRegistration, id: String, input: String, token: String, recorded: [Int: RecordedStep], deadline: Int64?) async -> RunOutcome {
+        let context = WorkflowContext(workflowID: id, workflowName: registration.name, ownerToken: token, engine: self, recorded: recorded, deadline: deadline)
         let logger = self.logger.with(workflow: id, name: registration.name)
         logger.debug("workflow running", metadata: ["replaying": "\(!recorded.isEmpty)"])
         let result: Result<String, any Error>
@@ -163,6 +177,63 @@ final class WorkflowEngine: Sendable {
             return failure.map { .failed($0) } ?? .interrupted
         default: return .interrupted
         }
+    }
+
+    // MARK: - Cancellation
+
+    /// Cancels a workflow durably (any process running it stops at its next durable operation, and a sleeping or
+    /// waiting one is woken), unless it already finished.
+    /// - Returns: false when no workflow has this ID.
+    @discardableResult
+    func cancel(_ id: String) async throws -> Bool {
+        let previous = try await database.cancel(id: id)
+        stopLocalRun(id)
+        return previous != nil
+    }
+
+    /// Interrupts this process's run of `id`, if any; it stops at its next durable operation.
+    func stopLocalRun(_ id: String) {
+        state.withLock { $0.runs[id] }?.cancel()
+    }
+
+    /// The deadline passed: the workflow is cancelled, as DBOS does.
+    private func timeOut(_ id: String) async {
+        logger.info("workflow timed out and is cancelled", metadata: ["workflow": "\(id)"])
+        do {
+            try await cancel(id)
+        } catch {
+            // It will be cancelled when next recovered (its deadline is in the row); stop the local run now.
+            logger.error("could not record the timeout", metadata: ["workflow": "\(id)", "error": "\(error)"])
+            stopLocalRun(id)
+        }
+    }
+
+    /// Runs a cancelled (or stuck) workflow again from its last checkpoint, in this process.
+    func resume(_ id: String) async throws {
+        guard let existing = try await database.existingWorkflow(id: id) else {
+            throw DurableError(.workflowNotFound, "no workflow with this ID exists", workflowID: id)
+        }
+        guard let name = existing.name, let registration = registry[name] else {
+            throw DurableError(.workflowNotRegistered, "workflow '\(existing.name ?? "<none>")' is not registered in this process, so it cannot be resumed here", workflowID: id)
+        }
+        // A run of it still winding down here (for example after a cancel) must finish first.
+        if let previous = activeRun(id) { _ = await previous.value }
+        let token = UUID().uuidString.lowercased()
+        guard let claimed = try await database.resume(
+            id: id, token: token, executorID: configuration.executorID,
+            applicationVersion: configuration.applicationVersion, payloadLimit: configuration.maxPayloadBytes
+        ) else {
+            return  // it finished meanwhile: nothing to resume
+        }
+        guard let input = claimed.input else {
+            throw DurableError(.payloadTooLarge, "the recorded input is \(claimed.inputBytes) bytes, above DurableConfiguration.maxPayloadBytes", workflowID: id)
+        }
+        let steps = try await database.loadSteps(workflowIDs: [id], limit: configuration.maxPayloadBytes)
+        launch(registration, id: id, input: input, token: token, recorded: steps[id] ?? [:])
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
     }
 
     // MARK: - Shutdown

@@ -19,6 +19,7 @@ final class NotificationListener: Sendable {
         var waiters: [String: [ObjectIdentifier: WakeTicket]] = [:]
         var loop: Task<Void, Never>?
         var healthy = false
+        var onCancellation: (@Sendable (String) -> Void)?
     }
 
     private let configuration: PostgresConfiguration
@@ -53,6 +54,11 @@ final class NotificationListener: Sendable {
         }
     }
 
+    /// Called with the workflow ID whenever any process announces a cancellation.
+    func onCancellation(_ handler: @escaping @Sendable (String) -> Void) {
+        state.withLock { $0.onCancellation = handler }
+    }
+
     func start() {
         state.withLock { state in
             guard state.loop == nil else { return }
@@ -78,13 +84,14 @@ final class NotificationListener: Sendable {
                 connection = opened
                 try await opened.listen(Self.messagesChannel)
                 try await opened.listen(Self.eventsChannel)
+                try await opened.listen(ControlStatements.cancellationChannel)
                 try await checkDelivery(on: opened)
                 delay = .milliseconds(100)
                 // Anything sent while we were not listening is only in the database: let every waiter look.
                 wakeEveryone()
                 while !Task.isCancelled {
                     for notification in try await opened.waitForNotifications(timeout: .milliseconds(500)) {
-                        wake(Self.key(channel: notification.channel, payload: notification.payload))
+                        deliver(notification)
                     }
                 }
             } catch {
@@ -114,7 +121,7 @@ final class NotificationListener: Sendable {
                     setHealthy(true)
                     return
                 }
-                wake(Self.key(channel: notification.channel, payload: notification.payload))
+                deliver(notification)
             }
         }
         setHealthy(false)
@@ -123,6 +130,14 @@ final class NotificationListener: Sendable {
 
     private func setHealthy(_ healthy: Bool) {
         state.withLock { $0.healthy = healthy }
+    }
+
+    private func deliver(_ notification: PostgresNotification) {
+        if notification.channel == ControlStatements.cancellationChannel {
+            state.withLock { $0.onCancellation }?(notification.payload)
+        } else {
+            wake(Self.key(channel: notification.channel, payload: notification.payload))
+        }
     }
 
     private func wake(_ key: String) {

@@ -115,13 +115,35 @@ public final class DurableRuntime: Service, Sendable {
     ///   - workflow: the registered workflow type.
     ///   - input: the workflow's input, recorded as portable JSON.
     ///   - id: the workflow ID and idempotency key; a random UUID when omitted.
-    public func start<W: Workflow>(_ workflow: W.Type, _ input: W.Input, id: String? = nil) async throws -> WorkflowHandle<W.Output> {
+    ///   - timeout: when set, the workflow is cancelled this long after it starts, wherever it runs; its
+    ///     children inherit the deadline.
+    public func start<W: Workflow>(_ workflow: W.Type, _ input: W.Input, id: String? = nil, timeout: Duration? = nil) async throws -> WorkflowHandle<W.Output> {
         let id = id ?? UUID().uuidString.lowercased()
         try Self.validateWorkflowID(id)
+        try Self.validateTimeout(timeout)
         let engine = try await launchedEngine()
         let encoded = try PortableJSON.encodeInput(input, limit: configuration.maxPayloadBytes)
-        try await engine.start(name: W.name, input: encoded, id: id)
+        try await engine.start(name: W.name, input: encoded, id: id, timeout: timeout)
         return WorkflowHandle(id: id, runtime: self)
+    }
+
+    /// Cancels a workflow from any process: it becomes `CANCELLED`, and the process running it stops it at its
+    /// next durable operation, waking it if it sleeps or waits. A finished workflow is left as it is.
+    /// - Throws: ``DurableError/Code/workflowNotFound`` if no workflow has this ID.
+    public func cancel(_ id: String) async throws {
+        let engine = try await launchedEngine()
+        guard try await engine.cancel(id) else {
+            throw DurableError(.workflowNotFound, "no workflow with this ID exists", workflowID: id)
+        }
+    }
+
+    /// Runs a cancelled (or otherwise unfinished) workflow again in this process, from its last checkpoint.
+    /// A finished workflow is left as it is.
+    /// - Throws: ``DurableError/Code/workflowNotFound``, or ``DurableError/Code/workflowNotRegistered`` when
+    ///   its code is not registered in this process.
+    public func resume(_ id: String) async throws {
+        let engine = try await launchedEngine()
+        try await engine.resume(id)
     }
 
     /// A handle to an existing workflow, by ID, from any process.
@@ -229,6 +251,12 @@ public final class DurableRuntime: Service, Sendable {
             }
             if alreadyStopped { continuation.resume() }
         }
+    }
+
+    static func validateTimeout(_ timeout: Duration?) throws {
+        guard let timeout else { return }
+        if timeout <= .zero { throw DurableError(.invalidArgument, "workflow timeout must be positive (got \(timeout))") }
+        if timeout > longestWait { throw DurableError(.invalidArgument, "workflow timeout \(timeout) is longer than ten years; check its unit") }
     }
 
     static func validateWorkflowID(_ id: String) throws {

@@ -2,12 +2,24 @@
 public struct WorkflowHandle<Output: Codable & Sendable>: Sendable {
     /// The workflow ID.
     public let id: String
-    let runtime: DurableRuntime
+    /// Finds the engine: through the runtime (launching it if needed), or directly inside a workflow.
+    let engine: @Sendable () async throws -> WorkflowEngine
+
+    init(id: String, runtime: DurableRuntime) {
+        self.id = id
+        self.engine = { try await runtime.launchedEngine() }
+    }
+
+    init(id: String, engine: WorkflowEngine) {
+        self.id = id
+        self.engine = { engine }
+    }
 
     /// The workflow's current status row.
     /// - Throws: ``DurableError/Code/workflowNotFound`` if no workflow has this ID.
     public func status() async throws -> WorkflowStatus {
-        guard let status = try await runtime.status(of: id) else {
+        let engine = try await engine()
+        guard let status = try await engine.database.workflowRow(id: id, payloadLimit: 0).map(WorkflowStatus.init) else {
             throw DurableError(.workflowNotFound, "no workflow with this ID exists", workflowID: id)
         }
         return status
@@ -25,7 +37,7 @@ public struct WorkflowHandle<Output: Codable & Sendable>: Sendable {
         minimumPollingInterval: Duration = .milliseconds(5),
         maximumPollingInterval: Duration = .seconds(1)
     ) async throws -> Output {
-        let engine = try await runtime.launchedEngine()
+        let engine = try await engine()
         if let run = engine.activeRun(id) {
             switch await run.value {
             case .succeeded(let output): return try decode(output)

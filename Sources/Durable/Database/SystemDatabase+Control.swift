@@ -1,0 +1,22 @@
+extension SystemDatabase {
+    /// Marks a workflow `CANCELLED` unless it already finished. Returns its status before the call, or nil when
+    /// no such workflow exists.
+    func cancel(id: String) async throws -> String? {
+        let result = try await query("cancel workflow", workflowID: id, control.cancel, [id])
+        return result.first?.string(1)
+    }
+
+    /// Takes a workflow over for a fresh run from its last checkpoint. Returns nil when it has finished
+    /// (`SUCCESS` or `ERROR`) or does not exist.
+    func resume(id: String, token: String, executorID: String, applicationVersion: String, payloadLimit: Int) async throws -> ClaimedWorkflow? {
+        let result = try await query("resume workflow", workflowID: id, control.resume, [id, token, executorID, applicationVersion, payloadLimit])
+        guard let row = result.first else { return nil }
+        return ClaimedWorkflow(id: id, name: row.string(0), recoveryAttempts: 1, input: row.string(1), inputBytes: row.int(2) ?? 0, deadlineMilliseconds: nil)
+    }
+
+    /// The status and name of a workflow, or nil when it does not exist.
+    func existingWorkflow(id: String) async throws -> (status: String, name: String?)? {
+        guard let row = try await workflowRow(id: id, payloadLimit: 0) else { return nil }
+        return (row.status, row.name)
+    }
+}

@@ -1,0 +1,200 @@
+import Durable
+import Foundation
+import Testing
+
+/// Runs `count` steps, each taking ~100 ms inside its body.
+struct Grind: Workflow {
+    static let name = "grind"
+    func run(_ ctx: WorkflowContext, _ count: Int) async throws -> Int {
+        for index in 0..<count {
+            _ = try await ctx.step("grind-\(index)") {
+                try? await Task.sleep(for: .milliseconds(100))
+                return index
+            }
+        }
+        return count
+    }
+}
+
+struct ChildInput: Codable, Sendable {
+    var value: Int
+    var napMilliseconds: Int
+}
+
+/// Doubles its input after a durable nap; counts its runs.
+struct Doubler: Workflow {
+    static let name = "doubler"
+    func run(_ ctx: WorkflowContext, _ input: ChildInput) async throws -> Int {
+        _ = AttemptCounter.shared.next("doubler-body-\(ctx.workflowID)")
+        try await ctx.sleep(for: .milliseconds(input.napMilliseconds))
+        return input.value * 2
+    }
+}
+
+/// Starts a child, naps, then awaits the child.
+struct Parent: Workflow {
+    static let name = "parent"
+    func run(_ ctx: WorkflowContext, _ input: ChildInput) async throws -> Int {
+        let child = try await ctx.startChild(Doubler.self, input)
+        try await ctx.sleep(for: .milliseconds(input.napMilliseconds))
+        return try await child.result() + 1
+    }
+}
+
+@Suite("Cancel, resume, timeouts and child workflows")
+struct ControlAndChildrenTests {
+    static func register(_ runtime: DurableRuntime) {
+        runtime.register(Nap())
+        runtime.register(AwaitApproval())
+        runtime.register(Grind())
+        runtime.register(Doubler())
+        runtime.register(Parent())
+    }
+
+    func harness(_ prefix: String, executorID: String = "control") async throws -> MessagingHarness {
+        try await MessagingHarness.make(prefix: prefix, executorID: executorID, register: Self.register)
+    }
+
+    func expectCancelled<Output>(_ handle: WorkflowHandle<Output>, within bound: Duration = .seconds(10)) async throws {
+        let started = ContinuousClock.now
+        do {
+            _ = try await handle.result()
+            Issue.record("expected \(handle.id) to be cancelled")
+        } catch let error as DurableError {
+            #expect(error.code == .workflowCancelled)
+        }
+        #expect(started.duration(to: .now) < bound)
+        #expect(try await handle.status().state == .cancelled)
+    }
+
+    @Test("cancel stops a sleeping workflow at once")
+    func cancelSleeping() async throws {
+        let h = try await harness("cancel_sleep")
+        let handle = try await h.runtime.start(Nap.self, 60_000, id: "sleeper")
+        try await Task.sleep(for: .milliseconds(200))
+        try await h.runtime.cancel("sleeper")
+        try await expectCancelled(handle)
+        await h.runtime.shutdown()
+    }
+
+    @Test("cancel stops a workflow waiting for a message")
+    func cancelWaiting() async throws {
+        let h = try await harness("cancel_wait")
+        let handle = try await h.runtime.start(AwaitApproval.self, 60_000, id: "waiter")
+        try await Task.sleep(for: .milliseconds(200))
+        try await h.runtime.cancel("waiter")
+        try await expectCancelled(handle)
+        await h.runtime.shutdown()
+    }
+
+    @Test("cancel stops a running workflow at its next step")
+    func cancelRunning() async throws {
+        let h = try await harness("cancel_run")
+        let handle = try await h.runtime.start(Grind.self, 100, id: "grinder")
+        try await Task.sleep(for: .milliseconds(500))
+        try await h.runtime.cancel("grinder")
+        try await expectCancelled(handle)
+        let steps = try await h.query("SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid = 'grinder'")
+        #expect((steps.first?.int(0) ?? 100) < 20)
+        await h.runtime.shutdown()
+    }
+
+    @Test("a cancel from another process reaches the running one through NOTIFY")
+    func cancelFromElsewhere() async throws {
+        let h = try await harness("cancel_remote", executorID: "runner")
+        let handle = try await h.runtime.start(Nap.self, 60_000, id: "remote-sleeper")
+        let other = MessagingHarness.makeRuntime(url: h.url, executorID: "operator", register: Self.register)
+        try await other.launch()
+        try await Task.sleep(for: .milliseconds(300))
+        try await other.cancel("remote-sleeper")
+        try await expectCancelled(handle, within: .seconds(5))
+        await other.shutdown()
+        await h.runtime.shutdown()
+    }
+
+    @Test("resume runs a cancelled workflow again from its last checkpoint")
+    func resumeAfterCancel() async throws {
+        let h = try await harness("resume")
+        let started = Date()
+        let handle = try await h.runtime.start(Nap.self, 1_500, id: "napper")
+        try await Task.sleep(for: .milliseconds(200))
+        try await h.runtime.cancel("napper")
+        try await expectCancelled(handle)
+        try await h.runtime.resume("napper")
+        #expect(try await handle.result() == 1_500)
+        // The sleep's checkpointed wake-up time was kept: it ended ~1.5 s after the first start.
+        #expect(Date().timeIntervalSince(started) < 4)
+        #expect(try await handle.status().state == .success)
+        await h.runtime.shutdown()
+    }
+
+    @Test("a timeout cancels the workflow at its deadline")
+    func timeout() async throws {
+        let h = try await harness("timeout")
+        let handle = try await h.runtime.start(Nap.self, 60_000, id: "slow", timeout: .milliseconds(300))
+        try await expectCancelled(handle, within: .seconds(5))
+        await h.runtime.shutdown()
+    }
+
+    @Test("children inherit the parent's deadline")
+    func timeoutWithChildren() async throws {
+        let h = try await harness("timeout_children")
+        let handle = try await h.runtime.start(Parent.self, ChildInput(value: 1, napMilliseconds: 60_000), id: "family", timeout: .milliseconds(500))
+        try await expectCancelled(handle, within: .seconds(5))
+        let child: WorkflowHandle<Int> = h.runtime.handle(for: "family-1")
+        try await expectCancelled(child, within: .seconds(5))
+        let rows = try await h.query("SELECT parent_workflow_id, workflow_deadline_epoch_ms IS NOT NULL FROM dbos.workflow_status WHERE workflow_uuid = 'family-1'")
+        #expect(rows.first?.string(0) == "family")
+        #expect(rows.first?.bool(1) == true)
+        await h.runtime.shutdown()
+    }
+
+    @Test("a child workflow runs once, and a recovered parent gets the same child back")
+    func childWorkflows() async throws {
+        let url = try await SharedDatabaseURL.fresh("children")
+        let first = MessagingHarness.makeRuntime(url: url, executorID: "family", register: Self.register)
+        try await first.launch()
+        let id = "kin-\(UUID())"
+        _ = try await first.start(Parent.self, ChildInput(value: 20, napMilliseconds: 1_000), id: id)
+        try await Task.sleep(for: .milliseconds(300))
+        await first.shutdown()  // parent and child stay PENDING mid-sleep
+
+        let second = MessagingHarness.makeRuntime(url: url, executorID: "family", register: Self.register)
+        try await second.launch()
+        #expect(try await second.handle(for: id, resultType: Int.self).result() == 41)
+        let h = MessagingHarness(url: url, runtime: second)
+        let children = try await h.query("SELECT workflow_uuid, status FROM dbos.workflow_status WHERE parent_workflow_id = $1", [id])
+        #expect(children.rows.map { $0.string(0) } == ["\(id)-1"])
+        #expect(children.first?.string(1) == "SUCCESS")
+        let record = try await h.query("SELECT function_name, child_workflow_id FROM dbos.operation_outputs WHERE workflow_uuid = $1 AND function_id = 1", [id])
+        #expect(record.first?.string(0) == "doubler")
+        #expect(record.first?.string(1) == "\(id)-1")
+        // The child's body started once in the first process and once more on recovery, never as a second child.
+        #expect(AttemptCounter.shared.count("doubler-body-\(id)-1") == 2)
+        await second.shutdown()
+    }
+
+    @Test("bad input: unknown workflow, non-positive timeout")
+    func badInput() async throws {
+        let h = try await harness("control_bad")
+        do {
+            try await h.runtime.cancel("no-such-workflow")
+            Issue.record("expected workflowNotFound")
+        } catch let error as DurableError {
+            #expect(error.code == .workflowNotFound)
+        }
+        do {
+            try await h.runtime.resume("no-such-workflow")
+            Issue.record("expected workflowNotFound")
+        } catch let error as DurableError {
+            #expect(error.code == .workflowNotFound)
+        }
+        do {
+            _ = try await h.runtime.start(Nap.self, 1, timeout: .seconds(-5))
+            Issue.record("expected invalidArgument")
+        } catch let error as DurableError {
+            #expect(error.code == .invalidArgument)
+        }
+        await h.runtime.shutdown()
+    }
+}
