@@ -6,6 +6,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "Durable", targets: ["Durable"]),
+        // The Postgres layer, for naming the connection type of transactional steps.
+        .library(name: "LibPQ", targets: ["LibPQ"]),
         .executable(name: "durable-demo", targets: ["DurableDemo"]),
         .executable(name: "durable-bench", targets: ["DurableBench"]),
     ],

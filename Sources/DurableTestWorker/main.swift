@@ -3,7 +3,7 @@
 //
 // usage: DurableTestWorker --url URL --schema S --executor E --workflow ID --steps N
 //                          [--start] [--pause-in K] [--pause-after K] [--step-prefix P]
-//                          [--max-recovery-attempts N] [--app-version V]
+//                          [--max-recovery-attempts N] [--app-version V] [--transactional]
 // Prints lines the test waits for: READY, BODY <id>, IN_STEP <k>, AFTER_STEP <k>, RESULT <value>, ERROR <code>.
 import Durable
 import Foundation
@@ -22,6 +22,8 @@ struct Options {
     var stepPrefix = "step"
     var maxRecoveryAttempts = 100
     var appVersion = "test"
+    /// Steps write their ledger row with `ctx.transaction`, exactly once, instead of a plain step.
+    var transactional = false
 
     init(arguments: [String]) {
         var iterator = arguments.dropFirst().makeIterator()
@@ -42,6 +44,7 @@ struct Options {
             case "--step-prefix": stepPrefix = value()
             case "--max-recovery-attempts": maxRecoveryAttempts = Int(value())!
             case "--app-version": appVersion = value()
+            case "--transactional": transactional = true
             default: fatalError("unknown flag \(flag)")
             }
         }
@@ -74,13 +77,23 @@ struct LedgerWorkflow: Workflow {
         announce("BODY \(ctx.workflowID)")
         var total = 0
         for k in 1...input.steps {
-            total += try await ctx.step("\(options.stepPrefix)-\(k)") {
-                try await effects.withConnection { connection in
+            if options.transactional {
+                total += try await ctx.transaction("\(options.stepPrefix)-\(k)") { connection in
                     try await connection.query("INSERT INTO \(ledgerTable) (workflow_id, step) VALUES ($1, $2)", [ctx.workflowID, k])
+                    announce("IN_STEP \(k)")
+                    // Paused inside the open transaction: a kill here rolls the row back.
+                    if options.pauseIn == k { await pauseForever() }
+                    return k
                 }
-                announce("IN_STEP \(k)")
-                if options.pauseIn == k { await pauseForever() }
-                return k
+            } else {
+                total += try await ctx.step("\(options.stepPrefix)-\(k)") {
+                    try await effects.withConnection { connection in
+                        try await connection.query("INSERT INTO \(ledgerTable) (workflow_id, step) VALUES ($1, $2)", [ctx.workflowID, k])
+                    }
+                    announce("IN_STEP \(k)")
+                    if options.pauseIn == k { await pauseForever() }
+                    return k
+                }
             }
             announce("AFTER_STEP \(k)")
             if options.pauseAfter == k { await pauseForever() }

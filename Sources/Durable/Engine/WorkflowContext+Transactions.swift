@@ -1,0 +1,126 @@
+import LibPQ
+
+/// Where a transactional step runs its SQL.
+public enum TransactionDatabase: Sendable {
+    /// The database that holds the workflow tables: the step's checkpoint goes into `operation_outputs` inside
+    /// the same transaction as the SQL.
+    case system
+    /// Another database, through a pool the application owns. A completion row goes into
+    /// `<schema>.transaction_completion` of that database inside the same transaction as the SQL, and the
+    /// checkpoint is then copied into the system database.
+    case other(ConnectionPool)
+}
+
+extension WorkflowContext {
+    /// Runs `body` in a database transaction, exactly once: the step's checkpoint is written in that same
+    /// transaction, so a crash after the commit never runs the SQL again, and a crash before it rolls everything
+    /// back.
+    ///
+    /// The body gets the transaction's connection; use bound parameters (`$1`) for every value. Throwing rolls
+    /// the transaction back; the error is then recorded (in a separate write) like any step error.
+    public func transaction<Output: Codable & Sendable>(
+        _ name: String,
+        on database: TransactionDatabase = .system,
+        _ body: (PostgresConnection) async throws -> Output
+    ) async throws -> Output {
+        let stepID = try beginOperation(name)
+        if let checkpoint = recorded[stepID] {
+            return try replay(checkpoint, as: Output.self, stepID: stepID, name: name)
+        }
+        let startedAt = Self.nowMilliseconds()
+        let limit = engine.configuration.maxPayloadBytes
+        switch database {
+        case .system:
+            return try await transactionOnSystemDatabase(name, stepID: stepID, startedAt: startedAt, body)
+        case .other(let pool):
+            let statements = TransactionStatements(schema: SQLIdentifier.quote(engine.database.schema))
+            // A crash after the other database committed but before the system checkpoint: adopt its record.
+            if let committed = try await pool.withConnection({ try await readCompletion(statements, stepID: stepID, on: $0) }) {
+                try await recordOutcome(name, stepID: stepID, startedAt: startedAt, output: committed, as: Output.self)
+                return try PortableJSON.decode(Output.self, from: committed, what: "the recorded result of transaction step \(stepID) '\(name)'")
+            }
+            let encoded: String
+            let output: Output
+            do {
+                (output, encoded) = try await pool.withTransaction { connection in
+                    let output = try await StepScope.$isInsideStep.withValue(true) { try await body(connection) }
+                    let encoded = try PortableJSON.encode(output, limit: limit, what: "the result of transaction step '\(name)'")
+                    try await connection.query(statements.recordCompletion, [workflowID, stepID, encoded])
+                    return (output, encoded)
+                }
+            } catch {
+                if Task.isCancelled { throw error }
+                try await recordFailure(name, stepID: stepID, startedAt: startedAt, error, as: Output.self)
+            }
+            let adopted = try await recordOutcome(name, stepID: stepID, startedAt: startedAt, output: encoded, as: Output.self)
+            return adopted ?? output
+        }
+    }
+
+    private func transactionOnSystemDatabase<Output: Codable & Sendable>(
+        _ name: String, stepID: Int, startedAt: Int64, _ body: (PostgresConnection) async throws -> Output
+    ) async throws -> Output {
+        let statements = TransactionStatements(schema: SQLIdentifier.quote(engine.database.schema))
+        let limit = engine.configuration.maxPayloadBytes
+        let (workflowID, ownerToken) = (self.workflowID, self.ownerToken)
+        do {
+            return try await engine.database.pool.withTransaction { connection in
+                let output = try await StepScope.$isInsideStep.withValue(true) { try await body(connection) }
+                let encoded = try PortableJSON.encode(output, limit: limit, what: "the result of transaction step '\(name)'")
+                let written = try await connection.query(statements.recordInSystemTransaction, [
+                    workflowID, stepID, name, encoded, PostgresNull(), startedAt, Self.nowMilliseconds(), ownerToken,
+                ])
+                guard written.first?.bool(1) == true else {
+                    // Not ours any more: throwing rolls the user's SQL back with it.
+                    if written.first?.string(0) == WorkflowState.cancelled.rawValue {
+                        throw DurableError(.workflowCancelled, "the workflow was cancelled", workflowID: workflowID)
+                    }
+                    throw RunInterrupted(reason: "the workflow is no longer owned by this run")
+                }
+                guard (written.first?.int(2) ?? 0) > 0 else {
+                    throw RunInterrupted(reason: "another run already recorded step \(stepID)")
+                }
+                return output
+            }
+        } catch let error as DurableError where error.code == .workflowCancelled {
+            throw error
+        } catch let error as RunInterrupted {
+            throw error
+        } catch {
+            if Task.isCancelled { throw error }
+            try await recordFailure(name, stepID: stepID, startedAt: startedAt, error, as: Output.self)
+        }
+    }
+
+    private func readCompletion(_ statements: TransactionStatements, stepID: Int, on connection: PostgresConnection) async throws -> String? {
+        do {
+            return try await connection.query(statements.readCompletion, [workflowID, stepID]).first?.string(0)
+        } catch let error as PostgresError where error.sqlState == "42P01" || error.sqlState == "3F000" {
+            // First use on this database: create the table. Two processes racing here may both try; the loser's
+            // duplicate-object error is harmless.
+            do {
+                try await connection.execute(statements.createCompletionTable)
+            } catch let error as PostgresError where ["42P07", "23505", "42P06"].contains(error.sqlState ?? "") {}
+            return nil
+        }
+    }
+
+    @discardableResult
+    private func recordOutcome<Output: Decodable>(_ name: String, stepID: Int, startedAt: Int64, output: String, as type: Output.Type) async throws -> Output? {
+        try await record(StepCheckpoint(
+            workflowID: workflowID, stepID: stepID, name: name, output: output, error: nil,
+            startedAtMilliseconds: startedAt, completedAtMilliseconds: Self.nowMilliseconds(), ownerToken: ownerToken
+        ), as: Output.self)
+    }
+
+    /// Records a rolled-back transaction's error as the step's outcome and throws it as ``DurableError/Code/stepFailed``.
+    private func recordFailure<Output: Decodable>(_ name: String, stepID: Int, startedAt: Int64, _ error: any Error, as type: Output.Type) async throws -> Never {
+        let failure = PortableError(describing: error)
+        let encoded = try PortableJSON.encode(failure, limit: engine.configuration.maxPayloadBytes, what: "the error of step '\(name)'")
+        _ = try await record(StepCheckpoint(
+            workflowID: workflowID, stepID: stepID, name: name, output: nil, error: encoded,
+            startedAtMilliseconds: startedAt, completedAtMilliseconds: Self.nowMilliseconds(), ownerToken: ownerToken
+        ), as: Output.self)
+        throw DurableError(.stepFailed, "step \(stepID) '\(name)' failed: \(failure.name): \(failure.message)", workflowID: workflowID, errorName: failure.name)
+    }
+}
