@@ -4,7 +4,9 @@
 // usage: DurableTestWorker --url URL --schema S --executor E --workflow ID --steps N
 //                          [--start] [--pause-in K] [--pause-after K] [--step-prefix P]
 //                          [--max-recovery-attempts N] [--app-version V] [--transactional]
-// Prints lines the test waits for: READY, BODY <id>, IN_STEP <k>, AFTER_STEP <k>, RESULT <value>, ERROR <code>.
+//                          [--sleep-after K MS] [--recv-after K]
+// Prints lines the test waits for: READY, BODY <id>, IN_STEP <k>, AFTER_STEP <k>, SLEEPING, WOKE, WAITING,
+// GOT <message>, RESULT <value>, ERROR <code>.
 import Durable
 import Foundation
 import LibPQ
@@ -24,6 +26,10 @@ struct Options {
     var appVersion = "test"
     /// Steps write their ledger row with `ctx.transaction`, exactly once, instead of a plain step.
     var transactional = false
+    /// After step K, sleep durably for the given milliseconds.
+    var sleepAfter: (step: Int, milliseconds: Int)?
+    /// After step K, wait up to 60 s for a message on topic "go".
+    var receiveAfter: Int?
 
     init(arguments: [String]) {
         var iterator = arguments.dropFirst().makeIterator()
@@ -45,6 +51,8 @@ struct Options {
             case "--max-recovery-attempts": maxRecoveryAttempts = Int(value())!
             case "--app-version": appVersion = value()
             case "--transactional": transactional = true
+            case "--sleep-after": sleepAfter = (Int(value())!, Int(value())!)
+            case "--recv-after": receiveAfter = Int(value())
             default: fatalError("unknown flag \(flag)")
             }
         }
@@ -97,6 +105,16 @@ struct LedgerWorkflow: Workflow {
             }
             announce("AFTER_STEP \(k)")
             if options.pauseAfter == k { await pauseForever() }
+            if let sleep = options.sleepAfter, sleep.step == k {
+                announce("SLEEPING")
+                try await ctx.sleep(for: .milliseconds(sleep.milliseconds))
+                announce("WOKE")
+            }
+            if options.receiveAfter == k {
+                announce("WAITING")
+                let message = try await ctx.recv(String.self, topic: "go", timeout: .seconds(60))
+                announce("GOT \(message ?? "<timeout>")")
+            }
         }
         return total
     }

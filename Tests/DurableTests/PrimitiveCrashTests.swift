@@ -1,0 +1,93 @@
+import Durable
+import Foundation
+import LibPQ
+import Testing
+
+/// Waits, transactions and messages across a real SIGKILL of the worker process and a restart.
+@Suite("Primitives across SIGKILL")
+struct PrimitiveCrashTests {
+    /// A fresh database with the worker's ledger table, and the worker's common flags.
+    func setUp(_ prefix: String) async throws -> (url: String, harness: MessagingHarness, flags: (String) -> [String]) {
+        let url = try await SharedDatabaseURL.fresh(prefix)
+        let runtime = MessagingHarness.makeRuntime(url: url, executorID: "test-operator") { _ in }
+        let harness = MessagingHarness(url: url, runtime: runtime)
+        _ = try await harness.query("CREATE SCHEMA dbos_ledger")
+        _ = try await harness.query("CREATE TABLE dbos_ledger.ledger (workflow_id text, step int)")
+        return (url, harness, { id in ["--url", url, "--executor", "crash-worker", "--workflow", id] })
+    }
+
+    func ledger(_ harness: MessagingHarness, _ id: String) async throws -> [Int: Int] {
+        let rows = try await harness.query("SELECT step, count(*) FROM dbos_ledger.ledger WHERE workflow_id = $1 GROUP BY step", [id])
+        var counts: [Int: Int] = [:]
+        for row in rows.rows { counts[row.int(0) ?? -1] = row.int(1) }
+        return counts
+    }
+
+    @Test("a transactional step is exactly once when killed inside the transaction and after its commit", arguments: ["--pause-in", "--pause-after"])
+    func transactionExactlyOnce(pause: String) async throws {
+        let (_, harness, flags) = try await setUp("crash_tx")
+        let id = "tx"
+        let first = try ChildWorker(flags(id) + ["--steps", "3", "--start", "--transactional", pause, "2"])
+        #expect(await first.waitFor(pause == "--pause-in" ? "IN_STEP 2" : "AFTER_STEP 2") != nil)
+        first.kill()
+        let second = try ChildWorker(flags(id) + ["--steps", "3", "--transactional"])
+        #expect(await second.waitFor("RESULT") == "RESULT 6")
+        second.waitUntilExit()
+        #expect(try await ledger(harness, id) == [1: 1, 2: 1, 3: 1])
+    }
+
+    @Test("a durable sleep killed midway sleeps only the remaining time after the restart")
+    func sleepAcrossKill() async throws {
+        let (_, harness, flags) = try await setUp("crash_sleep")
+        let started = ContinuousClock.now
+        let first = try ChildWorker(flags("sleepy") + ["--steps", "2", "--start", "--sleep-after", "1", "3000"])
+        #expect(await first.waitFor("SLEEPING") != nil)
+        try await Task.sleep(for: .milliseconds(1_000))
+        first.kill()
+        try await Task.sleep(for: .milliseconds(500))
+        // Same code as before the kill: the restart must replay the same operations.
+        let second = try ChildWorker(flags("sleepy") + ["--steps", "2", "--sleep-after", "1", "3000"])
+        #expect(await second.waitFor("RESULT") == "RESULT 3")
+        second.waitUntilExit()
+        let elapsed = started.duration(to: .now)
+        #expect(elapsed >= .milliseconds(2_900))
+        #expect(elapsed < .milliseconds(5_500))  // not 1.5 s + a fresh 3 s
+        #expect(try await ledger(harness, "sleepy") == [1: 1, 2: 1])
+        await harness.runtime.shutdown()
+    }
+
+    @Test("a message sent while the receiver is down is received after its restart, once")
+    func messageWhileDown() async throws {
+        let (_, harness, flags) = try await setUp("crash_recv")
+        let first = try ChildWorker(flags("listener") + ["--steps", "2", "--start", "--recv-after", "1"])
+        #expect(await first.waitFor("WAITING") != nil)
+        try await Task.sleep(for: .milliseconds(300))
+        first.kill()
+        try await harness.runtime.send(to: "listener", topic: "go", "proceed")
+        let second = try ChildWorker(flags("listener") + ["--steps", "2", "--recv-after", "1"])
+        #expect(await second.waitFor("GOT") == "GOT proceed")
+        #expect(await second.waitFor("RESULT") == "RESULT 3")
+        second.waitUntilExit()
+        let consumed = try await harness.query("SELECT count(*) FILTER (WHERE consumed), count(*) FROM dbos.notifications WHERE destination_uuid = 'listener'")
+        #expect(consumed.first?.int(0) == 1)
+        #expect(consumed.first?.int(1) == 1)
+        await harness.runtime.shutdown()
+    }
+
+    @Test("a restarted receiver still waiting is woken by a message at once")
+    func messageAfterRestart() async throws {
+        let (_, harness, flags) = try await setUp("crash_recv2")
+        let first = try ChildWorker(flags("patient") + ["--steps", "1", "--start", "--recv-after", "1"])
+        #expect(await first.waitFor("WAITING") != nil)
+        try await Task.sleep(for: .milliseconds(300))
+        first.kill()
+        let second = try ChildWorker(flags("patient") + ["--steps", "1", "--recv-after", "1"])
+        #expect(await second.waitFor("WAITING") != nil)
+        try await Task.sleep(for: .milliseconds(300))
+        try await harness.runtime.send(to: "patient", topic: "go", "now")
+        #expect(await second.waitFor("GOT", timeout: .seconds(10)) == "GOT now")
+        #expect(await second.waitFor("RESULT") == "RESULT 1")
+        second.waitUntilExit()
+        await harness.runtime.shutdown()
+    }
+}

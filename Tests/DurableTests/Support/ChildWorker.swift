@@ -1,0 +1,70 @@
+import Foundation
+import Synchronization
+
+/// A `DurableTestWorker` child process: started with flags, read line by line, killed with a real SIGKILL.
+final class ChildWorker: Sendable {
+    /// Lines read so far, and the bytes of an unfinished line.
+    private final class Buffer: Sendable {
+        let lines = Mutex<[String]>([])
+        let pending = Mutex(Data())
+    }
+
+    private let process: Process
+    private let buffer = Buffer()
+
+    /// The worker executable, built beside the test bundle.
+    static var executable: String {
+        let bundle = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: bundle).deletingLastPathComponent().appendingPathComponent("DurableTestWorker").path
+    }
+
+    init(_ arguments: [String]) throws {
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.executable)
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        output.fileHandleForReading.readabilityHandler = { [buffer] handle in
+            let chunk = handle.availableData
+            if chunk.isEmpty { handle.readabilityHandler = nil; return }
+            let complete: [String] = buffer.pending.withLock { bytes in
+                bytes.append(chunk)
+                var found: [String] = []
+                while let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) {
+                    found.append(String(decoding: bytes[bytes.startIndex..<newline], as: UTF8.self))
+                    bytes.removeSubrange(bytes.startIndex...newline)
+                }
+                return found
+            }
+            buffer.lines.withLock { $0.append(contentsOf: complete) }
+        }
+        try process.run()
+    }
+
+    /// A test that fails midway must not leave a worker waiting forever.
+    deinit {
+        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+    }
+
+    var output: [String] { buffer.lines.withLock { $0 } }
+
+    /// Waits until a line starting with `prefix` appears; returns it, or nil after `timeout`.
+    @discardableResult
+    func waitFor(_ prefix: String, timeout: Duration = .seconds(30)) async -> String? {
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while ContinuousClock.now < deadline {
+            if let line = output.first(where: { $0.hasPrefix(prefix) }) { return line }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return nil
+    }
+
+    /// SIGKILL: no cleanup, no flush.
+    func kill() {
+        Foundation.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    func waitUntilExit() { process.waitUntilExit() }
+}
