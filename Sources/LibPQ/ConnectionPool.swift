@@ -157,23 +157,31 @@ public final class ConnectionPool: Sendable {
                         message: "no database connection became free within \(acquireTimeout) (pool of \(self.maxConnections)); raise the pool size or shorten transactions"
                     ))
                 }
-                let admitted: Grant?? = state.withLock { state in
-                    if state.closed { return .some(nil) }
+                enum Admission { case queued, closed, cancelled, granted(Grant) }
+                let admitted: Admission = state.withLock { state in
+                    if state.closed { return .closed }
+                    // A task cancelled before it got here ran its cancellation handler while it was not yet
+                    // in line (so the handler found nothing to remove); checked under the lock, so a later
+                    // cancellation finds it queued instead.
+                    if Task.isCancelled { return .cancelled }
                     // Something may have freed up between the first look and now.
-                    if state.waiters.isEmpty, let connection = state.idle.popLast() { return .some(.connection(connection)) }
+                    if state.waiters.isEmpty, let connection = state.idle.popLast() { return .granted(.connection(connection)) }
                     if state.waiters.isEmpty, state.slotsInUse < maxConnections {
                         state.slotsInUse += 1
-                        return .some(.openSlot)
+                        return .granted(.openSlot)
                     }
                     state.waiters.append(Waiter(id: id, continuation: continuation, timeout: timeout))
-                    return .none
+                    return .queued
                 }
                 switch admitted {
-                case .none: break
-                case .some(.none):
+                case .queued: break
+                case .closed:
                     timeout.cancel()
                     continuation.resume(throwing: PostgresError(kind: .closed, message: "the connection pool was closed"))
-                case .some(.some(let grant)):
+                case .cancelled:
+                    timeout.cancel()
+                    continuation.resume(throwing: CancellationError())
+                case .granted(let grant):
                     timeout.cancel()
                     continuation.resume(returning: grant)
                 }

@@ -41,22 +41,36 @@ public struct ConnectionString: Sendable, CustomStringConvertible {
         for value in Self.keywordPasswords(in: rawValue) {
             found.append(value)
             if let decoded = value.removingPercentEncoding, decoded != value { found.append(decoded) }
+            let unescaped = Self.unescapingBackslashes(value)
+            if unescaped != value { found.append(unescaped) }
         }
         return found
     }
 
+    // `password=` comes in two forms that end differently, so each has its own pattern (group 1 is kept, group 2
+    // is the value). Both also catch `sslpassword=`.
+    /// In a URL query (after `?` or `&`) the value is percent-encoded and ends at `&`, `#` or whitespace.
+    private static let queryPasswordPattern = #"([?&](?:ssl)?password=)([^&#\s]*)"#
+    /// In key=value form a value is quoted, or runs to whitespace with backslash escapes; `&` is an ordinary
+    /// character there, so stopping at it would show the rest of such a password.
+    private static let keywordPasswordPattern =
+        #"((?<![?&])(?<![?&]ssl)password\s*=\s*)('(?:[^'\\]|\\.)*'|(?:\\.|[^\s\\])*)"#
+
     /// Redacts `scheme://user:password@` and `password=value` (key-value form or URL query) patterns.
     static func redactPasswords(in text: String) -> String {
         var result = text
-        // user:password@ inside any URL-looking fragment.
-        if let regex = try? NSRegularExpression(pattern: #"(postgres(?:ql)?://[^:/@\s]*:)[^@\s]*@"#, options: [.caseInsensitive]) {
+        // user:password@ inside any URL-looking fragment, up to the last "@" of the authority: libpq wants an "@"
+        // in a password percent-encoded, but stopping at a raw one would show the rest of the password.
+        if let regex = try? NSRegularExpression(pattern: #"(postgres(?:ql)?://[^:/@\s]*:)[^/\s]*@"#, options: [.caseInsensitive]) {
             let range = NSRange(result.startIndex..., in: result)
             result = regex.stringByReplacingMatches(in: result, range: range, withTemplate: "$1***@")
         }
-        // password=... in key=value strings and URL queries; a quoted value may hold spaces.
-        if let regex = try? NSRegularExpression(pattern: #"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]*)"#, options: [.caseInsensitive]) {
-            let range = NSRange(result.startIndex..., in: result)
-            result = regex.stringByReplacingMatches(in: result, range: range, withTemplate: "$1***")
+        // password=... in URL queries and key=value strings; a quoted value may hold spaces.
+        for pattern in [queryPasswordPattern, keywordPasswordPattern] {
+            if let regex = try? NSRegularExpression(pattern: pattern, options: [.caseInsensitive]) {
+                let range = NSRange(result.startIndex..., in: result)
+                result = regex.stringByReplacingMatches(in: result, range: range, withTemplate: "$1***")
+            }
         }
         return result
     }
@@ -73,15 +87,30 @@ public struct ConnectionString: Sendable, CustomStringConvertible {
     }
 
     private static func keywordPasswords(in text: String) -> [String] {
-        guard let regex = try? NSRegularExpression(pattern: #"password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s&]+)"#, options: [.caseInsensitive]) else {
-            return []
+        [queryPasswordPattern, keywordPasswordPattern].flatMap { pattern -> [String] in
+            guard let regex = try? NSRegularExpression(pattern: pattern, options: [.caseInsensitive]) else { return [] }
+            let range = NSRange(text.startIndex..., in: text)
+            return regex.matches(in: text, range: range).compactMap { match in
+                guard let valueRange = Range(match.range(at: 2), in: text) else { return nil }
+                var value = String(text[valueRange])
+                if value.hasPrefix("'"), value.hasSuffix("'"), value.count >= 2 { value = String(value.dropFirst().dropLast()) }
+                return value.isEmpty ? nil : value
+            }
         }
-        let range = NSRange(text.startIndex..., in: text)
-        return regex.matches(in: text, range: range).compactMap { match in
-            guard let valueRange = Range(match.range(at: 1), in: text) else { return nil }
-            var value = String(text[valueRange])
-            if value.hasPrefix("'"), value.hasSuffix("'"), value.count >= 2 { value = String(value.dropFirst().dropLast()) }
-            return value
+    }
+
+    /// A key=value value as libpq reads it: `\x` stands for `x`.
+    private static func unescapingBackslashes(_ value: String) -> String {
+        var result = ""
+        var escaping = false
+        for character in value {
+            if !escaping, character == "\\" {
+                escaping = true
+                continue
+            }
+            result.append(character)
+            escaping = false
         }
+        return result
     }
 }

@@ -29,9 +29,16 @@ public actor PostgresConnection {
         executor.asUnownedSerialExecutor()
     }
 
+    /// Set by the notice receiver when the server sends FATAL or PANIC while no statement runs: it is closing
+    /// this session (`pg_terminate_backend`, shutdown). That message arrives before the socket's EOF, so it is
+    /// the reliable sign that an idle connection is gone. Read and written only on the connection's thread.
+    private let serverClosedSession: UnsafeMutablePointer<Bool>
+
     private init(configuration: PostgresConfiguration, executor: ThreadExecutor) {
         self.configuration = configuration
         self.executor = executor
+        serverClosedSession = .allocate(capacity: 1)
+        serverClosedSession.initialize(to: false)
     }
 
     /// Opens a connection, waiting at most the configuration's connect timeout.
@@ -49,6 +56,7 @@ public actor PostgresConnection {
     // Runs on the connection thread, where the handle lives.
     isolated deinit {
         if let handle { PQfinish(handle) }
+        serverClosedSession.deallocate()
         executor.stop()
     }
 
@@ -79,18 +87,24 @@ public actor PostgresConnection {
             )
         }
         // libpq prints server notices (NOTICE, WARNING) to stderr by default; a library must not print.
-        PQsetNoticeProcessor(connection, { _, _ in }, nil)
+        // A receiver rather than a processor so that it can also note a FATAL sent to an idle session.
+        PQsetNoticeReceiver(connection, { flag, result in
+            guard let flag, let result, let severity = PQresultErrorField(result, Int32(UInt8(ascii: "V"))) else { return }
+            let text = String(cString: severity)  // PG_DIAG_SEVERITY_NONLOCALIZED
+            if text == "FATAL" || text == "PANIC" { flag.assumingMemoryBound(to: Bool.self).pointee = true }
+        }, UnsafeMutableRawPointer(serverClosedSession))
         handle = connection
     }
 
-    /// Closes the connection and lets its thread end. Safe to call twice.
+    /// Closes the connection. Safe to call twice; later statements fail with ``PostgresError/Kind/closed``.
     public func close() {
         if let handle {
             PQfinish(handle)
             self.handle = nil
         }
         markBroken()
-        executor.stop()
+        // The thread is not stopped here but in deinit: once it has exited, any later call on this actor (a
+        // second close(), a query, the isolated deinit itself) would be enqueued on a dead thread and hang.
     }
 
     /// Runs one statement with bound parameters and returns its rows.
@@ -100,8 +114,9 @@ public actor PostgresConnection {
     ///   - parameters: the values, sent separately from the SQL text.
     @discardableResult
     public func query(_ sql: String, _ parameters: [any PostgresParameter] = []) throws -> QueryResult {
-        let connection = try usableHandle()
         let texts = parameters.map(\.postgresText)
+        try Self.rejectNUL(in: sql, texts)
+        let connection = try usableHandle()
         let result: OpaquePointer?
         if configuration.usePreparedStatements {
             let name = try preparedName(for: sql, parameterCount: texts.count, on: connection)
@@ -119,6 +134,7 @@ public actor PostgresConnection {
     /// Runs a script of one or more statements without parameters (schema migrations, `BEGIN`, `COMMIT`).
     /// Never pass user data here: use ``query(_:_:)`` and parameters for values.
     public func execute(_ script: String) throws {
+        try Self.rejectNUL(in: script, [])
         let connection = try usableHandle()
         let result = PQexec(connection, script)
         _ = try consume(result, on: connection)
@@ -136,6 +152,19 @@ public actor PostgresConnection {
 
     // MARK: - Internals
 
+    /// libpq takes SQL and text parameters as C strings, so a NUL byte would silently cut the value short
+    /// (and PostgreSQL text cannot hold one anyway): refuse it, as the server refuses 0x00 in text.
+    private static func rejectNUL(in sql: String, _ texts: [String?]) throws {
+        if sql.utf8.contains(0) {
+            throw PostgresError(kind: .statementFailed, sqlState: "22021", message: "the SQL text contains a NUL byte, which libpq cannot send")
+        }
+        if let index = texts.firstIndex(where: { $0?.utf8.contains(0) == true }) {
+            throw PostgresError(
+                kind: .statementFailed, sqlState: "22021",
+                message: "parameter $\(index + 1) contains a NUL byte, which PostgreSQL text cannot hold")
+        }
+    }
+
     /// The handle for the listening loop, which must not reconnect behind the caller's back (a reconnect
     /// silently drops `LISTEN` subscriptions).
     func rawHandleForListening() -> OpaquePointer? {
@@ -152,13 +181,16 @@ public actor PostgresConnection {
         guard let handle, !isBroken else {
             throw PostgresError(kind: .closed, message: "the connection is closed")
         }
-        // A terminated backend leaves an error and EOF on the socket; reading it now flips the status to bad.
-        if PQconsumeInput(handle) == 0 || PQstatus(handle) != CONNECTION_OK {
-            guard PQtransactionStatus(handle) != PQTRANS_INTRANS else {
+        // Read before looking at the socket: once libpq has seen the connection drop it reports PQTRANS_UNKNOWN,
+        // which would hide that the session died inside a (possibly failed) transaction block.
+        let wasIdle = PQtransactionStatus(handle) == PQTRANS_IDLE
+        if !readPendingInput(handle) {
+            guard wasIdle else {
                 markBroken()
                 throw PostgresError(kind: .connectionLost, message: "the connection to the server was lost inside a transaction")
             }
             PQreset(handle)
+            serverClosedSession.pointee = false
             preparedStatements.removeAll()
             guard PQstatus(handle) == CONNECTION_OK else {
                 let message = configuration.connectionString.redact(Self.errorMessage(of: handle))
@@ -167,6 +199,24 @@ public actor PostgresConnection {
             }
         }
         return handle
+    }
+
+    /// Reads what the server sent while the connection sat idle and returns whether the session is still alive.
+    /// A terminated backend sends a FATAL message and then closes the socket; the message may be all that has
+    /// arrived yet, and even with both there libpq needs one read for the message and another to see EOF. So
+    /// this reads while the socket is readable, and lets libpq parse what came (PQisBusy), which hands a FATAL
+    /// to the notice receiver.
+    private func readPendingInput(_ handle: OpaquePointer) -> Bool {
+        for _ in 0..<8 {
+            guard PQstatus(handle) == CONNECTION_OK, !serverClosedSession.pointee else { return false }
+            let socket = PQsocket(handle)
+            guard socket >= 0 else { return false }
+            var descriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+            guard poll(&descriptor, 1, 0) > 0 else { return true }
+            if PQconsumeInput(handle) == 0 { return false }
+            _ = PQisBusy(handle)
+        }
+        return PQstatus(handle) == CONNECTION_OK && !serverClosedSession.pointee
     }
 
     private func preparedName(for sql: String, parameterCount: Int, on connection: OpaquePointer) throws -> String {

@@ -13,6 +13,7 @@ final class SystemDatabase: Sendable {
     let messaging: MessagingStatements
     let control: ControlStatements
     let children: ChildStatements
+    let streams: StreamStatements
 
     init(pool: ConnectionPool, schema: String, retry: DatabaseRetry) {
         self.pool = pool
@@ -22,6 +23,7 @@ final class SystemDatabase: Sendable {
         self.messaging = MessagingStatements(schema: SQLIdentifier.quote(schema))
         self.control = ControlStatements(schema: SQLIdentifier.quote(schema))
         self.children = ChildStatements(schema: SQLIdentifier.quote(schema))
+        self.streams = StreamStatements(schema: SQLIdentifier.quote(schema))
     }
 
     /// Runs one statement on a pooled connection, retrying through connection loss.

@@ -85,6 +85,7 @@ final class NotificationListener: Sendable {
                 try await opened.listen(Self.messagesChannel)
                 try await opened.listen(Self.eventsChannel)
                 try await opened.listen(ControlStatements.cancellationChannel)
+                try await opened.listen(StreamStatements.channel)
                 try await checkDelivery(on: opened)
                 delay = .milliseconds(100)
                 // Anything sent while we were not listening is only in the database: let every waiter look.

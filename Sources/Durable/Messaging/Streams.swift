@@ -1,0 +1,75 @@
+import Foundation
+
+extension WorkflowContext {
+    /// Appends `value` to the stream `key` of this workflow, for readers outside (progress, tokens for a
+    /// frontend). Checkpointed: a recovered workflow does not append it twice.
+    public func writeStream<Value: Encodable & Sendable>(_ key: String, _ value: Value) async throws {
+        let encoded = try PortableJSON.encode(value, limit: engine.configuration.maxPayloadBytes, what: "the stream value")
+        try await appendToStream(key, encoded, operation: "DBOS.writeStream")
+    }
+
+    /// Closes the stream `key`: readers finish after the values written so far.
+    public func closeStream(_ key: String) async throws {
+        try await appendToStream(key, StreamStatements.closedSentinel, operation: "DBOS.closeStream")
+    }
+
+    private func appendToStream(_ key: String, _ value: String, operation: String) async throws {
+        let stepID = try beginOperation(operation)
+        if let checkpoint = recorded[stepID] {
+            let _: NoOutput = try replay(checkpoint, as: NoOutput.self, stepID: stepID, name: operation)
+            return
+        }
+        let result = try await engine.database.query("write to stream", workflowID: workflowID, engine.database.streams.write, [
+            workflowID, key, value, stepID, Self.nowMilliseconds(), ownerToken, operation,
+        ])
+        guard result.first?.bool(1) == true else {
+            if result.first?.string(0) == WorkflowState.cancelled.rawValue {
+                throw DurableError(.workflowCancelled, "the workflow was cancelled", workflowID: workflowID)
+            }
+            throw RunInterrupted(reason: "the workflow is no longer owned by this run")
+        }
+    }
+}
+
+extension DurableRuntime {
+    /// Reads the stream `key` of workflow `workflowID` from `offset`, in order, until the workflow closes it or
+    /// finishes. New values arrive as soon as they are written (LISTEN/NOTIFY, with polling as the fallback).
+    ///
+    /// ```swift
+    /// for try await token in durable.readStream("chat-42", key: "tokens", as: String.self) { send(token) }
+    /// ```
+    public func readStream<Value: Decodable & Sendable>(_ workflowID: String, key: String, from offset: Int = 0, as type: Value.Type = Value.self) -> AsyncThrowingStream<Value, any Error> {
+        AsyncThrowingStream { continuation in
+            let reader = Task {
+                do {
+                    let engine = try await launchedEngine()
+                    var next = max(0, offset)
+                    while !Task.isCancelled {
+                        let ticket = engine.listener.ticket(channel: StreamStatements.channel, payload: workflowID + "::" + key)
+                        defer { engine.listener.remove(ticket) }
+                        let result = try await engine.database.query("read stream", workflowID: workflowID, engine.database.streams.read, [workflowID, key, next])
+                        guard let row = result.first else {
+                            throw DurableError(.workflowNotFound, "no workflow with this ID exists", workflowID: workflowID)
+                        }
+                        if let value = row.string(1) {
+                            if value == StreamStatements.closedSentinel { break }
+                            if let serialization = row.string(2), serialization != PortableJSON.formatName {
+                                throw DurableError(.corruptedCheckpoint, "stream '\(key)' holds a value in the '\(serialization)' format, which this library cannot read", workflowID: workflowID)
+                            }
+                            continuation.yield(try PortableJSON.decode(Value.self, from: value, what: "a value of stream '\(key)'"))
+                            next += 1
+                            continue
+                        }
+                        // Nothing at this offset: the stream ends with its workflow, or we wait for the next write.
+                        if let state = row.string(0).flatMap(WorkflowState.init), state.isFinal { break }
+                        await ticket.wait(timeout: engine.listener.pollingInterval)
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in reader.cancel() }
+        }
+    }
+}
