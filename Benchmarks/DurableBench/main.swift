@@ -9,12 +9,22 @@ import LibPQ
 import Logging
 
 var rounds = 5
-var arguments = CommandLine.arguments.dropFirst().makeIterator()
+var suite = "core"
+let childArguments = Array(CommandLine.arguments.dropFirst())
+if childArguments.first == "__receiver", childArguments.count == 5 {
+    try await PrimitiveWorker.receive(url: childArguments[1], schema: childArguments[2], id: childArguments[3], count: Int(childArguments[4])!)
+    exit(0)
+}
+if childArguments.first == "__sleepers", childArguments.count == 4 {
+    try await PrimitiveWorker.holdSleepers(url: childArguments[1], schema: childArguments[2], count: Int(childArguments[3])!)
+}
+var arguments = childArguments.makeIterator()
 while let argument = arguments.next() {
     switch argument {
     case "--rounds": rounds = Int(arguments.next() ?? "") ?? rounds
+    case "primitives": suite = "primitives"
     default:
-        FileHandle.standardError.write(Data("usage: durable-bench [--rounds N]\n".utf8))
+        FileHandle.standardError.write(Data("usage: durable-bench [primitives] [--rounds N]\n".utf8))
         exit(2)
     }
 }
@@ -38,6 +48,13 @@ let schema = "durable_bench"
 let table = SQLIdentifier.quote(schema) + ".raw_commits"
 let raw = try await PostgresConnection.connect(PostgresConfiguration(connectionString: ConnectionString(url)))
 try await raw.execute("CREATE SCHEMA IF NOT EXISTS \(SQLIdentifier.quote(schema)); CREATE TABLE IF NOT EXISTS \(table) (id bigserial PRIMARY KEY, v text)")
+
+if suite == "primitives" {
+    try await PrimitiveBenchmarks(url: url, schema: schema).run()
+    await raw.close()
+    await embedded?.stop()
+    exit(0)
+}
 
 let runtime = DurableRuntime(
     configuration: DurableConfiguration(databaseURL: url, schema: schema, executorID: "bench-\(ProcessInfo.processInfo.processIdentifier)"),
