@@ -11,7 +11,8 @@ struct ClusterConfiguration: Sendable {
     let socketDirectory: String
     let user: ClusterUser
 
-    /// Replaces `pg_hba.conf` (trust for `postgres` on the socket and 127.0.0.1 only, nothing else) and makes
+    /// Replaces `pg_hba.conf` (trust for `postgres` on the socket and 127.0.0.1 only; password checks for the
+    /// test roles `durable_password_test` and members of `durable_password_roles`; nothing else) and makes
     /// `postgresql.conf` include ``includeFile``. Done once, right after `initdb`.
     func prepare() throws {
         // Trust is safe here because the server listens on loopback only and the socket sits in a 0700
@@ -21,6 +22,9 @@ struct ClusterConfiguration: Sendable {
             # TYPE  DATABASE  USER      ADDRESS        METHOD
             local   all       postgres                 trust
             host    all       postgres  127.0.0.1/32   trust
+            # Roles that tests create to check password handling and least privilege: real password checks.
+            host    all       durable_password_test    127.0.0.1/32   scram-sha-256
+            host    all       +durable_password_roles  127.0.0.1/32   scram-sha-256
 
             """, to: "pg_hba.conf", append: false)
         try write("\ninclude '\(Self.includeFile)'\n", to: "postgresql.conf", append: true)
