@@ -34,6 +34,9 @@ public struct DurableConfiguration: Sendable {
     public var maxPayloadBytes: Int
     /// Prepare statements once per connection. Turn off behind a pooler that does not support them.
     public var usePreparedStatements: Bool
+    /// The queues this process starts workflows from; nil (the default) serves every declared queue. DBOS's
+    /// internal queue (used by its resume and fork) is always served.
+    public var servedQueues: Set<String>?
 
     /// The application version used when neither the configuration nor `DBOS__APPVERSION` names one.
     public static let defaultApplicationVersion = "1"
@@ -51,7 +54,8 @@ public struct DurableConfiguration: Sendable {
         maxRecoveryAttempts: Int = 100,
         autoMigrate: Bool = true,
         maxPayloadBytes: Int = 32 * 1024 * 1024,
-        usePreparedStatements: Bool = true
+        usePreparedStatements: Bool = true,
+        servedQueues: Set<String>? = nil
     ) {
         let environment = ProcessInfo.processInfo.environment
         self.databaseURL = databaseURL
@@ -68,6 +72,7 @@ public struct DurableConfiguration: Sendable {
         self.autoMigrate = autoMigrate
         self.maxPayloadBytes = maxPayloadBytes
         self.usePreparedStatements = usePreparedStatements
+        self.servedQueues = servedQueues
     }
 
     /// Checks the values before anything connects, so a mistake surfaces as one clear error at launch.

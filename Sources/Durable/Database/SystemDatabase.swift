@@ -14,6 +14,7 @@ final class SystemDatabase: Sendable {
     let control: ControlStatements
     let children: ChildStatements
     let streams: StreamStatements
+    let queues: QueueStatements
 
     init(pool: ConnectionPool, schema: String, retry: DatabaseRetry) {
         self.pool = pool
@@ -24,6 +25,7 @@ final class SystemDatabase: Sendable {
         self.control = ControlStatements(schema: SQLIdentifier.quote(schema))
         self.children = ChildStatements(schema: SQLIdentifier.quote(schema))
         self.streams = StreamStatements(schema: SQLIdentifier.quote(schema))
+        self.queues = QueueStatements(schema: SQLIdentifier.quote(schema))
     }
 
     /// Runs one statement on a pooled connection, retrying through connection loss.
@@ -136,6 +138,8 @@ final class SystemDatabase: Sendable {
         var inputBytes: Int
         /// When the workflow times out, in epoch milliseconds.
         var deadlineMilliseconds: Int64?
+        /// The queue it came from, if any.
+        var queueName: String? = nil
     }
 
     /// Takes over a batch of pending workflows in one statement: a new owner token and one more recovery attempt
@@ -149,7 +153,7 @@ final class SystemDatabase: Sendable {
             guard let id = row.string(0), let attempts = row.int(2) else { return nil }
             return ClaimedWorkflow(
                 id: id, name: row.string(1), recoveryAttempts: attempts, input: row.string(3), inputBytes: row.int(4) ?? 0,
-                deadlineMilliseconds: row.int64(5)
+                deadlineMilliseconds: row.int64(5), queueName: row.string(6)
             )
         }
     }

@@ -45,6 +45,13 @@ extension WorkflowEngine {
         let claimed = try await database.claimForRecovery(
             batch, newToken: token, executorID: configuration.executorID, payloadLimit: configuration.maxPayloadBytes
         )
+        return try await runClaimed(claimed, token: token)
+    }
+
+    /// Runs workflows this process has just claimed (by recovery or from a queue): moves those past their
+    /// recovery attempts to `MAX_RECOVERY_ATTEMPTS_EXCEEDED`, loads the checkpoints of the rest in one query and
+    /// launches them. Returns how many were launched.
+    func runClaimed(_ claimed: [SystemDatabase.ClaimedWorkflow], token: String) async throws -> Int {
         var runnable: [SystemDatabase.ClaimedWorkflow] = []
         for workflow in claimed {
             // DBOS counts the first run as attempt 1, so `max` recoveries are allowed before the dead letter.
@@ -58,6 +65,7 @@ extension WorkflowEngine {
             runnable.append(workflow)
         }
         let steps = runnable.isEmpty ? [:] : try await database.loadSteps(workflowIDs: runnable.map(\.id), limit: configuration.maxPayloadBytes)
+        var launched = 0
         for workflow in runnable {
             guard let name = workflow.name, let registration = registry[name] else { continue }
             guard let input = workflow.input else {
@@ -67,12 +75,14 @@ extension WorkflowEngine {
                 await failWithoutRunning(workflow.id, token: token, problem)
                 continue
             }
-            logger.info("resuming workflow", metadata: [
+            logger.debug("running claimed workflow", metadata: [
                 "workflow": "\(workflow.id)", "workflowName": "\(name)", "recordedSteps": "\(steps[workflow.id]?.count ?? 0)",
             ])
-            launch(registration, id: workflow.id, input: input, token: token, recorded: steps[workflow.id] ?? [:], deadline: workflow.deadlineMilliseconds)
+            launch(registration, id: workflow.id, input: input, token: token, recorded: steps[workflow.id] ?? [:],
+                   deadline: workflow.deadlineMilliseconds, queue: workflow.queueName)
+            launched += 1
         }
-        return runnable.count
+        return launched
     }
 
     /// Records `ERROR` for a claimed workflow that cannot even start.

@@ -37,6 +37,9 @@ public final class WorkflowContext: Sendable {
         self.workflowTask = Self.currentTaskIdentity()
     }
 
+    /// The number the next durable operation will take.
+    var nextStepNumber: Int { lastStepID.load(ordering: .relaxed) + 1 }
+
     /// True while this run replays checkpoints recorded by an earlier run (before the last recorded step).
     public var isReplaying: Bool {
         let next = lastStepID.load(ordering: .relaxed) + 1

@@ -21,15 +21,24 @@ final class WorkflowEngine: Sendable {
     let registry: WorkflowRegistry
     let listener: NotificationListener
     let logger: Logger
+    /// The queues declared in this process, by name (the internal queue included).
+    let declaredQueues: [String: WorkflowQueue]
 
     private struct State {
         var runs: [String: Task<RunOutcome, Never>] = [:]
+        /// Runs active in this process, per queue they were dequeued from (worker concurrency).
+        var queueLoad: [String: Int] = [:]
+        var onQueueCapacity: (@Sendable () -> Void)?
+        var dispatcher: QueueDispatcher?
         var accepting = true
     }
 
     private let state = Mutex(State())
 
-    init(configuration: DurableConfiguration, database: SystemDatabase, registry: WorkflowRegistry, listener: NotificationListener, logger: Logger) {
+    init(configuration: DurableConfiguration, database: SystemDatabase, registry: WorkflowRegistry, listener: NotificationListener, queues: [WorkflowQueue] = [], logger: Logger) {
+        var declared = Dictionary(queues.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        declared[WorkflowQueue.internalQueueName] = declared[WorkflowQueue.internalQueueName] ?? WorkflowQueue(WorkflowQueue.internalQueueName)
+        self.declaredQueues = declared
         self.configuration = configuration
         self.database = database
         self.checkpoints = CheckpointWriter(database: database)
@@ -76,6 +85,28 @@ final class WorkflowEngine: Sendable {
         state.withLock { $0.runs[id] }
     }
 
+    /// Runs of `queue` active in this process.
+    func load(of queue: String) -> Int {
+        state.withLock { $0.queueLoad[queue] ?? 0 }
+    }
+
+    /// Starts dispatching the queues this process serves.
+    func startDispatching(_ queues: [WorkflowQueue]) {
+        let dispatcher = QueueDispatcher(engine: self, queues: queues, workflowNames: registry.names)
+        state.withLock { $0.dispatcher = dispatcher }
+        dispatcher.start()
+    }
+
+    /// Lets the dispatcher look at its queues now.
+    func wakeDispatcher() {
+        state.withLock { $0.dispatcher }?.wake()
+    }
+
+    /// Called whenever a queued run ends here, so the dispatcher can fill the freed slot at once.
+    func onQueueCapacity(_ handler: @escaping @Sendable () -> Void) {
+        state.withLock { $0.onQueueCapacity = handler }
+    }
+
     /// Number of runs active in this process.
     var activeRunCount: Int { state.withLock { $0.runs.count } }
 
@@ -88,9 +119,10 @@ final class WorkflowEngine: Sendable {
     // MARK: - Running
 
     /// Runs a workflow body in its own task, and records its outcome.
-    func launch(_ registration: WorkflowRegistration, id: String, input: String, token: String, recorded: [Int: RecordedStep], deadline: Int64? = nil) {
+    func launch(_ registration: WorkflowRegistration, id: String, input: String, token: String, recorded: [Int: RecordedStep], deadline: Int64? = nil, queue: String? = nil) {
         state.withLock { current in
             guard current.runs[id] == nil else { return }
+            if let queue { current.queueLoad[queue, default: 0] += 1 }
             // The task removes itself when done; it cannot get there before this lock is released.
             current.runs[id] = Task { [self] in
                 let timer = deadline.map { deadline in
@@ -103,7 +135,13 @@ final class WorkflowEngine: Sendable {
                 }
                 let outcome = await execute(registration, id: id, input: input, token: token, recorded: recorded, deadline: deadline)
                 timer?.cancel()
-                _ = self.state.withLock { $0.runs.removeValue(forKey: id) }
+                let wake = self.state.withLock { current -> (@Sendable () -> Void)? in
+                    current.runs.removeValue(forKey: id)
+                    guard let queue else { return nil }
+                    current.queueLoad[queue, default: 1] -= 1
+                    return current.onQueueCapacity
+                }
+                wake?()
                 return outcome
             }
         }
@@ -241,10 +279,11 @@ final class WorkflowEngine: Sendable {
     /// Stops taking work and interrupts every active run; each stops at its next durable operation and stays
     /// `PENDING`. Returns once they have all stopped.
     func shutdown() async {
-        let runs = state.withLock { state -> [Task<RunOutcome, Never>] in
+        let (runs, dispatcher) = state.withLock { state -> ([Task<RunOutcome, Never>], QueueDispatcher?) in
             state.accepting = false
-            return Array(state.runs.values)
+            return (Array(state.runs.values), state.dispatcher)
         }
+        await dispatcher?.stop()
         for run in runs { run.cancel() }
         for run in runs { _ = await run.value }
         await listener.stop()

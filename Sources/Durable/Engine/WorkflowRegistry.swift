@@ -41,6 +41,11 @@ final class WorkflowRegistry: Sendable {
         state.withLock { $0.workflows[name] }
     }
 
+    /// Every registered durable name.
+    var names: [String] {
+        state.withLock { Array($0.workflows.keys).sorted() }
+    }
+
     /// Throws if any registration was invalid.
     func validate() throws {
         let problems = state.withLock { $0.problems }

@@ -49,6 +49,8 @@ public struct DurableError: Error, Sendable, CustomStringConvertible {
         public static let encodingFailed = Code(rawValue: "encodingFailed")
         /// A value is larger than the configured payload limit.
         public static let payloadTooLarge = Code(rawValue: "payloadTooLarge")
+        /// Another live workflow on the queue holds the deduplication ID.
+        public static let queueDeduplicated = Code(rawValue: "queueDeduplicated")
         /// The runtime is shutting down or not running, so it takes no new work.
         public static let notRunning = Code(rawValue: "notRunning")
     }

@@ -86,6 +86,7 @@ final class NotificationListener: Sendable {
                 try await opened.listen(Self.eventsChannel)
                 try await opened.listen(ControlStatements.cancellationChannel)
                 try await opened.listen(StreamStatements.channel)
+                try await opened.listen(QueueStatements.wakeupChannel)
                 try await checkDelivery(on: opened)
                 delay = .milliseconds(100)
                 // Anything sent while we were not listening is only in the database: let every waiter look.
@@ -142,9 +143,14 @@ final class NotificationListener: Sendable {
     }
 
     private func wake(_ key: String) {
-        let tickets = state.withLock { Array(($0.waiters[key] ?? [:]).values) }
+        // Tickets for one payload, plus those for any payload on the channel (see ``anyPayload``).
+        let channelWide = key.split(separator: "|", maxSplits: 1).first.map { $0 + "|" + Self.anyPayload } ?? ""
+        let tickets = state.withLock { Array(($0.waiters[key] ?? [:]).values) + Array(($0.waiters[channelWide] ?? [:]).values) }
         tickets.forEach { $0.fire() }
     }
+
+    /// The payload to register for to be woken by any notification on a channel.
+    static let anyPayload = "\u{1F}any"
 
     private func wakeEveryone() {
         let tickets = state.withLock { $0.waiters.values.flatMap(\.values) }

@@ -23,6 +23,7 @@ public final class DurableRuntime: Service, Sendable {
     public let configuration: DurableConfiguration
     private let logger: Logger
     private let registry = WorkflowRegistry()
+    private let queues = Mutex<[WorkflowQueue]>([])
 
     private enum Phase {
         case idle
@@ -52,6 +53,11 @@ public final class DurableRuntime: Service, Sendable {
     /// their code. A mistake (an empty or duplicate name) makes ``launch()`` throw.
     public func register<W: Workflow>(_ workflow: W) {
         registry.register(workflow)
+    }
+
+    /// Declares a queue. Declare every queue this process enqueues onto or serves, before launch.
+    public func register(queue: WorkflowQueue) {
+        queues.withLock { $0.append(queue) }
     }
 
     // MARK: - Lifecycle
@@ -191,6 +197,11 @@ public final class DurableRuntime: Service, Sendable {
     private func bringUp() async throws -> WorkflowEngine {
         try configuration.validate()
         try registry.validate()
+        let declaredQueues = queues.withLock { $0 }
+        for queue in declaredQueues { try queue.validate() }
+        if Set(declaredQueues.map(\.name)).count != declaredQueues.count {
+            throw DurableError(.invalidConfiguration, "a queue name is declared twice")
+        }
         let connections = PostgresConfiguration(
             connectionString: ConnectionString(configuration.databaseURL),
             connectTimeoutSeconds: Int(configuration.connectTimeout.components.seconds),
@@ -220,8 +231,15 @@ public final class DurableRuntime: Service, Sendable {
             let listener = NotificationListener(configuration: connections, logger: logger)
             startedListener = listener
             listener.start()
-            let engine = WorkflowEngine(configuration: configuration, database: database, registry: registry, listener: listener, logger: logger)
+            let engine = WorkflowEngine(configuration: configuration, database: database, registry: registry, listener: listener, queues: declaredQueues, logger: logger)
+            for queue in declaredQueues where queue.name != WorkflowQueue.internalQueueName {
+                try await database.registerQueue(queue)
+            }
             try await engine.recoverPendingWorkflows()
+            let served = engine.declaredQueues.values.filter { queue in
+                queue.name == WorkflowQueue.internalQueueName || configuration.servedQueues.map { $0.contains(queue.name) } ?? true
+            }
+            engine.startDispatching(served.sorted { $0.name < $1.name })
             let stillWanted = state.withLock { state -> Bool in
                 guard case .launching = state.phase else { return false }
                 state.phase = .running(engine)
