@@ -4,7 +4,7 @@
 // usage: DurableTestWorker --url URL --schema S --executor E --workflow ID --steps N
 //                          [--start] [--pause-in K] [--pause-after K] [--step-prefix P]
 //                          [--max-recovery-attempts N] [--app-version V] [--transactional]
-//                          [--sleep-after K MS] [--recv-after K]
+//                          [--sleep-after K MS] [--recv-after K] [--takeover-ms N]
 // Prints lines the test waits for: READY, BODY <id>, IN_STEP <k>, AFTER_STEP <k>, SLEEPING, WOKE, WAITING,
 // GOT <message>, RESULT <value>, ERROR <code>.
 import Durable
@@ -30,6 +30,8 @@ struct Options {
     var sleepAfter: (step: Int, milliseconds: Int)?
     /// After step K, wait up to 60 s for a message on topic "go".
     var receiveAfter: Int?
+    /// Take over executors silent for this many milliseconds (heartbeat every quarter of it).
+    var takeoverMilliseconds: Int?
 
     init(arguments: [String]) {
         var iterator = arguments.dropFirst().makeIterator()
@@ -53,6 +55,7 @@ struct Options {
             case "--transactional": transactional = true
             case "--sleep-after": sleepAfter = (Int(value())!, Int(value())!)
             case "--recv-after": receiveAfter = Int(value())
+            case "--takeover-ms": takeoverMilliseconds = Int(value())
             default: fatalError("unknown flag \(flag)")
             }
         }
@@ -138,7 +141,9 @@ let runtime = DurableRuntime(
         schema: options.schema,
         executorID: options.executor,
         applicationVersion: options.appVersion,
-        maxRecoveryAttempts: options.maxRecoveryAttempts
+        maxRecoveryAttempts: options.maxRecoveryAttempts,
+        heartbeatInterval: options.takeoverMilliseconds.map { .milliseconds($0 / 4) } ?? .seconds(5),
+        takeoverAfter: options.takeoverMilliseconds.map { .milliseconds($0) }
     ),
     logger: logger
 )

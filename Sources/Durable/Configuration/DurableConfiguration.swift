@@ -37,6 +37,12 @@ public struct DurableConfiguration: Sendable {
     /// The queues this process starts workflows from; nil (the default) serves every declared queue. DBOS's
     /// internal queue (used by its resume and fork) is always served.
     public var servedQueues: Set<String>?
+    /// How often this executor records that it is alive.
+    public var heartbeatInterval: Duration
+    /// An executor of the same application version silent for this long is presumed dead, and a live one takes
+    /// over its `PENDING` workflows. nil turns takeover off (heartbeats are still recorded). Keep it well above
+    /// ``heartbeatInterval`` and any pause a healthy process may have.
+    public var takeoverAfter: Duration?
 
     /// The application version used when neither the configuration nor `DBOS__APPVERSION` names one.
     public static let defaultApplicationVersion = "1"
@@ -55,7 +61,9 @@ public struct DurableConfiguration: Sendable {
         autoMigrate: Bool = true,
         maxPayloadBytes: Int = 32 * 1024 * 1024,
         usePreparedStatements: Bool = true,
-        servedQueues: Set<String>? = nil
+        servedQueues: Set<String>? = nil,
+        heartbeatInterval: Duration = .seconds(5),
+        takeoverAfter: Duration? = .seconds(60)
     ) {
         let environment = ProcessInfo.processInfo.environment
         self.databaseURL = databaseURL
@@ -73,6 +81,8 @@ public struct DurableConfiguration: Sendable {
         self.maxPayloadBytes = maxPayloadBytes
         self.usePreparedStatements = usePreparedStatements
         self.servedQueues = servedQueues
+        self.heartbeatInterval = heartbeatInterval
+        self.takeoverAfter = takeoverAfter
     }
 
     /// Checks the values before anything connects, so a mistake surfaces as one clear error at launch.
@@ -89,5 +99,9 @@ public struct DurableConfiguration: Sendable {
         if maxConnections < 2 { throw invalid("maxConnections must be at least 2 (got \(maxConnections))") }
         if maxRecoveryAttempts < 0 { throw invalid("maxRecoveryAttempts must not be negative") }
         if maxPayloadBytes < 1024 { throw invalid("maxPayloadBytes must be at least 1024") }
+        if heartbeatInterval <= .zero { throw invalid("heartbeatInterval must be positive") }
+        if let takeoverAfter, takeoverAfter <= heartbeatInterval * 2 {
+            throw invalid("takeoverAfter (\(takeoverAfter)) must be more than twice heartbeatInterval (\(heartbeatInterval)), or a live executor could be taken over")
+        }
     }
 }

@@ -92,13 +92,14 @@ struct Statements: Sendable {
             ORDER BY created_at
             """
 
-        // $1 ids, $2 their owner tokens as listed, $3 new token, $4 executor, $5 payload limit
+        // $1 ids, $2 their owner tokens as listed, $3 new token, $4 executor they belong to, $5 payload limit,
+        // $6 executor taking them (this one; another only when taking over a dead executor's work)
         claimForRecovery = """
             WITH candidates AS (
                 SELECT * FROM unnest($1::text[], $2::text[]) AS c(id, listed_owner)
             ), claimed AS (
                 UPDATE \(s).workflow_status ws
-                SET recovery_attempts = ws.recovery_attempts + 1, owner_xid = $3, updated_at = \(now)
+                SET recovery_attempts = ws.recovery_attempts + 1, owner_xid = $3, executor_id = $6, updated_at = \(now)
                 FROM candidates c
                 WHERE ws.workflow_uuid = c.id AND ws.status = 'PENDING' AND ws.executor_id = $4
                   AND ws.owner_xid IS NOT DISTINCT FROM c.listed_owner

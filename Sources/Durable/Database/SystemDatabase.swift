@@ -15,6 +15,7 @@ final class SystemDatabase: Sendable {
     let children: ChildStatements
     let streams: StreamStatements
     let queues: QueueStatements
+    let executors: ExecutorStatements
 
     init(pool: ConnectionPool, schema: String, retry: DatabaseRetry) {
         self.pool = pool
@@ -26,6 +27,7 @@ final class SystemDatabase: Sendable {
         self.children = ChildStatements(schema: SQLIdentifier.quote(schema))
         self.streams = StreamStatements(schema: SQLIdentifier.quote(schema))
         self.queues = QueueStatements(schema: SQLIdentifier.quote(schema))
+        self.executors = ExecutorStatements(schema: SQLIdentifier.quote(schema))
     }
 
     /// Runs one statement on a pooled connection, retrying through connection loss.
@@ -145,9 +147,9 @@ final class SystemDatabase: Sendable {
     /// Takes over a batch of pending workflows in one statement: a new owner token and one more recovery attempt
     /// each. The guard on each row's owner token as listed means that of several claimants exactly one wins a
     /// workflow; rows someone else claimed first are simply not returned.
-    func claimForRecovery(_ pending: [PendingWorkflow], newToken: String, executorID: String, payloadLimit: Int) async throws -> [ClaimedWorkflow] {
+    func claimForRecovery(_ pending: [PendingWorkflow], newToken: String, from owner: String, executorID: String, payloadLimit: Int) async throws -> [ClaimedWorkflow] {
         let result = try await query("claim workflows for recovery", sql.claimForRecovery, [
-            PostgresTextArray(pending.map(\.id)), PostgresTextArray(pending.map(\.ownerToken)), newToken, executorID, payloadLimit,
+            PostgresTextArray(pending.map(\.id)), PostgresTextArray(pending.map(\.ownerToken)), newToken, owner, payloadLimit, executorID,
         ])
         return result.rows.compactMap { row in
             guard let id = row.string(0), let attempts = row.int(2) else { return nil }

@@ -15,8 +15,9 @@ extension WorkflowEngine {
     ///
     /// - Returns: the number of workflows resumed.
     @discardableResult
-    func recoverPendingWorkflows() async throws -> Int {
-        let pending = try await database.pendingWorkflows(executorID: configuration.executorID, applicationVersion: configuration.applicationVersion)
+    func recoverPendingWorkflows(of executor: String? = nil) async throws -> Int {
+        let owner = executor ?? configuration.executorID
+        let pending = try await database.pendingWorkflows(executorID: owner, applicationVersion: configuration.applicationVersion)
         var runnable: [SystemDatabase.PendingWorkflow] = []
         for workflow in pending {
             guard let name = workflow.name, registry[name] != nil else {
@@ -32,7 +33,7 @@ extension WorkflowEngine {
         while start < runnable.count {
             let batch = Array(runnable[start..<min(start + Self.recoveryBatchSize, runnable.count)])
             start += batch.count
-            resumed += try await recover(batch)
+            resumed += try await recover(batch, from: owner)
         }
         if !pending.isEmpty {
             logger.info("recovery pass done", metadata: ["pending": "\(pending.count)", "resumed": "\(resumed)"])
@@ -40,10 +41,10 @@ extension WorkflowEngine {
         return resumed
     }
 
-    private func recover(_ batch: [SystemDatabase.PendingWorkflow]) async throws -> Int {
+    private func recover(_ batch: [SystemDatabase.PendingWorkflow], from owner: String) async throws -> Int {
         let token = UUID().uuidString.lowercased()
         let claimed = try await database.claimForRecovery(
-            batch, newToken: token, executorID: configuration.executorID, payloadLimit: configuration.maxPayloadBytes
+            batch, newToken: token, from: owner, executorID: configuration.executorID, payloadLimit: configuration.maxPayloadBytes
         )
         return try await runClaimed(claimed, token: token)
     }

@@ -30,6 +30,7 @@ final class WorkflowEngine: Sendable {
         var queueLoad: [String: Int] = [:]
         var onQueueCapacity: (@Sendable () -> Void)?
         var dispatcher: QueueDispatcher?
+        var monitor: ExecutorMonitor?
         var accepting = true
     }
 
@@ -95,6 +96,13 @@ final class WorkflowEngine: Sendable {
         let dispatcher = QueueDispatcher(engine: self, queues: queues, workflowNames: registry.names)
         state.withLock { $0.dispatcher = dispatcher }
         dispatcher.start()
+    }
+
+    /// Starts the heartbeat and the takeover of silent executors' work.
+    func startMonitoring() {
+        let monitor = ExecutorMonitor(engine: self)
+        state.withLock { $0.monitor = monitor }
+        monitor.start()
     }
 
     /// Lets the dispatcher look at its queues now.
@@ -279,10 +287,11 @@ final class WorkflowEngine: Sendable {
     /// Stops taking work and interrupts every active run; each stops at its next durable operation and stays
     /// `PENDING`. Returns once they have all stopped.
     func shutdown() async {
-        let (runs, dispatcher) = state.withLock { state -> ([Task<RunOutcome, Never>], QueueDispatcher?) in
+        let (runs, dispatcher, monitor) = state.withLock { state -> ([Task<RunOutcome, Never>], QueueDispatcher?, ExecutorMonitor?) in
             state.accepting = false
-            return (Array(state.runs.values), state.dispatcher)
+            return (Array(state.runs.values), state.dispatcher, state.monitor)
         }
+        await monitor?.stop()
         await dispatcher?.stop()
         for run in runs { run.cancel() }
         for run in runs { _ = await run.value }

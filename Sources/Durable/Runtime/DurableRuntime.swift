@@ -223,7 +223,7 @@ public final class DurableRuntime: Service, Sendable {
                 "applicationVersion": "\(configuration.applicationVersion)",
             ])
             let retry = DatabaseRetry(timeout: configuration.reconnectTimeout, logger: logger)
-            try await retry.run("prepare the system schema") {
+            let ownTablesReady = try await retry.run("prepare the system schema") {
                 try await SchemaMigrator(pool: pool, schema: configuration.schema, logger: logger).run(autoMigrate: configuration.autoMigrate)
             }
             let database = SystemDatabase(pool: pool, schema: configuration.schema, retry: retry)
@@ -240,6 +240,7 @@ public final class DurableRuntime: Service, Sendable {
                 queue.name == WorkflowQueue.internalQueueName || configuration.servedQueues.map { $0.contains(queue.name) } ?? true
             }
             engine.startDispatching(served.sorted { $0.name < $1.name })
+            if ownTablesReady { engine.startMonitoring() }
             let stillWanted = state.withLock { state -> Bool in
                 guard case .launching = state.phase else { return false }
                 state.phase = .running(engine)

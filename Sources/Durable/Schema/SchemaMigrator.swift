@@ -33,32 +33,50 @@ struct SchemaMigrator: Sendable {
     let logger: Logger
 
     /// Brings the schema up to date, or with `autoMigrate` off only checks it.
-    func run(autoMigrate: Bool) async throws {
+    ///
+    /// - Returns: whether our own tables (migration 0002 and later: executor heartbeats) are present. With
+    ///   `autoMigrate` off they may be missing; the runtime then works without dead-executor takeover.
+    @discardableResult
+    func run(autoMigrate: Bool) async throws -> Bool {
         do {
-            let found = try await pool.withConnection { try await currentVersion(on: $0) }
-            if try accept(found) { return }
+            let found = try await pool.withConnection { try await currentState(on: $0) }
+            let dbosReady = try accept(found.dbosVersion)
+            if dbosReady, missing(found.applied).isEmpty { return true }
             guard autoMigrate else {
-                throw DurableError(.migrationFailed, "schema \"\(schema)\" has no DBOS system tables and DurableConfiguration.autoMigrate is off; apply Migrations/*.sql (or run `dbos migrate`) first, or turn autoMigrate on")
+                guard dbosReady else {
+                    throw DurableError(.migrationFailed, "schema \"\(schema)\" has no DBOS system tables and DurableConfiguration.autoMigrate is off; apply Migrations/*.sql (or run `dbos migrate`) first, or turn autoMigrate on")
+                }
+                logger.warning("Durable's own tables are missing and autoMigrate is off; dead-executor takeover is disabled until Migrations/0002 and later are applied", metadata: ["schema": "\(schema)"])
+                return false
             }
             try await pool.withTransaction { connection in
                 // Waiting for another process's migration is normal; waiting forever is not.
                 try await connection.execute("SET LOCAL lock_timeout = '60s'")
                 try await connection.query("SELECT pg_advisory_xact_lock($1)", [Self.advisoryLockKey])
                 // Someone may have finished while we waited for the lock.
-                if try accept(try await currentVersion(on: connection)) { return }
-                for migration in Self.embedded {
+                let current = try await currentState(on: connection)
+                let quoted = SQLIdentifier.quote(schema)
+                if try !accept(current.dbosVersion), let base = Self.embedded.first(where: { $0.number == 1 }) {
+                    logger.info("applying schema migration", metadata: ["file": "\(base.fileName)", "schema": "\(schema)"])
+                    try await connection.execute(base.sql(forSchema: schema))
+                    try await connection.query("INSERT INTO \(quoted).dbos_migrations (version) VALUES ($1)", [Self.dbosSchemaVersion])
+                }
+                for migration in missing(current.applied) {
                     logger.info("applying schema migration", metadata: ["file": "\(migration.fileName)", "schema": "\(schema)"])
                     try await connection.execute(migration.sql(forSchema: schema))
+                    try await connection.query("INSERT INTO \(quoted).durable_migrations (version) VALUES ($1)", [migration.number])
                 }
-                try await connection.query(
-                    "INSERT INTO \(SQLIdentifier.quote(schema)).dbos_migrations (version) VALUES ($1)",
-                    [Self.dbosSchemaVersion]
-                )
             }
-            logger.info("created the DBOS system schema", metadata: ["schema": "\(schema)", "version": "\(Self.dbosSchemaVersion)"])
+            logger.info("the system schema is ready", metadata: ["schema": "\(schema)", "version": "\(Self.dbosSchemaVersion)"])
+            return true
         } catch let error as PostgresError {
             throw DurableError(error, context: "could not prepare the system schema \"\(schema)\"")
         }
+    }
+
+    /// Our own migrations (after 0001) not yet applied.
+    private func missing(_ applied: Set<Int>) -> [Migration] {
+        Self.embedded.filter { $0.number > 1 && !applied.contains($0.number) }
     }
 
     /// True when the schema can be used as it is; throws when it is at an older, unsupported version.
@@ -74,11 +92,22 @@ struct SchemaMigrator: Sendable {
         throw DurableError(.migrationFailed, "schema \"\(schema)\" is at DBOS schema version \(version), older than \(Self.dbosSchemaVersion); upgrade it with `dbos migrate` from dbos 3.4.0 or newer, then start again")
     }
 
-    /// The version in `dbos_migrations`, or nil when the table (or the schema) does not exist or is empty.
-    private func currentVersion(on connection: PostgresConnection) async throws -> Int64? {
-        let table = SQLIdentifier.quote(schema) + ".dbos_migrations"
-        let exists = try await connection.query("SELECT to_regclass($1) IS NOT NULL", [table])
-        guard exists.first?.bool(0) == true else { return nil }
-        return try await connection.query("SELECT max(version) FROM \(table)").first?.int64(0)
+    /// The version in `dbos_migrations` (nil when the table or the schema does not exist, or it is empty) and
+    /// the numbers of our own migrations applied.
+    private func currentState(on connection: PostgresConnection) async throws -> (dbosVersion: Int64?, applied: Set<Int>) {
+        let quoted = SQLIdentifier.quote(schema)
+        let tables = try await connection.query(
+            "SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL",
+            [quoted + ".dbos_migrations", quoted + ".durable_migrations"]
+        )
+        var version: Int64?
+        if tables.first?.bool(0) == true {
+            version = try await connection.query("SELECT max(version) FROM \(quoted).dbos_migrations").first?.int64(0)
+        }
+        var applied: Set<Int> = []
+        if tables.first?.bool(1) == true {
+            applied = Set(try await connection.query("SELECT version FROM \(quoted).durable_migrations").rows.compactMap { $0.int(0) })
+        }
+        return (version, applied)
     }
 }

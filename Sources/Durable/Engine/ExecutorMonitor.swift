@@ -1,0 +1,67 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// Keeps this executor's heartbeat fresh and takes over the `PENDING` workflows of executors that went silent.
+///
+/// DBOS recovers an executor's workflows only when a process with the same executor ID starts again, so work of
+/// a machine that never comes back is stuck. Here every live executor records a heartbeat; when one has been
+/// silent past ``DurableConfiguration/takeoverAfter``, a live executor of the same application version claims
+/// its pending workflows (the claim's owner guard lets exactly one claimant win each) and resumes them.
+final class ExecutorMonitor: Sendable {
+    private let engine: WorkflowEngine
+    private let loop = Mutex<Task<Void, Never>?>(nil)
+
+    init(engine: WorkflowEngine) {
+        self.engine = engine
+    }
+
+    func start() {
+        loop.withLock { loop in
+            guard loop == nil else { return }
+            loop = Task { [self] in await self.monitorUntilCancelled() }
+        }
+    }
+
+    func stop() async {
+        let task = loop.withLock { loop -> Task<Void, Never>? in
+            defer { loop = nil }
+            return loop
+        }
+        task?.cancel()
+        await task?.value
+    }
+
+    private func monitorUntilCancelled() async {
+        let configuration = engine.configuration
+        let database = engine.database
+        while !Task.isCancelled {
+            do {
+                _ = try await database.query("record heartbeat", database.executors.heartbeat, [configuration.executorID, configuration.applicationVersion])
+                if let limit = configuration.takeoverAfter {
+                    try await takeOverSilentExecutors(limit: WorkflowEngine.milliseconds(limit))
+                }
+            } catch {
+                if Task.isCancelled { return }
+                engine.logger.warning("executor heartbeat or takeover failed; retrying", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: configuration.heartbeatInterval)
+        }
+    }
+
+    private func takeOverSilentExecutors(limit: Int64) async throws {
+        let configuration = engine.configuration
+        let database = engine.database
+        let silent = try await database.query("find silent executors", database.executors.silentExecutors, [
+            configuration.applicationVersion, configuration.executorID, limit,
+        ])
+        for row in silent.rows {
+            guard let executor = row.string(0), !Task.isCancelled else { continue }
+            let resumed = try await engine.recoverPendingWorkflows(of: executor)
+            engine.logger.warning("took over the pending workflows of a silent executor", metadata: [
+                "executor": "\(executor)", "resumed": "\(resumed)",
+            ])
+            _ = try await database.query("forget silent executor", database.executors.forget, [executor, limit])
+        }
+    }
+}
