@@ -16,6 +16,7 @@ final class SystemDatabase: Sendable {
     let streams: StreamStatements
     let queues: QueueStatements
     let executors: ExecutorStatements
+    let schedules: ScheduleStatements
 
     init(pool: ConnectionPool, schema: String, retry: DatabaseRetry) {
         self.pool = pool
@@ -28,6 +29,7 @@ final class SystemDatabase: Sendable {
         self.streams = StreamStatements(schema: SQLIdentifier.quote(schema))
         self.queues = QueueStatements(schema: SQLIdentifier.quote(schema))
         self.executors = ExecutorStatements(schema: SQLIdentifier.quote(schema))
+        self.schedules = ScheduleStatements(schema: SQLIdentifier.quote(schema))
     }
 
     /// Runs one statement on a pooled connection, retrying through connection loss.

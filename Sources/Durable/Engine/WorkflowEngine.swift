@@ -31,6 +31,7 @@ final class WorkflowEngine: Sendable {
         var onQueueCapacity: (@Sendable () -> Void)?
         var dispatcher: QueueDispatcher?
         var monitor: ExecutorMonitor?
+        var scheduler: Scheduler?
         var accepting = true
     }
 
@@ -103,6 +104,13 @@ final class WorkflowEngine: Sendable {
         let monitor = ExecutorMonitor(engine: self)
         state.withLock { $0.monitor = monitor }
         monitor.start()
+    }
+
+    /// Starts firing schedules.
+    func startScheduling(_ schedules: [WorkflowSchedule]) async throws {
+        let scheduler = Scheduler(engine: self, schedules: schedules)
+        state.withLock { $0.scheduler = scheduler }
+        try await scheduler.start()
     }
 
     /// Lets the dispatcher look at its queues now.
@@ -287,10 +295,11 @@ final class WorkflowEngine: Sendable {
     /// Stops taking work and interrupts every active run; each stops at its next durable operation and stays
     /// `PENDING`. Returns once they have all stopped.
     func shutdown() async {
-        let (runs, dispatcher, monitor) = state.withLock { state -> ([Task<RunOutcome, Never>], QueueDispatcher?, ExecutorMonitor?) in
+        let (runs, dispatcher, monitor, scheduler) = state.withLock { state -> ([Task<RunOutcome, Never>], QueueDispatcher?, ExecutorMonitor?, Scheduler?) in
             state.accepting = false
-            return (Array(state.runs.values), state.dispatcher, state.monitor)
+            return (Array(state.runs.values), state.dispatcher, state.monitor, state.scheduler)
         }
+        await scheduler?.stop()
         await monitor?.stop()
         await dispatcher?.stop()
         for run in runs { run.cancel() }

@@ -24,6 +24,7 @@ public final class DurableRuntime: Service, Sendable {
     private let logger: Logger
     private let registry = WorkflowRegistry()
     private let queues = Mutex<[WorkflowQueue]>([])
+    private let schedules = Mutex<[WorkflowSchedule]>([])
 
     private enum Phase {
         case idle
@@ -58,6 +59,10 @@ public final class DurableRuntime: Service, Sendable {
     /// Declares a queue. Declare every queue this process enqueues onto or serves, before launch.
     public func register(queue: WorkflowQueue) {
         queues.withLock { $0.append(queue) }
+    }
+
+    func addSchedule(_ schedule: WorkflowSchedule) {
+        schedules.withLock { $0.append(schedule) }
     }
 
     // MARK: - Lifecycle
@@ -241,6 +246,11 @@ public final class DurableRuntime: Service, Sendable {
             }
             engine.startDispatching(served.sorted { $0.name < $1.name })
             if ownTablesReady { engine.startMonitoring() }
+            let declaredSchedules = schedules.withLock { $0 }
+            for schedule in declaredSchedules where registry[schedule.workflowName] == nil {
+                throw DurableError(.invalidRegistration, "schedule '\(schedule.name)' runs workflow '\(schedule.workflowName)', which is not registered")
+            }
+            if !declaredSchedules.isEmpty { try await engine.startScheduling(declaredSchedules) }
             let stillWanted = state.withLock { state -> Bool in
                 guard case .launching = state.phase else { return false }
                 state.phase = .running(engine)
