@@ -15,6 +15,9 @@ if childArguments.first == "__receiver", childArguments.count == 5 {
     try await PrimitiveWorker.receive(url: childArguments[1], schema: childArguments[2], id: childArguments[3], count: Int(childArguments[4])!)
     exit(0)
 }
+if childArguments.first == "__queueworker", childArguments.count == 3 {
+    try await QueueBenchmarks.serve(url: childArguments[1], schema: childArguments[2])
+}
 if childArguments.first == "__sleepers", childArguments.count == 4 {
     try await PrimitiveWorker.holdSleepers(url: childArguments[1], schema: childArguments[2], count: Int(childArguments[3])!)
 }
@@ -23,8 +26,9 @@ while let argument = arguments.next() {
     switch argument {
     case "--rounds": rounds = Int(arguments.next() ?? "") ?? rounds
     case "primitives": suite = "primitives"
+    case "queues": suite = "queues"
     default:
-        FileHandle.standardError.write(Data("usage: durable-bench [primitives] [--rounds N]\n".utf8))
+        FileHandle.standardError.write(Data("usage: durable-bench [primitives | queues] [--rounds N]\n".utf8))
         exit(2)
     }
 }
@@ -49,6 +53,12 @@ let table = SQLIdentifier.quote(schema) + ".raw_commits"
 let raw = try await PostgresConnection.connect(PostgresConfiguration(connectionString: ConnectionString(url)))
 try await raw.execute("CREATE SCHEMA IF NOT EXISTS \(SQLIdentifier.quote(schema)); CREATE TABLE IF NOT EXISTS \(table) (id bigserial PRIMARY KEY, v text)")
 
+if suite == "queues" {
+    try await QueueBenchmarks(url: url, schema: schema).run()
+    await raw.close()
+    await embedded?.stop()
+    exit(0)
+}
 if suite == "primitives" {
     try await PrimitiveBenchmarks(url: url, schema: schema).run()
     await raw.close()
