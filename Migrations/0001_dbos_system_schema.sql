@@ -15,7 +15,8 @@
 --   * Constraint names are PostgreSQL's defaults (<table>_pkey, <table>_<column>_key,
 --     <table>_<column>_fkey), which are the names DBOS's databases carry.
 
-CREATE SCHEMA IF NOT EXISTS {{SCHEMA}};
+-- The schema itself is created by the runner, and only when it is missing: a role that owns an existing schema
+-- but may not create schemas in the database can still migrate it.
 
 -- The single-row version table read by every DBOS SDK.
 CREATE TABLE {{SCHEMA}}.dbos_migrations (

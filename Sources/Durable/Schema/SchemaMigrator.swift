@@ -56,6 +56,12 @@ struct SchemaMigrator: Sendable {
                 // Someone may have finished while we waited for the lock.
                 let current = try await currentState(on: connection)
                 let quoted = SQLIdentifier.quote(schema)
+                // Only a missing schema is created: CREATE SCHEMA needs a right on the database that a role owning
+                // its schema (least privilege) need not have, even with IF NOT EXISTS.
+                let schemaExists = try await connection.query("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", [schema]).first?.bool(0) ?? false
+                if !schemaExists {
+                    try await connection.execute("CREATE SCHEMA \(quoted)")
+                }
                 if try !accept(current.dbosVersion), let base = Self.embedded.first(where: { $0.number == 1 }) {
                     logger.info("applying schema migration", metadata: ["file": "\(base.fileName)", "schema": "\(schema)"])
                     try await connection.execute(base.sql(forSchema: schema))
