@@ -68,8 +68,18 @@ enum PortableJSON {
         return decoder
     }
 
+    /// RFC 3339 in UTC with exactly three fractional digits, rounded to the nearest millisecond. (Foundation's
+    /// formatter truncates, and binary floating point stores .678 as .67799…, which would print .677.)
     static func formatDate(_ date: Date) -> String {
-        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: .gmt))
+        let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded())
+        var seconds = milliseconds / 1000
+        var fraction = milliseconds % 1000
+        if fraction < 0 {
+            seconds -= 1
+            fraction += 1000
+        }
+        let whole = Date(timeIntervalSince1970: TimeInterval(seconds)).formatted(Date.ISO8601FormatStyle(timeZone: .gmt))
+        return whole.dropLast() + "." + String(repeating: "0", count: 3 - String(fraction).count) + String(fraction) + "Z"
     }
 
     static func parseDate(_ text: String) -> Date? {
