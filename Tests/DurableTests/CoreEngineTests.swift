@@ -73,7 +73,7 @@ struct SlowEcho: Workflow {
     static let name = "slow-echo"
     func run(_ ctx: WorkflowContext, _ value: String) async throws -> String {
         let echoed = try await ctx.step("echo") { value }
-        try await ctx.sleep(for: .milliseconds(800))
+        try await ctx.sleep(for: .milliseconds(1_500))
         return echoed
     }
 }
@@ -229,9 +229,14 @@ struct CoreEngineTests {
         try await first.launch()
         _ = try await first.start(SlowEcho.self, "good", id: "good")
         _ = try await first.start(SlowEcho.self, "bad", id: "bad")
-        try await Task.sleep(for: .milliseconds(300))
-        await first.shutdown()
         let h = MessagingHarness(url: url, runtime: first)
+        // Interrupt both while they sleep, after their step is checkpointed.
+        for _ in 0..<200 {
+            let steps = try await h.query("SELECT count(*) FROM dbos.operation_outputs WHERE function_name = 'echo'")
+            if steps.first?.int(0) == 2 { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        await first.shutdown()
         _ = try await h.query("UPDATE dbos.operation_outputs SET output = '{not json' WHERE workflow_uuid = 'bad' AND function_id = 1")
         let second = MessagingHarness.makeRuntime(url: url, executorID: "corrupt", register: Self.register)
         try await second.launch()

@@ -230,9 +230,10 @@ struct MessagingTests {
         let handle: WorkflowHandle<Int> = second.handle(for: "nap")
         #expect(try await handle.result() == 3_000)
         let elapsed = Date().timeIntervalSince(started)
-        // Slept once in total (3 s from the first start), not 3 s again after the restart at ~2 s.
+        // Slept once in total (3 s from the first start), not 3 s again after the restart at ~2 s; the upper bound
+        // leaves room for a busy machine but not for a second full sleep.
         #expect(elapsed >= 2.9)
-        #expect(elapsed < 4.5)
+        #expect(elapsed < 5.0)
         let status = try await handle.status()
         #expect(status.recoveryAttempts == 2)
         await second.shutdown()
