@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "LibPQ", targets: ["LibPQ"]),
         .executable(name: "durable-demo", targets: ["DurableDemo"]),
         .executable(name: "durable-bench", targets: ["DurableBench"]),
+        .executable(name: "durable-torture", targets: ["DurableTorture"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -54,6 +55,12 @@ let package = Package(
             name: "DurableBench",
             dependencies: ["Durable", "LibPQ", "EmbeddedPostgres", .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/DurableBench"
+        ),
+        // The crash-and-fault torture run: workers, random SIGKILLs, Postgres restarts, terminated connections.
+        .executableTarget(
+            name: "DurableTorture",
+            dependencies: ["Durable", "LibPQ", "EmbeddedPostgres", .product(name: "Logging", package: "swift-log")],
+            path: "Benchmarks/DurableTorture"
         ),
         .testTarget(
             name: "LibPQTests",

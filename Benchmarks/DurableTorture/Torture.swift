@@ -1,0 +1,119 @@
+import Durable
+import EmbeddedPostgres
+import Foundation
+import LibPQ
+import Logging
+
+/// The controller side of the torture run.
+struct Torture {
+    let workflows: Int
+    let steps: Int
+    let workers: Int
+    let seconds: Int
+    let stepMilliseconds: Int
+
+    func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+
+    func run() async throws {
+        var embedded: EmbeddedPostgres?
+        let url: String
+        if let external = ProcessInfo.processInfo.environment["DATABASE_URL"], !external.isEmpty {
+            url = external
+        } else {
+            embedded = try await EmbeddedPostgres.start()
+            url = embedded!.url
+        }
+        say("torture: \(workflows) workflows × \(steps) steps, \(workers) workers, \(seconds) s of chaos\(embedded == nil ? " (no Postgres restarts: DATABASE_URL)" : "")")
+        let admin = try await PostgresConnection.connect(PostgresConfiguration(connectionString: ConnectionString(url), usePreparedStatements: false))
+        try await admin.execute("""
+            DROP SCHEMA IF EXISTS durable_torture CASCADE; DROP SCHEMA IF EXISTS durable_torture_app CASCADE;
+            CREATE SCHEMA durable_torture_app;
+            CREATE TABLE durable_torture_app.tx_effects (workflow_id text NOT NULL, step int NOT NULL);
+            CREATE TABLE durable_torture_app.plain_effects (workflow_id text NOT NULL, step int NOT NULL);
+            """)
+
+        // Enqueue everything from this process; the workers do the work.
+        var logger = Logger(label: "torture")
+        logger.logLevel = .critical
+        let effects = ConnectionPool(configuration: PostgresConfiguration(connectionString: ConnectionString(url)), maxConnections: 2, logger: logger)
+        let producer = makeRuntime(url: url, executor: "torture-producer", effects: effects)
+        for index in 0..<workflows {
+            _ = try await producer.enqueue(TortureWorkflow.self, TortureInput(steps: steps, stepMilliseconds: stepMilliseconds), queue: queue.name, options: EnqueueOptions(id: "t-\(index)"))
+        }
+        await producer.shutdown()
+
+        let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        var processes: [Process] = try (0..<workers).map { try startWorker(executable, url: url, index: $0) }
+        var kills = 0, restarts = 0, terminations = 0
+        let chaosEnd = ContinuousClock.now.advanced(by: .seconds(seconds))
+        while ContinuousClock.now < chaosEnd {
+            try await Task.sleep(for: .milliseconds(Int.random(in: 300...1_500)))
+            switch Int.random(in: 0..<10) {
+            case 0..<6:
+                let victim = Int.random(in: 0..<workers)
+                kill(processes[victim].processIdentifier, SIGKILL)
+                processes[victim].waitUntilExit()
+                processes[victim] = try startWorker(executable, url: url, index: victim)
+                kills += 1
+            case 6..<8:
+                _ = try? await admin.query("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name LIKE 'durable:torture-%' AND random() < 0.3")
+                terminations += 1
+            default:
+                if let embedded {
+                    try await embedded.restart(immediate: true)
+                    restarts += 1
+                }
+            }
+        }
+        let unfinished = try await admin.query("SELECT count(*) FROM durable_torture.workflow_status WHERE status <> 'SUCCESS'").first?.int(0) ?? 0
+        say("chaos over: \(unfinished) workflows still unfinished; \(kills) worker SIGKILLs, \(restarts) Postgres restarts, \(terminations) rounds of pg_terminate_backend; waiting for them")
+
+        // Settle: everything must finish within a bound, or something hung.
+        let checker = try await PostgresConnection.connect(PostgresConfiguration(connectionString: ConnectionString(url), usePreparedStatements: false))
+        let settleEnd = ContinuousClock.now.advanced(by: .seconds(180))
+        var finished = 0
+        while ContinuousClock.now < settleEnd {
+            finished = try await checker.query("SELECT count(*) FROM durable_torture.workflow_status WHERE status = 'SUCCESS'").first?.int(0) ?? 0
+            if finished == workflows { break }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        for process in processes { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+
+        var passed = 0, failed = 0
+        func check(_ ok: Bool, _ what: String) {
+            if ok { passed += 1 } else { failed += 1 }
+            say("\(ok ? "PASS" : "FAIL") \(what)")
+        }
+        check(finished == workflows, "every workflow finished (\(finished)/\(workflows) SUCCESS, none hung)")
+        let txSteps = (1...steps).filter { $0 % 2 == 1 }.count
+        let plainSteps = steps - txSteps
+        let txRows = try await checker.query("SELECT count(*), count(DISTINCT (workflow_id, step)) FROM durable_torture_app.tx_effects")
+        check(txRows.first?.int(1) == workflows * txSteps, "every transactional effect happened (\(txRows.first?.int(1) ?? 0)/\(workflows * txSteps))")
+        check(txRows.first?.int(0) == txRows.first?.int(1), "no transactional effect happened twice (\(txRows.first?.int(0) ?? 0) rows)")
+        let plainRows = try await checker.query("SELECT count(*), count(DISTINCT (workflow_id, step)) FROM durable_torture_app.plain_effects")
+        let plainTotal = plainRows.first?.int(0) ?? 0
+        check(plainRows.first?.int(1) == workflows * plainSteps, "every plain effect happened at least once (\(plainRows.first?.int(1) ?? 0)/\(workflows * plainSteps))")
+        let repeats = plainTotal - workflows * plainSteps
+        // A plain step repeats only when its run was cut between the effect and the checkpoint, which only a kill,
+        // a restart or a terminated connection can do; each interrupts at most one step per workflow in flight.
+        let interruptions = (kills + restarts + terminations) * workers * queue.workerConcurrency!
+        check(repeats >= 0 && repeats <= interruptions, "plain-step repeats (\(repeats)) only where an interruption fell between effect and checkpoint (at most \(interruptions))")
+        let recorded = try await checker.query("SELECT count(*) FROM durable_torture.operation_outputs WHERE workflow_uuid LIKE 't-%'")
+        check(recorded.first?.int(0) == workflows * steps, "every step checkpointed exactly once (\(recorded.first?.int(0) ?? 0)/\(workflows * steps))")
+        say("\(passed) passed, \(failed) failed")
+        await checker.close()
+        await admin.close()
+        await embedded?.stop()
+        if failed > 0 { exit(1) }
+    }
+
+    private func startWorker(_ executable: String, url: String, index: Int) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = ["__worker", url, "torture-\(index)"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+}
