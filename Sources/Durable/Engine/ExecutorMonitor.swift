@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import Synchronization
 
 /// Keeps this executor's heartbeat fresh and takes over the `PENDING` workflows of executors that went silent.
 ///
@@ -10,26 +9,18 @@ import Synchronization
 /// its pending workflows (the claim's owner guard lets exactly one claimant win each) and resumes them.
 final class ExecutorMonitor: Sendable {
     private let engine: WorkflowEngine
-    private let loop = Mutex<Task<Void, Never>?>(nil)
+    private let loop = BackgroundLoop()
 
     init(engine: WorkflowEngine) {
         self.engine = engine
     }
 
     func start() {
-        loop.withLock { loop in
-            guard loop == nil else { return }
-            loop = Task { [self] in await self.monitorUntilCancelled() }
-        }
+        loop.start { [self] in await self.monitorUntilCancelled() }
     }
 
     func stop() async {
-        let task = loop.withLock { loop -> Task<Void, Never>? in
-            defer { loop = nil }
-            return loop
-        }
-        task?.cancel()
-        await task?.value
+        await loop.stop()
     }
 
     private func monitorUntilCancelled() async {

@@ -30,12 +30,7 @@ extension WorkflowContext {
             executorID: engine.configuration.executorID, applicationVersion: engine.configuration.applicationVersion,
             deadline: deadline, parentID: workflowID, parentStep: stepID, parentToken: ownerToken
         )
-        guard outcome.stillOwner else {
-            if outcome.workflowStatus == WorkflowState.cancelled.rawValue {
-                throw DurableError(.workflowCancelled, "the workflow was cancelled", workflowID: workflowID)
-            }
-            throw RunInterrupted(reason: "the workflow is no longer owned by this run")
-        }
+        try ensureStillOwner(status: outcome.workflowStatus, stillOwner: outcome.stillOwner)
         if outcome.created {
             engine.launch(registration, id: childID, input: encoded, token: token, recorded: [:], deadline: deadline)
         } else if let existing = outcome.childName, existing != W.name {

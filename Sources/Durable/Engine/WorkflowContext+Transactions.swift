@@ -62,7 +62,7 @@ extension WorkflowContext {
     ) async throws -> Output {
         let statements = TransactionStatements(schema: SQLIdentifier.quote(engine.database.schema))
         let limit = engine.configuration.maxPayloadBytes
-        let (workflowID, ownerToken) = (self.workflowID, self.ownerToken)
+        let ownerToken = self.ownerToken
         do {
             return try await engine.database.pool.withTransaction { connection in
                 let output = try await StepScope.$isInsideStep.withValue(true) { try await body(connection) }
@@ -70,13 +70,8 @@ extension WorkflowContext {
                 let written = try await connection.query(statements.recordInSystemTransaction, [
                     workflowID, stepID, name, encoded, PostgresNull(), startedAt, Self.nowMilliseconds(), ownerToken,
                 ])
-                guard written.first?.bool(1) == true else {
-                    // Not ours any more: throwing rolls the user's SQL back with it.
-                    if written.first?.string(0) == WorkflowState.cancelled.rawValue {
-                        throw DurableError(.workflowCancelled, "the workflow was cancelled", workflowID: workflowID)
-                    }
-                    throw RunInterrupted(reason: "the workflow is no longer owned by this run")
-                }
+                // Not ours any more: throwing rolls the user's SQL back with it.
+                try ensureStillOwner(status: written.first?.string(0), stillOwner: written.first?.bool(1) == true)
                 guard (written.first?.int(2) ?? 0) > 0 else {
                     throw RunInterrupted(reason: "another run already recorded step \(stepID)")
                 }

@@ -174,17 +174,21 @@ public final class WorkflowContext: Sendable {
     /// position by another run, which this run then adopts so that every run sees the same history.
     func record<Output: Decodable>(_ checkpoint: StepCheckpoint, as type: Output.Type) async throws -> Output? {
         let outcome = try await engine.checkpoints.write(checkpoint)
-        guard outcome.stillOwner else {
-            if outcome.workflowStatus == WorkflowState.cancelled.rawValue {
-                throw DurableError(.workflowCancelled, "the workflow was cancelled", workflowID: workflowID)
-            }
-            // Another run owns the workflow now: stop here; the owner finishes it.
-            throw RunInterrupted(reason: "the workflow is no longer owned by this run")
-        }
+        try ensureStillOwner(status: outcome.workflowStatus, stillOwner: outcome.stillOwner)
         guard let existing = outcome.existing else { return nil }
         // A run that lost ownership wrote this position just before noticing. Its effect happened; adopting
         // its value keeps the history single, exactly as if this run had crashed after running the step.
         return try replay(existing, as: Output.self, stepID: checkpoint.stepID, name: checkpoint.name)
+    }
+
+    /// Throws unless a write found this run still owning the workflow: ``DurableError/Code/workflowCancelled``
+    /// when it was cancelled, else ``RunInterrupted`` (another run owns it now and finishes it).
+    func ensureStillOwner(status: String?, stillOwner: Bool) throws {
+        if stillOwner { return }
+        if status == WorkflowState.cancelled.rawValue {
+            throw DurableError(.workflowCancelled, "the workflow was cancelled", workflowID: workflowID)
+        }
+        throw RunInterrupted(reason: "the workflow is no longer owned by this run")
     }
 
     private func stepFailure(_ failure: PortableError, stepID: Int, name: String) -> DurableError {

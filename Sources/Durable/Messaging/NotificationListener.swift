@@ -17,7 +17,6 @@ final class NotificationListener: Sendable {
 
     private struct State {
         var waiters: [String: [ObjectIdentifier: WakeTicket]] = [:]
-        var loop: Task<Void, Never>?
         var healthy = false
         var onCancellation: (@Sendable (String) -> Void)?
     }
@@ -25,6 +24,7 @@ final class NotificationListener: Sendable {
     private let configuration: PostgresConfiguration
     private let logger: Logger
     private let state = Mutex(State())
+    private let loop = BackgroundLoop()
 
     init(configuration: PostgresConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -60,19 +60,11 @@ final class NotificationListener: Sendable {
     }
 
     func start() {
-        state.withLock { state in
-            guard state.loop == nil else { return }
-            state.loop = Task { [self] in await self.listenUntilCancelled() }
-        }
+        loop.start { [self] in await self.listenUntilCancelled() }
     }
 
     func stop() async {
-        let loop = state.withLock { state -> Task<Void, Never>? in
-            defer { state.loop = nil }
-            return state.loop
-        }
-        loop?.cancel()
-        await loop?.value
+        await loop.stop()
     }
 
     private func listenUntilCancelled() async {

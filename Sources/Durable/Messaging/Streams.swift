@@ -22,12 +22,7 @@ extension WorkflowContext {
         let result = try await engine.database.query("write to stream", workflowID: workflowID, engine.database.streams.write, [
             workflowID, key, value, stepID, Self.nowMilliseconds(), ownerToken, operation,
         ])
-        guard result.first?.bool(1) == true else {
-            if result.first?.string(0) == WorkflowState.cancelled.rawValue {
-                throw DurableError(.workflowCancelled, "the workflow was cancelled", workflowID: workflowID)
-            }
-            throw RunInterrupted(reason: "the workflow is no longer owned by this run")
-        }
+        try ensureStillOwner(status: result.first?.string(0), stillOwner: result.first?.bool(1) == true)
     }
 }
 

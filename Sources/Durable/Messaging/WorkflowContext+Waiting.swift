@@ -127,11 +127,7 @@ extension WorkflowContext {
     }
 
     private func checkOwnership(_ write: SystemDatabase.OwnedWrite) throws {
-        if write.stillOwner { return }
-        if write.workflowStatus == WorkflowState.cancelled.rawValue {
-            throw DurableError(.workflowCancelled, "the workflow was cancelled", workflowID: workflowID)
-        }
-        throw RunInterrupted(reason: "the workflow is no longer owned by this run")
+        try ensureStillOwner(status: write.workflowStatus, stillOwner: write.stillOwner)
     }
 
     private func decodeMessage<Message: Decodable>(_ raw: RawJSON, as type: Message.Type) throws -> Message? {

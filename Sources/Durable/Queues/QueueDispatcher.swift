@@ -12,15 +12,13 @@ final class QueueDispatcher: Sendable {
     /// The most workflows one claim statement takes.
     static let batchSize = 100
 
-    private struct State {
-        var loop: Task<Void, Never>?
-        var ticket: WakeTicket?
-    }
+    private let loop = BackgroundLoop()
 
     private let engine: WorkflowEngine
     private let queues: [WorkflowQueue]
     private let names: [String]
-    private let state = Mutex(State())
+    /// The wake-up the loop currently waits on.
+    private let ticket = Mutex<WakeTicket?>(nil)
 
     init(engine: WorkflowEngine, queues: [WorkflowQueue], workflowNames: [String]) {
         self.engine = engine
@@ -30,24 +28,16 @@ final class QueueDispatcher: Sendable {
 
     func start() {
         engine.onQueueCapacity { [weak self] in self?.wake() }
-        state.withLock { state in
-            guard state.loop == nil else { return }
-            state.loop = Task { [self] in await self.dispatchUntilCancelled() }
-        }
+        loop.start { [self] in await self.dispatchUntilCancelled() }
     }
 
     func stop() async {
-        let loop = state.withLock { state -> Task<Void, Never>? in
-            defer { state.loop = nil }
-            return state.loop
-        }
-        loop?.cancel()
-        await loop?.value
+        await loop.stop()
     }
 
     /// Makes the dispatcher look at its queues now (a local enqueue, a freed slot).
     func wake() {
-        state.withLock { $0.ticket }?.fire()
+        ticket.withLock { $0 }?.fire()
     }
 
     private func dispatchUntilCancelled() async {
@@ -56,7 +46,7 @@ final class QueueDispatcher: Sendable {
         var failures = 0
         while !Task.isCancelled {
             let ticket = listener.ticket(channel: QueueStatements.wakeupChannel, payload: NotificationListener.anyPayload)
-            state.withLock { $0.ticket = ticket }
+            self.ticket.withLock { $0 = ticket }
             var more = false
             do {
                 if lastPromotion.duration(to: .now) >= .seconds(1) {
