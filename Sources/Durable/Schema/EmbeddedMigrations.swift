@@ -27,8 +27,10 @@ extension SchemaMigrator {
 -- The schema itself is created by the runner, and only when it is missing: a role that owns an existing schema
 -- but may not create schemas in the database can still migrate it.
 
--- The single-row version table read by every DBOS SDK.
-CREATE TABLE {{SCHEMA}}.dbos_migrations (
+-- The single-row version table read by every DBOS SDK. IF NOT EXISTS: `dbos migrate` commits this table (empty)
+-- before its first migration, so a DBOS process stopped in between leaves it behind, and this file completes
+-- such a schema; the runner gets here only when the table holds no version.
+CREATE TABLE IF NOT EXISTS {{SCHEMA}}.dbos_migrations (
     version bigint NOT NULL PRIMARY KEY
 );
 
