@@ -36,7 +36,8 @@ struct Torture {
         var logger = Logger(label: "torture")
         logger.logLevel = .critical
         let effects = ConnectionPool(configuration: PostgresConfiguration(connectionString: ConnectionString(url)), maxConnections: 2, logger: logger)
-        let producer = makeRuntime(url: url, executor: "torture-producer", effects: effects)
+        // The producer only enqueues: if it served the queue too, what it claimed would wait for takeover after it stops.
+        let producer = makeRuntime(url: url, executor: "torture-producer", effects: effects, serve: false)
         for index in 0..<workflows {
             _ = try await producer.enqueue(TortureWorkflow.self, TortureInput(steps: steps, stepMilliseconds: stepMilliseconds), queue: queue.name, options: EnqueueOptions(id: "t-\(index)"))
         }
@@ -48,7 +49,9 @@ struct Torture {
         let chaosEnd = ContinuousClock.now.advanced(by: .seconds(seconds))
         while ContinuousClock.now < chaosEnd {
             try await Task.sleep(for: .milliseconds(Int.random(in: 300...1_500)))
-            switch Int.random(in: 0..<10) {
+            // Every run restarts Postgres at least once (when it is ours to restart), half-way through.
+            let halfway = ContinuousClock.now >= chaosEnd.advanced(by: .seconds(-seconds / 2))
+            switch restarts == 0 && halfway && embedded != nil ? 9 : Int.random(in: 0..<10) {
             case 0..<6:
                 let victim = Int.random(in: 0..<workers)
                 kill(processes[victim].processIdentifier, SIGKILL)
@@ -112,7 +115,14 @@ struct Torture {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = ["__worker", url, "torture-\(index)"]
         process.standardOutput = FileHandle.nullDevice
+        // TORTURE_LOG_DIR keeps each worker's log (its level from TORTURE_LOG_LEVEL), for looking into a failure.
         process.standardError = FileHandle.nullDevice
+        if let directory = ProcessInfo.processInfo.environment["TORTURE_LOG_DIR"] {
+            let path = "\(directory)/worker-\(index)-\(UUID().uuidString.prefix(8)).log"
+            if FileManager.default.createFile(atPath: path, contents: nil), let log = FileHandle(forWritingAtPath: path) {
+                process.standardError = log
+            }
+        }
         try process.run()
         return process
     }

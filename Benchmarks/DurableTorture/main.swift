@@ -15,12 +15,12 @@ let schema = "durable_torture"
 let appSchema = SQLIdentifier.quote("durable_torture_app")
 let queue = WorkflowQueue("torture", workerConcurrency: 16)
 
-func makeRuntime(url: String, executor: String, effects: ConnectionPool) -> DurableRuntime {
-    var logger = Logger(label: "torture")
-    logger.logLevel = .critical
+func makeRuntime(url: String, executor: String, effects: ConnectionPool, serve: Bool = true) -> DurableRuntime {
+    var logger = Logger(label: "torture-\(executor)")
+    logger.logLevel = ProcessInfo.processInfo.environment["TORTURE_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .critical
     let runtime = DurableRuntime(
         configuration: DurableConfiguration(databaseURL: url, schema: schema, executorID: executor, connectTimeout: .seconds(3),
-                                            reconnectTimeout: .seconds(120)),
+                                            reconnectTimeout: .seconds(120), servedQueues: serve ? nil : []),
         logger: logger
     )
     runtime.register(TortureWorkflow(effects: effects, appSchema: appSchema))
@@ -29,6 +29,7 @@ func makeRuntime(url: String, executor: String, effects: ConnectionPool) -> Dura
 }
 
 if arguments.first == "__worker", arguments.count == 3 {
+    LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
     let (url, executor) = (arguments[1], arguments[2])
     var logger = Logger(label: "torture-effects")
     logger.logLevel = .critical

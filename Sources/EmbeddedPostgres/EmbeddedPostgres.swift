@@ -95,7 +95,8 @@ public final class EmbeddedPostgres: Sendable {
         pgCtl: PgCtl, configuration: ClusterConfiguration, log: @Sendable (String) -> Void
     ) async throws -> Int {
         let attempts = 5
-        var maxConnections = 300
+        // Parallel test suites each open pools of their own; leave plenty of room.
+        var maxConnections = 1000
         var attempt = 0
         while true {
             attempt += 1

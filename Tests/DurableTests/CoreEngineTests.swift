@@ -68,24 +68,6 @@ struct Nested: Workflow {
     }
 }
 
-/// Waits (durably) so the test can interrupt it, then returns its step's value.
-struct SlowEcho: Workflow {
-    static let name = "slow-echo"
-    func run(_ ctx: WorkflowContext, _ value: String) async throws -> String {
-        let echoed = try await ctx.step("echo") { value }
-        try await ctx.sleep(for: .milliseconds(1_500))
-        return echoed
-    }
-}
-
-/// Returns a large string, to trip the payload limit.
-struct Huge: Workflow {
-    static let name = "huge"
-    func run(_ ctx: WorkflowContext, _ size: Int) async throws -> Int {
-        try await ctx.step("big") { String(repeating: "x", count: size) }.count
-    }
-}
-
 @Suite("Engine")
 struct CoreEngineTests {
     static func register(_ runtime: DurableRuntime) {
@@ -93,8 +75,6 @@ struct CoreEngineTests {
         runtime.register(Refund())
         runtime.register(Racy())
         runtime.register(Nested())
-        runtime.register(SlowEcho())
-        runtime.register(Huge())
     }
 
     func harness(_ prefix: String, executor: String = "engine") async throws -> MessagingHarness {
@@ -220,91 +200,5 @@ struct CoreEngineTests {
         let steps = try await h.query("SELECT function_name FROM dbos.operation_outputs WHERE workflow_uuid = 'nested'")
         #expect(steps.rows.map { $0.string(0) } == ["outer"])
         await h.runtime.shutdown()
-    }
-
-    @Test("a corrupted checkpoint fails only its own workflow on recovery")
-    func corruptedCheckpoint() async throws {
-        let url = try await SharedDatabaseURL.fresh("engine_corrupt")
-        let first = MessagingHarness.makeRuntime(url: url, executorID: "corrupt", register: Self.register)
-        try await first.launch()
-        _ = try await first.start(SlowEcho.self, "good", id: "good")
-        _ = try await first.start(SlowEcho.self, "bad", id: "bad")
-        let h = MessagingHarness(url: url, runtime: first)
-        // Interrupt both while they sleep, after their step is checkpointed.
-        for _ in 0..<200 {
-            let steps = try await h.query("SELECT count(*) FROM dbos.operation_outputs WHERE function_name = 'echo'")
-            if steps.first?.int(0) == 2 { break }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        await first.shutdown()
-        _ = try await h.query("UPDATE dbos.operation_outputs SET output = '{not json' WHERE workflow_uuid = 'bad' AND function_id = 1")
-        let second = MessagingHarness.makeRuntime(url: url, executorID: "corrupt", register: Self.register)
-        try await second.launch()
-        #expect(try await second.handle(for: "good", resultType: String.self).result() == "good")
-        do {
-            _ = try await second.handle(for: "bad", resultType: String.self).result()
-            Issue.record("expected the corrupted workflow to fail")
-        } catch let error as DurableError {
-            #expect(error.code == .workflowFailed)
-            #expect(error.message.contains("could not be decoded"))
-        }
-        await second.shutdown()
-    }
-
-    @Test("an input that does not decode fails only its own workflow")
-    func undecodableInput() async throws {
-        let url = try await SharedDatabaseURL.fresh("engine_bad_input")
-        let first = MessagingHarness.makeRuntime(url: url, executorID: "inputs", register: Self.register)
-        try await first.launch()
-        _ = try await first.start(SlowEcho.self, "fine", id: "fine")
-        _ = try await first.start(SlowEcho.self, "broken", id: "broken")
-        try await Task.sleep(for: .milliseconds(300))
-        await first.shutdown()
-        _ = try await MessagingHarness(url: url, runtime: first).query("UPDATE dbos.workflow_input SET inputs = '{\"positionalArgs\":[42]}' WHERE workflow_uuid = 'broken'")
-        let second = MessagingHarness.makeRuntime(url: url, executorID: "inputs", register: Self.register)
-        try await second.launch()
-        #expect(try await second.handle(for: "fine", resultType: String.self).result() == "fine")
-        await #expect(throws: DurableError.self) { try await second.handle(for: "broken", resultType: String.self).result() }
-        #expect(try await second.status(of: "broken")?.state == .error)
-        await second.shutdown()
-    }
-
-    @Test("bad input: an empty ID, an unregistered workflow, a duplicate registration, a payload over the limit")
-    func badInput() async throws {
-        let h = try await harness("engine_bad")
-        do {
-            _ = try await h.runtime.start(PlaceOrder.self, order, id: "")
-            Issue.record("expected invalidArgument")
-        } catch let error as DurableError {
-            #expect(error.code == .invalidArgument)
-        }
-        struct Unregistered: Workflow {
-            static let name = "unregistered"
-            func run(_ ctx: WorkflowContext, _ input: Int) async throws -> Int { input }
-        }
-        do {
-            _ = try await h.runtime.start(Unregistered.self, 1)
-            Issue.record("expected workflowNotRegistered")
-        } catch let error as DurableError {
-            #expect(error.code == .workflowNotRegistered)
-        }
-        do {
-            _ = try await h.runtime.start(Huge.self, 64 * 1024 * 1024).result()
-            Issue.record("expected payloadTooLarge")
-        } catch let error as DurableError {
-            #expect(error.message.contains("limit"))
-        }
-        await h.runtime.shutdown()
-
-        let duplicate = MessagingHarness.makeRuntime(url: h.url, executorID: "dup") { runtime in
-            runtime.register(PlaceOrder())
-            runtime.register(PlaceOrder())
-        }
-        do {
-            try await duplicate.launch()
-            Issue.record("expected invalidRegistration")
-        } catch let error as DurableError {
-            #expect(error.code == .invalidRegistration)
-        }
     }
 }

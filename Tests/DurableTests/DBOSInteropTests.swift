@@ -88,7 +88,8 @@ struct DBOSInteropTests {
         #expect(status?["name"] as? String == InteropGreetWorkflow.name)
         #expect(status?["executor_id"] as? String == "interop-executor")
         #expect(status?["app_version"] as? String == configuration.applicationVersion)
-        #expect("\(status?["input"] ?? "")".contains("DBOS"), "DBOS decodes our input: \(status?["input"] ?? "nil")")
+        let decodedInput = "\(status?["input"] ?? "")"
+        #expect(decodedInput.contains("DBOS"), "DBOS decodes our input: \(decodedInput)")
 
         // list_workflows(): both, with status and name.
         let listed = (report["listed"] as? [[String: Any]]) ?? []

@@ -219,23 +219,28 @@ struct MessagingTests {
         let url = try await SharedDatabaseURL.fresh("msg_sleep")
         let first = MessagingHarness.makeRuntime(url: url, executorID: "sleeper") { $0.register(Nap()) }
         try await first.launch()
-        let started = Date()
-        _ = try await first.start(Nap.self, 3_000, id: "nap")
-        try await Task.sleep(for: .milliseconds(500))
+        _ = try await first.start(Nap.self, 6_000, id: "nap")
+        let h = MessagingHarness(url: url, runtime: first)
+        // Interrupt once the wake-up time is checkpointed.
+        var recordedWake: Double?
+        while recordedWake == nil {
+            recordedWake = try await h.query("SELECT output FROM dbos.operation_outputs WHERE workflow_uuid = 'nap'").first?.string(0).flatMap(Double.init)
+            if recordedWake == nil { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        let wake = try #require(recordedWake)
         await first.shutdown()  // the sleeping workflow is interrupted and stays PENDING
-        try await Task.sleep(for: .milliseconds(1_500))
+        while wake - Date().timeIntervalSince1970 > 2 { try await Task.sleep(for: .milliseconds(50)) }
 
         let second = MessagingHarness.makeRuntime(url: url, executorID: "sleeper") { $0.register(Nap()) }
         try await second.launch()  // recovers the sleeping workflow
+        let launched = Date().timeIntervalSince1970
         let handle: WorkflowHandle<Int> = second.handle(for: "nap")
-        #expect(try await handle.result() == 3_000)
-        let elapsed = Date().timeIntervalSince(started)
-        // Slept once in total (3 s from the first start), not 3 s again after the restart at ~2 s; the upper bound
-        // leaves room for a busy machine but not for a second full sleep.
-        #expect(elapsed >= 2.9)
-        #expect(elapsed < 5.0)
-        let status = try await handle.status()
-        #expect(status.recoveryAttempts == 2)
+        #expect(try await handle.result() == 6_000)
+        let finished = Date().timeIntervalSince1970
+        #expect(finished >= wake - 0.05)
+        // A fresh 6 s sleep after the restart would end at least 4 s after both marks below.
+        #expect(finished < max(wake, launched) + 2.5)
+        #expect(try await handle.status().recoveryAttempts == 2)
         await second.shutdown()
     }
 }

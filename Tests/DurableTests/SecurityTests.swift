@@ -6,28 +6,6 @@ import Logging
 import Synchronization
 import Testing
 
-/// Collects every log line, to check that none holds a password or a payload.
-final class CapturedLogs: Sendable {
-    let lines = Mutex<[String]>([])
-
-    struct Handler: LogHandler {
-        let sink: CapturedLogs
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-        func log(event: LogEvent) {
-            let all = metadata.merging(event.metadata ?? [:]) { $1 }
-            sink.lines.withLock { $0.append("\(event.level) \(event.message) \(all) \(event.error.map { "\($0)" } ?? "")") }
-        }
-    }
-
-    var logger: Logger { Logger(label: "captured") { _ in Handler(sink: self) } }
-    var text: String { lines.withLock { $0.joined(separator: "\n") } }
-}
-
 struct Secretive: Workflow {
     static let name = "secretive"
     func run(_ ctx: WorkflowContext, _ input: String) async throws -> String {
@@ -60,8 +38,8 @@ struct SecurityTests {
         components.user = role
         components.password = password
         let roleURL = try #require(components.string)
-        let logs = CapturedLogs()
-        let runtime = DurableRuntime(configuration: DurableConfiguration(databaseURL: roleURL, schema: "app_workflows", executorID: "limited"), logger: logs.logger)
+        let logs = CapturedLog()
+        let runtime = DurableRuntime(configuration: DurableConfiguration(databaseURL: roleURL, schema: "app_workflows", executorID: "limited"), logger: logs.logger(level: .trace))
         runtime.register(Secretive())
         let payload = "payload-\(UUID().uuidString)"
         #expect(try await runtime.start(Secretive.self, payload).result() == payload)
@@ -81,7 +59,7 @@ struct SecurityTests {
         }
         await connection.close()
         await runtime.shutdown()
-        let logged = logs.text
+        let logged = logs.all.joined(separator: "\n")
         #expect(!logged.isEmpty)
         #expect(!logged.contains(password))
         #expect(!logged.contains(payload))
@@ -94,8 +72,8 @@ struct SecurityTests {
         components.user = "durable_password_test"
         components.password = "definitely-not-the-password-\(UUID().uuidString.prefix(6))"
         let secret = components.password!
-        let logs = CapturedLogs()
-        let runtime = DurableRuntime(configuration: DurableConfiguration(databaseURL: try #require(components.string), reconnectTimeout: .seconds(1)), logger: logs.logger)
+        let logs = CapturedLog()
+        let runtime = DurableRuntime(configuration: DurableConfiguration(databaseURL: try #require(components.string), reconnectTimeout: .seconds(1)), logger: logs.logger(level: .trace))
         let started = ContinuousClock.now
         do {
             try await runtime.launch()
@@ -105,7 +83,7 @@ struct SecurityTests {
             #expect(!String(describing: error).contains(secret))
         }
         #expect(started.duration(to: .now) < .seconds(15))
-        #expect(!logs.text.contains(secret))
+        #expect(!logs.contains(secret))
     }
 
     @Test("connections over TLS: sslmode=require and verify-full against a self-signed CA", .enabled(if: embeddedOnly && FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl")))

@@ -10,7 +10,7 @@ struct TortureTests {
         let executable = URL(fileURLWithPath: ChildWorker.executable).deletingLastPathComponent().appendingPathComponent("durable-torture").path
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["--workflows", "200", "--steps", "4", "--workers", "2", "--seconds", "8", "--step-ms", "100"]
+        process.arguments = ["--workflows", "300", "--steps", "4", "--workers", "2", "--seconds", "10", "--step-ms", "400"]
         var environment = ProcessInfo.processInfo.environment
         if environment["DATABASE_URL"] != nil {
             // Against a user's server: a database of its own (and no Postgres restarts).
@@ -20,7 +20,7 @@ struct TortureTests {
         let output = Pipe()
         process.standardOutput = output
         try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
+        let data = PipeReading.readToEnd(output.fileHandleForReading)
         process.waitUntilExit()
         let text = String(decoding: data, as: UTF8.self)
         #expect(process.terminationStatus == 0, "torture output:\n\(text)")

@@ -162,6 +162,14 @@ final class SystemDatabase: Sendable {
         }
     }
 
+    /// The checkpoint at one position, if any.
+    func recordedStep(workflowID: String, stepID: Int) async throws -> RecordedStep? {
+        let result = try await query("read recorded step \(stepID)", workflowID: workflowID, sql.recordedStep, [workflowID, stepID])
+        guard let row = result.first else { return nil }
+        return RecordedStep(stepID: stepID, name: row.string(0) ?? "", output: row.string(1), error: row.string(2),
+                            oversized: false, serialization: row.string(4), childWorkflowID: row.string(5))
+    }
+
     /// The recorded steps of several workflows at once, keyed by workflow ID and step number. Values above
     /// `limit` bytes are not transferred; they come back marked oversized, so that one huge checkpoint fails its
     /// workflow instead of exhausting memory.

@@ -63,19 +63,29 @@ extension WorkflowContext {
         let statements = TransactionStatements(schema: SQLIdentifier.quote(engine.database.schema))
         let limit = engine.configuration.maxPayloadBytes
         let ownerToken = self.ownerToken
+        let database = engine.database
+        var attempt = 0
         do {
-            return try await engine.database.pool.withTransaction { connection in
-                let output = try await StepScope.$isInsideStep.withValue(true) { try await body(connection) }
-                let encoded = try PortableJSON.encode(output, limit: limit, what: "the result of transaction step '\(name)'")
-                let written = try await connection.query(statements.recordInSystemTransaction, [
-                    workflowID, stepID, name, encoded, PostgresNull(), startedAt, Self.nowMilliseconds(), ownerToken,
-                ])
-                // Not ours any more: throwing rolls the user's SQL back with it.
-                try ensureStillOwner(status: written.first?.string(0), stillOwner: written.first?.bool(1) == true)
-                guard (written.first?.int(2) ?? 0) > 0 else {
-                    throw RunInterrupted(reason: "another run already recorded step \(stepID)")
+            // A lost connection rolls the transaction back, so it is simply run again — unless the connection broke
+            // during COMMIT after the commit went through: then the checkpoint, committed with the SQL, is there.
+            return try await database.retry.run("run transaction step \(stepID)", workflowID: workflowID) {
+                attempt += 1
+                if attempt > 1, let committed = try await database.recordedStep(workflowID: workflowID, stepID: stepID) {
+                    return try replay(committed, as: Output.self, stepID: stepID, name: name)
                 }
-                return output
+                return try await database.pool.withTransaction { connection in
+                    let output = try await StepScope.$isInsideStep.withValue(true) { try await body(connection) }
+                    let encoded = try PortableJSON.encode(output, limit: limit, what: "the result of transaction step '\(name)'")
+                    let written = try await connection.query(statements.recordInSystemTransaction, [
+                        workflowID, stepID, name, encoded, PostgresNull(), startedAt, Self.nowMilliseconds(), ownerToken,
+                    ])
+                    // Not ours any more: throwing rolls the user's SQL back with it.
+                    try ensureStillOwner(status: written.first?.string(0), stillOwner: written.first?.bool(1) == true)
+                    guard (written.first?.int(2) ?? 0) > 0 else {
+                        throw RunInterrupted(reason: "another run already recorded step \(stepID)")
+                    }
+                    return output
+                }
             }
         } catch let error as DurableError where error.code == .workflowCancelled {
             throw error

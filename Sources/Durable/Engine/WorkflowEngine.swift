@@ -58,7 +58,9 @@ final class WorkflowEngine: Sendable {
         guard let registration = registry[name] else {
             throw DurableError(.workflowNotRegistered, "no workflow named '\(name)' is registered; call DurableRuntime.register(_:) before launch", workflowID: id)
         }
-        if state.withLock({ $0.runs[id] != nil }) { return }
+        // No shortcut when `id` is already running here: the row must still be read, or a start of the same ID
+        // under another workflow name would return silently instead of throwing conflictingWorkflowID.
+        // (The insert below conflicts and reads the existing row, so the body is still not run twice.)
         let token = UUID().uuidString.lowercased()
         let timeoutMilliseconds = timeout.map(Self.milliseconds)
         // An explicit timeout starts now; otherwise a child inherits its parent's deadline, as in DBOS.
@@ -137,7 +139,9 @@ final class WorkflowEngine: Sendable {
     /// Runs a workflow body in its own task, and records its outcome.
     func launch(_ registration: WorkflowRegistration, id: String, input: String, token: String, recorded: [Int: RecordedStep], deadline: Int64? = nil, queue: String? = nil) {
         state.withLock { current in
-            guard current.runs[id] == nil else { return }
+            // After shutdown began, a claimed workflow is not started: it stays PENDING under this executor and is
+            // recovered on the next start.
+            guard current.accepting, current.runs[id] == nil else { return }
             if let queue { current.queueLoad[queue, default: 0] += 1 }
             // The task removes itself when done; it cannot get there before this lock is released.
             current.runs[id] = Task { [self] in
@@ -299,11 +303,16 @@ final class WorkflowEngine: Sendable {
             state.accepting = false
             return (Array(state.runs.values), state.dispatcher, state.monitor, state.scheduler)
         }
+        // Interrupt running workflows first: stopping the background loops can take a while on a busy database,
+        // and a workflow must not go on to finish in the meantime.
+        for run in runs { run.cancel() }
         await scheduler?.stop()
         await monitor?.stop()
         await dispatcher?.stop()
-        for run in runs { run.cancel() }
-        for run in runs { _ = await run.value }
+        // Nothing new launches once `accepting` is off, but runs that were launching then are in the table now.
+        let remaining = state.withLock { Array($0.runs.values) }
+        for run in remaining { run.cancel() }
+        for run in remaining { _ = await run.value }
         await listener.stop()
     }
 }

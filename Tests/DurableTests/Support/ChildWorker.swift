@@ -25,21 +25,23 @@ final class ChildWorker: Sendable {
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
-        output.fileHandleForReading.readabilityHandler = { [buffer] handle in
-            let chunk = handle.availableData
-            if chunk.isEmpty { handle.readabilityHandler = nil; return }
-            let complete: [String] = buffer.pending.withLock { bytes in
-                bytes.append(chunk)
-                var found: [String] = []
-                while let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) {
-                    found.append(String(decoding: bytes[bytes.startIndex..<newline], as: UTF8.self))
-                    bytes.removeSubrange(bytes.startIndex...newline)
+        // A thread of its own reads the pipe with read(2) (see PipeReading) and splits it into lines.
+        let reader = Thread { [buffer] in
+            PipeReading.readChunks(output.fileHandleForReading) { chunk in
+                let complete: [String] = buffer.pending.withLock { bytes in
+                    bytes.append(chunk)
+                    var found: [String] = []
+                    while let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) {
+                        found.append(String(decoding: bytes[bytes.startIndex..<newline], as: UTF8.self))
+                        bytes.removeSubrange(bytes.startIndex...newline)
+                    }
+                    return found
                 }
-                return found
+                buffer.lines.withLock { $0.append(contentsOf: complete) }
             }
-            buffer.lines.withLock { $0.append(contentsOf: complete) }
         }
         try process.run()
+        reader.start()
     }
 
     /// A test that fails midway must not leave a worker waiting forever.

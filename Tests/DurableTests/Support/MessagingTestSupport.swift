@@ -18,7 +18,8 @@ struct MessagingHarness {
     static func makeRuntime(url: String, executorID: String, register: (DurableRuntime) -> Void) -> DurableRuntime {
         var logger = Logger(label: "messaging-tests")
         logger.logLevel = .critical
-        let runtime = DurableRuntime(configuration: DurableConfiguration(databaseURL: url, executorID: executorID), logger: logger)
+        // Small pools: many suites run in parallel against one server.
+        let runtime = DurableRuntime(configuration: DurableConfiguration(databaseURL: url, executorID: executorID, maxConnections: 6), logger: logger)
         register(runtime)
         return runtime
     }

@@ -270,23 +270,8 @@ enum MigrationTestSupport {
         let state = Mutex(State())
     }
 
-    /// Reads a pipe to its end with read(2), retrying when a signal interrupts it. Foundation's
-    /// `readDataToEndOfFile()` and `availableData` crash on EINTR (they `try!` internally), which the SIGCHLDs
-    /// of other tests' child processes cause now and then.
     private static func readToEnd(_ handle: FileHandle) -> Data {
-        let descriptor = handle.fileDescriptor
-        var data = Data()
-        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if count > 0 {
-                data.append(contentsOf: buffer[0..<count])
-            } else if count < 0, errno == EINTR {
-                continue
-            } else {
-                return data
-            }
-        }
+        PipeReading.readToEnd(handle)
     }
 
     private static func runBlocking(_ commands: [Command], timeout: Duration) throws -> [ProcessOutput] {
