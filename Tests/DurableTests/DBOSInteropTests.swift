@@ -100,7 +100,8 @@ struct DBOSInteropTests {
         #expect(listedOK?["name"] as? String == InteropGreetWorkflow.name)
         #expect(listedFailed?["status"] as? String == "ERROR")
         #expect(listedFailed?["name"] as? String == InteropFailWorkflow.name)
-        #expect("\(listedFailed?["error"] ?? "")".contains(InteropFailWorkflow.bodyMessage("boom")), "\(listedFailed ?? [:])")
+        let listedError = "\(listedFailed?["error"] ?? "")"
+        #expect(listedError.contains(InteropFailWorkflow.bodyMessage("boom")), "\(listedFailed ?? [:])")
 
         // list_workflow_steps(): our step names, in order, with their outputs and errors.
         let steps = (report["steps"] as? [[String: Any]]) ?? []
@@ -111,7 +112,8 @@ struct DBOSInteropTests {
         #expect(ids.count == 2 && ids[0] < ids[1], "\(steps)")
         let failedSteps = (report["failed_steps"] as? [[String: Any]]) ?? []
         #expect(failedSteps.compactMap { $0["function_name"] as? String } == ["before-failure", "failing-step"], "\(failedSteps)")
-        #expect("\(failedSteps.last?["error"] ?? "")".contains(InteropFailWorkflow.stepMessage), "\(failedSteps)")
+        let failedStepError = "\(failedSteps.last?["error"] ?? "")"
+        #expect(failedStepError.contains(InteropFailWorkflow.stepMessage), "\(failedSteps)")
 
         // get_result() of the failed workflow raises, carrying the Swift error's message.
         let failedError = report["failed_error"] as? [String: Any]
