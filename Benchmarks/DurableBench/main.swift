@@ -15,6 +15,9 @@ if childArguments.first == "__receiver", childArguments.count == 5 {
     try await PrimitiveWorker.receive(url: childArguments[1], schema: childArguments[2], id: childArguments[3], count: Int(childArguments[4])!)
     exit(0)
 }
+if childArguments.first == "__pending", childArguments.count == 5 {
+    try await ScaleBenchmarks.holdPending(url: childArguments[1], schema: childArguments[2], executor: childArguments[3], count: Int(childArguments[4])!)
+}
 if childArguments.first == "__queueworker", childArguments.count == 3 {
     try await QueueBenchmarks.serve(url: childArguments[1], schema: childArguments[2])
 }
@@ -27,8 +30,9 @@ while let argument = arguments.next() {
     case "--rounds": rounds = Int(arguments.next() ?? "") ?? rounds
     case "primitives": suite = "primitives"
     case "queues": suite = "queues"
+    case "scale": suite = "scale"
     default:
-        FileHandle.standardError.write(Data("usage: durable-bench [primitives | queues] [--rounds N]\n".utf8))
+        FileHandle.standardError.write(Data("usage: durable-bench [primitives | queues | scale] [--rounds N]\n".utf8))
         exit(2)
     }
 }
@@ -53,6 +57,12 @@ let table = SQLIdentifier.quote(schema) + ".raw_commits"
 let raw = try await PostgresConnection.connect(PostgresConfiguration(connectionString: ConnectionString(url)))
 try await raw.execute("CREATE SCHEMA IF NOT EXISTS \(SQLIdentifier.quote(schema)); CREATE TABLE IF NOT EXISTS \(table) (id bigserial PRIMARY KEY, v text)")
 
+if suite == "scale" {
+    try await ScaleBenchmarks(url: url, schema: schema).run()
+    await raw.close()
+    await embedded?.stop()
+    exit(0)
+}
 if suite == "queues" {
     try await QueueBenchmarks(url: url, schema: schema).run()
     await raw.close()

@@ -1,0 +1,147 @@
+import Durable
+import Foundation
+import LibPQ
+import Logging
+import Synchronization
+
+/// One step whose body blocks forever in a process started with BENCH_BLOCK=1 (the one the benchmark kills),
+/// and returns at once anywhere else (the one that recovers it).
+struct BlockableOneStep: Workflow {
+    static let name = "bench-blockable-one-step"
+    func run(_ ctx: WorkflowContext, _ index: Int) async throws -> Int {
+        try await ctx.step("work") {
+            if ProcessInfo.processInfo.environment["BENCH_BLOCK"] == "1" {
+                while true { try await Task.sleep(for: .seconds(3600)) }
+            }
+            return index
+        }
+    }
+}
+
+/// Issue 5's scale figures: the commit ceiling at 1, 8 and 64 connections, one-step workflow throughput at the
+/// same concurrencies, and the time to recover 10,000 pending workflows after a SIGKILL.
+struct ScaleBenchmarks {
+    let url: String
+    let schema: String
+    var seconds: Double = 3
+    var pending = 10_000
+
+    static func runtime(url: String, schema: String, executor: String, connections: Int) -> DurableRuntime {
+        var logger = Logger(label: "durable-bench-scale")
+        logger.logLevel = .error
+        let runtime = DurableRuntime(configuration: DurableConfiguration(databaseURL: url, schema: schema, executorID: executor, maxConnections: connections), logger: logger)
+        runtime.register(NoOpWorkflow())
+        runtime.register(BlockableOneStep())
+        return runtime
+    }
+
+    /// `__pending URL SCHEMA EXECUTOR COUNT`: starts COUNT blocked workflows, says STARTED, and waits to be killed.
+    static func holdPending(url: String, schema: String, executor: String, count: Int) async throws {
+        let runtime = runtime(url: url, schema: schema, executor: executor, connections: 16)
+        try await runtime.launch()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for lane in 0..<8 {
+                group.addTask {
+                    for index in stride(from: lane, to: count, by: 8) { _ = try await runtime.start(BlockableOneStep.self, index) }
+                }
+            }
+            try await group.waitForAll()
+        }
+        FileHandle.standardOutput.write(Data("STARTED\n".utf8))
+        while true { try await Task.sleep(for: .seconds(3600)) }
+    }
+
+    func run() async throws {
+        func format(_ value: Double) -> String { String(format: "%.0f", value) }
+        print("| concurrency | raw insert commits/s | one-step workflows/s | commits/s the workflows needed (3 each) | share of the commit ceiling |")
+        print("|---:|---:|---:|---:|---:|")
+        for concurrency in [1, 8, 64] {
+            let commits = try await commitRate(concurrency)
+            let workflows = try await workflowRate(concurrency)
+            print("| \(concurrency) | \(format(commits)) | \(format(workflows)) | \(format(workflows * 3)) | \(String(format: "%.0f%%", workflows * 3 / commits * 100)) |")
+        }
+        let recovery = try await recoveryTime()
+        print("")
+        print(String(format: "recovery of %d pending workflows after a SIGKILL: %.2f s from launch to the last one finished (launch itself %.2f s)", pending, recovery.total, recovery.launch))
+    }
+
+    private func commitRate(_ connections: Int) async throws -> Double {
+        let table = SQLIdentifier.quote(schema) + ".raw_commits"
+        let deadline = ContinuousClock.now.advanced(by: .milliseconds(Int64(seconds * 1000)))
+        let total = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<connections {
+                group.addTask {
+                    let connection = try await PostgresConnection.connect(PostgresConfiguration(connectionString: ConnectionString(url)))
+                    var done = 0
+                    while ContinuousClock.now < deadline {
+                        try await connection.query("INSERT INTO \(table) (v) VALUES ($1)", ["x"])
+                        done += 1
+                    }
+                    await connection.close()
+                    return done
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        return Double(total) / seconds
+    }
+
+    private func workflowRate(_ concurrency: Int) async throws -> Double {
+        let runtime = Self.runtime(url: url, schema: schema, executor: "bench-scale-\(concurrency)", connections: max(4, concurrency + 4))
+        try await runtime.launch()
+        let deadline = ContinuousClock.now.advanced(by: .milliseconds(Int64(seconds * 1000)))
+        let total = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<concurrency {
+                group.addTask {
+                    var done = 0
+                    while ContinuousClock.now < deadline {
+                        _ = try await runtime.start(NoOpWorkflow.self, 1).result()
+                        done += 1
+                    }
+                    return done
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        await runtime.shutdown()
+        return Double(total) / seconds
+    }
+
+    private func recoveryTime() async throws -> (total: Double, launch: Double) {
+        let executor = "bench-recovery-\(UUID().uuidString.prefix(6))"
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+        child.arguments = ["__pending", url, schema, executor, String(pending)]
+        var environment = ProcessInfo.processInfo.environment
+        environment["BENCH_BLOCK"] = "1"
+        child.environment = environment
+        let output = Pipe()
+        child.standardOutput = output
+        try child.run()
+        var seen = ""
+        while !seen.contains("STARTED") {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { throw BenchError("the process holding pending workflows ended early") }
+            seen += String(decoding: chunk, as: UTF8.self)
+        }
+        kill(child.processIdentifier, SIGKILL)
+        child.waitUntilExit()
+
+        let clock = ContinuousClock()
+        let start = clock.now
+        let runtime = Self.runtime(url: url, schema: schema, executor: executor, connections: 32)
+        try await runtime.launch()
+        let launched = start.duration(to: clock.now)
+        let checker = try await PostgresConnection.connect(PostgresConfiguration(connectionString: ConnectionString(url)))
+        let statusTable = SQLIdentifier.quote(schema) + ".workflow_status"
+        while true {
+            let left = try await checker.query("SELECT count(*) FROM \(statusTable) WHERE executor_id = $1 AND status = 'PENDING'", [executor]).first?.int(0) ?? 0
+            if left == 0 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let total = start.duration(to: clock.now)
+        await checker.close()
+        await runtime.shutdown()
+        return (total.milliseconds / 1000, launched.milliseconds / 1000)
+    }
+}
