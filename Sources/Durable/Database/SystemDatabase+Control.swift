@@ -14,9 +14,9 @@ extension SystemDatabase {
         return ClaimedWorkflow(id: id, name: row.string(0), recoveryAttempts: 1, input: row.string(1), inputBytes: row.int(2) ?? 0, deadlineMilliseconds: nil)
     }
 
-    /// The status and name of a workflow, or nil when it does not exist.
-    func existingWorkflow(id: String) async throws -> (status: String, name: String?)? {
-        guard let row = try await workflowRow(id: id, payloadLimit: 0) else { return nil }
-        return (row.status, row.name)
+    /// The status, name and creator token of a workflow, or nil when it does not exist.
+    func existingWorkflow(id: String) async throws -> (status: String, name: String?, creator: String?)? {
+        guard let row = try await query("read existing workflow", workflowID: id, sql.existingWorkflow, [id]).first else { return nil }
+        return (row.string(0) ?? "", row.string(1), row.string(2))
     }
 }

@@ -9,7 +9,7 @@ final class SystemDatabase: Sendable {
     let pool: ConnectionPool
     let schema: String
     let retry: DatabaseRetry
-    private let sql: Statements
+    let sql: Statements
     let messaging: MessagingStatements
     let control: ControlStatements
     let children: ChildStatements
@@ -17,6 +17,7 @@ final class SystemDatabase: Sendable {
     let queues: QueueStatements
     let executors: ExecutorStatements
     let schedules: ScheduleStatements
+    let transactions: TransactionStatements
 
     init(pool: ConnectionPool, schema: String, retry: DatabaseRetry) {
         self.pool = pool
@@ -30,6 +31,7 @@ final class SystemDatabase: Sendable {
         self.queues = QueueStatements(schema: SQLIdentifier.quote(schema))
         self.executors = ExecutorStatements(schema: SQLIdentifier.quote(schema))
         self.schedules = ScheduleStatements(schema: SQLIdentifier.quote(schema))
+        self.transactions = TransactionStatements(schema: SQLIdentifier.quote(schema))
     }
 
     /// Runs one statement on a pooled connection, retrying through connection loss.
@@ -64,11 +66,10 @@ final class SystemDatabase: Sendable {
         if (inserted.first?.int(0) ?? 0) > 0 {
             return StartOutcome(created: true, status: WorkflowState.pending.rawValue, name: name)
         }
-        let existing = try await query("read existing workflow", workflowID: id, sql.existingWorkflow, [id])
-        guard let row = existing.first else {
+        guard let existing = try await existingWorkflow(id: id) else {
             throw DurableError(.databaseError, "the workflow ID is taken but its row could not be read", workflowID: id)
         }
-        return StartOutcome(created: row.string(2) == token, status: row.string(0) ?? "", name: row.string(1))
+        return StartOutcome(created: existing.creator == token, status: existing.status, name: existing.name)
     }
 
     /// Records the outcome if this run still owns the workflow: status, `completed_at`, cleared owner token and

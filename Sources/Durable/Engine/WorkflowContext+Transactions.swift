@@ -33,7 +33,7 @@ extension WorkflowContext {
         case .system:
             return try await transactionOnSystemDatabase(name, stepID: stepID, startedAt: startedAt, body)
         case .other(let pool):
-            let statements = TransactionStatements(schema: SQLIdentifier.quote(engine.database.schema))
+            let statements = engine.database.transactions
             // A crash after the other database committed but before the system checkpoint: adopt its record.
             if let committed = try await pool.withConnection({ try await readCompletion(statements, stepID: stepID, on: $0) }) {
                 try await recordOutcome(name, stepID: stepID, startedAt: startedAt, output: committed, as: Output.self)
@@ -60,7 +60,7 @@ extension WorkflowContext {
     private func transactionOnSystemDatabase<Output: Codable & Sendable>(
         _ name: String, stepID: Int, startedAt: Int64, _ body: (PostgresConnection) async throws -> Output
     ) async throws -> Output {
-        let statements = TransactionStatements(schema: SQLIdentifier.quote(engine.database.schema))
+        let statements = engine.database.transactions
         let limit = engine.configuration.maxPayloadBytes
         let ownerToken = self.ownerToken
         let database = engine.database

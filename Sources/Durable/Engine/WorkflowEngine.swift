@@ -125,9 +125,6 @@ final class WorkflowEngine: Sendable {
         state.withLock { $0.onQueueCapacity = handler }
     }
 
-    /// Number of runs active in this process.
-    var activeRunCount: Int { state.withLock { $0.runs.count } }
-
     private func ensureAccepting() throws {
         guard state.withLock({ $0.accepting }) else {
             throw DurableError(.notRunning, "the durable runtime is shutting down and takes no new work")
