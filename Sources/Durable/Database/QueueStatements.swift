@@ -10,19 +10,25 @@ struct QueueStatements: Sendable {
     let recentStarts: String
     let claim: String
     let registerQueue: String
+    /// The same three, limited to one partition ($9 for the claim, $3 for the counts).
+    let partitionRunningCount: String
+    let partitionRecentStarts: String
+    let partitionClaim: String
+    let activePartitions: String
 
     init(schema s: String) {
         let now = Statements.nowMilliseconds
 
         // $1 id, $2 name, $3 queue, $4 input, $5 priority, $6 dedup id, $7 delay-until (epoch ms), $8 timeout ms,
-        // $9 creator token, $10 version. Like DBOS, the row is ENQUEUED (or DELAYED) with no owner yet.
+        // $9 creator token, $10 version, $11 partition key. Like DBOS, the row is ENQUEUED (or DELAYED) with no owner yet.
         enqueue = """
             WITH enqueued AS (
                 INSERT INTO \(s).workflow_status
                     (workflow_uuid, status, name, queue_name, priority, deduplication_id, delay_until_epoch_ms,
-                     workflow_timeout_ms, recovery_attempts, serialization, creator_xid, application_version)
+                     workflow_timeout_ms, recovery_attempts, serialization, creator_xid, application_version,
+                     queue_partition_key)
                 VALUES ($1, CASE WHEN $7::bigint IS NULL THEN 'ENQUEUED' ELSE 'DELAYED' END, $2, $3, $5::int4, $6,
-                        $7::bigint, $8::bigint, 0, 'portable_json', $9, $10)
+                        $7::bigint, $8::bigint, 0, 'portable_json', $9, $10, $11)
                 ON CONFLICT (workflow_uuid) DO NOTHING
                 RETURNING workflow_uuid
             ), stored_input AS (
@@ -47,26 +53,51 @@ struct QueueStatements: Sendable {
             RETURNING queue_name
             """
 
-        // $1 queue
-        runningCount = """
-            SELECT count(*) FROM \(s).workflow_status WHERE queue_name = $1 AND status = 'PENDING'
-            """
+        // $1 queue [, $2 partition]. Separate statements per scope rather than "$2 IS NULL OR …", so each keeps
+        // a plan that uses its index.
+        func running(partition: String) -> String {
+            "SELECT count(*) FROM \(s).workflow_status WHERE queue_name = $1 AND status = 'PENDING'\(partition)"
+        }
+        runningCount = running(partition: "")
+        partitionRunningCount = running(partition: " AND queue_partition_key = $2")
 
-        // $1 queue, $2 period in ms: starts inside the rate-limit window, as DBOS counts them.
-        recentStarts = """
+        // $1 queue, $2 period in ms [, $3 partition]: starts inside the rate-limit window, as DBOS counts them.
+        func recent(partition: String) -> String {
+            """
             SELECT count(*) FROM \(s).workflow_status
             WHERE queue_name = $1 AND rate_limited AND status NOT IN ('ENQUEUED', 'DELAYED')
-              AND started_at_epoch_ms > \(now) - $2::bigint
+              AND started_at_epoch_ms > \(now) - $2::bigint\(partition)
+            """
+        }
+        recentStarts = recent(partition: "")
+        partitionRecentStarts = recent(partition: " AND queue_partition_key = $3")
+
+        // $1 queue, $2 after this key (NULL from the first), $3 how many: partitions with ENQUEUED work, in key
+        // order. A loose index scan (one index probe per partition, on the partition dequeue index), so the cost
+        // follows the number of partitions, not the backlog.
+        activePartitions = """
+            WITH RECURSIVE partitions(key) AS (
+                SELECT min(queue_partition_key) FROM \(s).workflow_status
+                WHERE queue_name = $1 AND status = 'ENQUEUED' AND queue_partition_key IS NOT NULL
+                  AND ($2::text IS NULL OR queue_partition_key > $2)
+                UNION ALL
+                SELECT (SELECT min(queue_partition_key) FROM \(s).workflow_status
+                        WHERE queue_name = $1 AND status = 'ENQUEUED' AND queue_partition_key > p.key)
+                FROM partitions p WHERE p.key IS NOT NULL
+            )
+            SELECT key FROM partitions WHERE key IS NOT NULL LIMIT $3
             """
 
         // $1 queue, $2 how many, $3 token, $4 executor, $5 version, $6 rate limited, $7 registered names,
-        // $8 payload limit. Lower priority first, then oldest; rows locked by another claimant are skipped.
-        claim = """
+        // $8 payload limit [, $9 partition]. Lower priority first, then oldest; rows locked by another claimant are
+        // skipped.
+        func claimStatement(partition: String) -> String {
+            """
             WITH candidates AS (
                 SELECT workflow_uuid FROM \(s).workflow_status
                 WHERE queue_name = $1 AND status = 'ENQUEUED'
                   AND (application_version = $5 OR application_version IS NULL)
-                  AND name = ANY($7::text[])
+                  AND name = ANY($7::text[])\(partition)
                 ORDER BY priority, created_at
                 LIMIT $2
                 FOR UPDATE SKIP LOCKED
@@ -80,21 +111,33 @@ struct QueueStatements: Sendable {
                         THEN \(now) + ws.workflow_timeout_ms ELSE ws.workflow_deadline_epoch_ms END
                 FROM candidates c
                 WHERE ws.workflow_uuid = c.workflow_uuid
-                RETURNING ws.workflow_uuid, ws.name, ws.recovery_attempts, ws.inputs, ws.workflow_deadline_epoch_ms
+                RETURNING ws.workflow_uuid, ws.name, ws.recovery_attempts, ws.inputs, ws.workflow_deadline_epoch_ms,
+                          ws.queue_partition_key
             )
             SELECT c.workflow_uuid, c.name, c.recovery_attempts,
                    CASE WHEN octet_length(COALESCE(i.inputs, c.inputs)) <= $8 THEN COALESCE(i.inputs, c.inputs) END,
-                   octet_length(COALESCE(i.inputs, c.inputs)), c.workflow_deadline_epoch_ms
+                   octet_length(COALESCE(i.inputs, c.inputs)), c.workflow_deadline_epoch_ms, c.queue_partition_key
             FROM claimed c LEFT JOIN \(s).workflow_input i ON i.workflow_uuid = c.workflow_uuid
             """
+        }
+        claim = claimStatement(partition: "")
+        partitionClaim = claimStatement(partition: " AND queue_partition_key = $9")
 
-        // $1 name, $2 concurrency, $3 worker concurrency, $4 rate limit, $5 period (s). So DBOS's tools list it.
+        // $1 name, $2 concurrency, $3 worker concurrency, $4 rate limit, $5 period (s), $6 partitioned,
+        // $7 partition concurrency, $8 partition worker concurrency, $9 partition rate limit, $10 its period (s).
+        // So DBOS's tools list it with its limits.
         registerQueue = """
-            INSERT INTO \(s).queues (name, concurrency, worker_concurrency, rate_limit_max, rate_limit_period_sec)
-            VALUES ($1, $2::int4, $3::int4, $4::int4, $5::float8)
+            INSERT INTO \(s).queues (name, concurrency, worker_concurrency, rate_limit_max, rate_limit_period_sec,
+                partition_queue, partition_concurrency, partition_worker_concurrency, partition_rate_limit_max,
+                partition_rate_limit_period_sec)
+            VALUES ($1, $2::int4, $3::int4, $4::int4, $5::float8, $6::boolean, $7::int4, $8::int4, $9::int4, $10::float8)
             ON CONFLICT (name) DO UPDATE SET concurrency = EXCLUDED.concurrency,
                 worker_concurrency = EXCLUDED.worker_concurrency, rate_limit_max = EXCLUDED.rate_limit_max,
-                rate_limit_period_sec = EXCLUDED.rate_limit_period_sec, updated_at = \(now)
+                rate_limit_period_sec = EXCLUDED.rate_limit_period_sec, partition_queue = EXCLUDED.partition_queue,
+                partition_concurrency = EXCLUDED.partition_concurrency,
+                partition_worker_concurrency = EXCLUDED.partition_worker_concurrency,
+                partition_rate_limit_max = EXCLUDED.partition_rate_limit_max,
+                partition_rate_limit_period_sec = EXCLUDED.partition_rate_limit_period_sec, updated_at = \(now)
             """
     }
 }

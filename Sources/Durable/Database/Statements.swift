@@ -104,11 +104,12 @@ struct Statements: Sendable {
                 WHERE ws.workflow_uuid = c.id AND ws.status = 'PENDING' AND ws.executor_id = $4
                   AND ws.owner_xid IS NOT DISTINCT FROM c.listed_owner
                 RETURNING ws.workflow_uuid, ws.name, ws.recovery_attempts, ws.inputs, ws.workflow_deadline_epoch_ms,
-                          ws.queue_name
+                          ws.queue_name, ws.queue_partition_key
             )
             SELECT c.workflow_uuid, c.name, c.recovery_attempts,
                    CASE WHEN octet_length(COALESCE(i.inputs, c.inputs)) <= $5 THEN COALESCE(i.inputs, c.inputs) END,
-                   octet_length(COALESCE(i.inputs, c.inputs)), c.workflow_deadline_epoch_ms, c.queue_name
+                   octet_length(COALESCE(i.inputs, c.inputs)), c.workflow_deadline_epoch_ms, c.queue_name,
+                   c.queue_partition_key
             FROM claimed c LEFT JOIN \(s).workflow_input i ON i.workflow_uuid = c.workflow_uuid
             """
 

@@ -9,9 +9,10 @@ extension SystemDatabase {
 
     /// Inserts an `ENQUEUED` (or `DELAYED`) row and wakes dispatchers. A deduplication conflict surfaces as a
     /// ``DurableError`` with SQLSTATE 23505.
-    func enqueue(id: String, name: String, queue: String, input: String, priority: Int, deduplicationID: String?, delayUntil: Int64?, timeoutMilliseconds: Int64?, token: String, applicationVersion: String) async throws -> EnqueueOutcome {
+    func enqueue(id: String, name: String, queue: String, input: String, priority: Int, deduplicationID: String?, delayUntil: Int64?, timeoutMilliseconds: Int64?, token: String, applicationVersion: String, partitionKey: String?) async throws -> EnqueueOutcome {
         let result = try await query("enqueue workflow", workflowID: id, queues.enqueue, [
             id, name, queue, input, priority, deduplicationID, delayUntil, timeoutMilliseconds, token, applicationVersion,
+            partitionKey,
         ])
         return EnqueueOutcome(created: (result.first?.int(0) ?? 0) > 0, existingName: result.first?.string(1))
     }
@@ -26,51 +27,78 @@ extension SystemDatabase {
         try await query("start delayed workflows", queues.promoteDelayed, []).rows.count
     }
 
-    /// Claims up to `limit` workflows of `queue` for this process, honouring the queue's shared budget.
+    /// Claims up to `limit` workflows of `queue` (of one partition of it, when `partition` is given) for this
+    /// process, honouring the queue's shared budgets.
     ///
     /// Without a shared budget the claim is one statement with `FOR UPDATE SKIP LOCKED`: concurrent claimants
     /// take disjoint rows. With a global concurrency limit or a rate limit, claimants take a transaction-scoped
-    /// advisory lock per queue first, so the count they read and the rows they claim are consistent across
-    /// processes (the limit can never be exceeded by two processes counting at once).
-    func claimQueued(queue: WorkflowQueue, limit: Int, token: String, executorID: String, applicationVersion: String, names: [String], payloadLimit: Int) async throws -> [ClaimedWorkflow] {
+    /// advisory lock first, so the count they read and the rows they claim are consistent across processes (the
+    /// limit can never be exceeded by two processes counting at once). The lock covers the whole queue when a
+    /// queue-wide budget exists, and only the partition when the partition's own limits are the only shared ones,
+    /// so partitions of such a queue are claimed in parallel.
+    func claimQueued(queue: WorkflowQueue, partition: String?, limit: Int, token: String, executorID: String, applicationVersion: String, names: [String], payloadLimit: Int) async throws -> [ClaimedWorkflow] {
         guard limit > 0, !names.isEmpty else { return [] }
-        let rateLimited = queue.rateLimit != nil
+        let rateLimited = queue.rateLimit != nil || queue.partitionRateLimit != nil
         func claim(_ connection: PostgresConnection, _ count: Int) async throws -> [ClaimedWorkflow] {
             guard count > 0 else { return [] }
-            let rows = try await connection.query(queues.claim, [
+            var parameters: [any PostgresParameter] = [
                 queue.name, count, token, executorID, applicationVersion, rateLimited, PostgresTextArray(names), payloadLimit,
-            ])
+            ]
+            if let partition { parameters.append(partition) }
+            let rows = try await connection.query(partition == nil ? queues.claim : queues.partitionClaim, parameters)
             return rows.rows.compactMap { row in
                 guard let id = row.string(0), let attempts = row.int(2) else { return nil }
                 return ClaimedWorkflow(id: id, name: row.string(1), recoveryAttempts: attempts, input: row.string(3),
-                                       inputBytes: row.int(4) ?? 0, deadlineMilliseconds: row.int64(5), queueName: queue.name)
+                                       inputBytes: row.int(4) ?? 0, deadlineMilliseconds: row.int64(5), queueName: queue.name,
+                                       partitionKey: row.string(6))
             }
+        }
+        func count(_ connection: PostgresConnection, _ sql: String, _ parameters: [any PostgresParameter]) async throws -> Int {
+            try await connection.query(sql, parameters).first?.int(0) ?? 0
         }
         return try await retry.run("claim queued workflows") {
             guard queue.hasSharedBudget else {
                 return try await pool.withConnection { try await claim($0, limit) }
             }
             return try await pool.withTransaction { connection in
-                try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [schema + "\u{1F}" + queue.name])
+                var lockName = schema + "\u{1F}" + queue.name
+                if let partition, !queue.hasQueueWideBudget { lockName += "\u{1F}" + partition }
+                try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [lockName])
                 var allowed = limit
                 if let concurrency = queue.concurrency {
-                    let running = try await connection.query(queues.runningCount, [queue.name]).first?.int(0) ?? 0
-                    allowed = min(allowed, concurrency - running)
+                    allowed = min(allowed, concurrency - (try await count(connection, queues.runningCount, [queue.name])))
                 }
                 if let rate = queue.rateLimit {
-                    let recent = try await connection.query(queues.recentStarts, [queue.name, WorkflowEngine.milliseconds(rate.period)]).first?.int(0) ?? 0
-                    allowed = min(allowed, rate.limit - recent)
+                    let period = WorkflowEngine.milliseconds(rate.period)
+                    allowed = min(allowed, rate.limit - (try await count(connection, queues.recentStarts, [queue.name, period])))
+                }
+                if let partition, allowed > 0, let concurrency = queue.partitionConcurrency {
+                    allowed = min(allowed, concurrency - (try await count(connection, queues.partitionRunningCount, [queue.name, partition])))
+                }
+                if let partition, allowed > 0, let rate = queue.partitionRateLimit {
+                    let period = WorkflowEngine.milliseconds(rate.period)
+                    allowed = min(allowed, rate.limit - (try await count(connection, queues.partitionRecentStarts, [queue.name, period, partition])))
                 }
                 return try await claim(connection, allowed)
             }
         }
     }
 
+    /// Up to `limit` partitions of `queue` holding `ENQUEUED` workflows, in key order after `cursor` (from the
+    /// first when nil).
+    func activePartitions(queue: String, after cursor: String?, limit: Int) async throws -> [String] {
+        try await query("list queue partitions", queues.activePartitions, [queue, cursor, limit]).rows.compactMap { $0.string(0) }
+    }
+
     /// Records a declared queue in `queues`, so DBOS's tools list it with its limits.
     func registerQueue(_ queue: WorkflowQueue) async throws {
-        let period = queue.rateLimit.map { Double(WorkflowEngine.milliseconds($0.period)) / 1000 }
+        func seconds(_ limit: WorkflowQueue.RateLimit?) -> Double? {
+            limit.map { Double(WorkflowEngine.milliseconds($0.period)) / 1000 }
+        }
         _ = try await query("register queue", queues.registerQueue, [
-            queue.name, queue.concurrency, queue.workerConcurrency, queue.rateLimit?.limit, period,
+            queue.name, queue.concurrency, queue.workerConcurrency, queue.rateLimit?.limit, seconds(queue.rateLimit),
+            queue.isPartitioned, queue.partitionConcurrency, queue.partitionWorkerConcurrency, queue.partitionRateLimit?.limit,
+            seconds(queue.partitionRateLimit),
         ])
     }
 }

@@ -145,6 +145,8 @@ final class SystemDatabase: Sendable {
         var deadlineMilliseconds: Int64?
         /// The queue it came from, if any.
         var queueName: String? = nil
+        /// Its partition of that queue, if the queue is partitioned.
+        var partitionKey: String? = nil
     }
 
     /// Takes over a batch of pending workflows in one statement: a new owner token and one more recovery attempt
@@ -158,7 +160,7 @@ final class SystemDatabase: Sendable {
             guard let id = row.string(0), let attempts = row.int(2) else { return nil }
             return ClaimedWorkflow(
                 id: id, name: row.string(1), recoveryAttempts: attempts, input: row.string(3), inputBytes: row.int(4) ?? 0,
-                deadlineMilliseconds: row.int64(5), queueName: row.string(6)
+                deadlineMilliseconds: row.int64(5), queueName: row.string(6), partitionKey: row.string(7)
             )
         }
     }

@@ -80,7 +80,7 @@ extension WorkflowEngine {
                 "workflow": "\(workflow.id)", "workflowName": "\(name)", "recordedSteps": "\(steps[workflow.id]?.count ?? 0)",
             ])
             launch(registration, id: workflow.id, input: input, token: token, recorded: steps[workflow.id] ?? [:],
-                   deadline: workflow.deadlineMilliseconds, queue: workflow.queueName)
+                   deadline: workflow.deadlineMilliseconds, queue: workflow.queueName, partitionKey: workflow.partitionKey)
             launched += 1
         }
         return launched

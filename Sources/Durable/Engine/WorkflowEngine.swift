@@ -28,6 +28,8 @@ final class WorkflowEngine: Sendable {
         var runs: [String: Task<RunOutcome, Never>] = [:]
         /// Runs active in this process, per queue they were dequeued from (worker concurrency).
         var queueLoad: [String: Int] = [:]
+        /// Runs active in this process, per partition of a partitioned queue (partition worker concurrency).
+        var partitionLoad: [QueuePartition: Int] = [:]
         var onQueueCapacity: (@Sendable () -> Void)?
         var dispatcher: QueueDispatcher?
         var monitor: ExecutorMonitor?
@@ -94,6 +96,11 @@ final class WorkflowEngine: Sendable {
         state.withLock { $0.queueLoad[queue] ?? 0 }
     }
 
+    /// How many workflows of one partition of a queue run in this process now.
+    func load(of partition: QueuePartition) -> Int {
+        state.withLock { $0.partitionLoad[partition] ?? 0 }
+    }
+
     /// Starts dispatching the queues this process serves.
     func startDispatching(_ queues: [WorkflowQueue]) {
         let dispatcher = QueueDispatcher(engine: self, queues: queues, workflowNames: registry.names)
@@ -134,12 +141,14 @@ final class WorkflowEngine: Sendable {
     // MARK: - Running
 
     /// Runs a workflow body in its own task, and records its outcome.
-    func launch(_ registration: WorkflowRegistration, id: String, input: String, token: String, recorded: [Int: RecordedStep], deadline: Int64? = nil, queue: String? = nil) {
+    func launch(_ registration: WorkflowRegistration, id: String, input: String, token: String, recorded: [Int: RecordedStep], deadline: Int64? = nil, queue: String? = nil, partitionKey: String? = nil) {
         state.withLock { current in
             // After shutdown began, a claimed workflow is not started: it stays PENDING under this executor and is
             // recovered on the next start.
             guard current.accepting, current.runs[id] == nil else { return }
+            let partition = queue.flatMap { queue in partitionKey.map { QueuePartition(queue: queue, key: $0) } }
             if let queue { current.queueLoad[queue, default: 0] += 1 }
+            if let partition { current.partitionLoad[partition, default: 0] += 1 }
             // The task removes itself when done; it cannot get there before this lock is released.
             current.runs[id] = Task { [self] in
                 let timer = deadline.map { deadline in
@@ -156,6 +165,10 @@ final class WorkflowEngine: Sendable {
                     current.runs.removeValue(forKey: id)
                     guard let queue else { return nil }
                     current.queueLoad[queue, default: 1] -= 1
+                    if let partition {
+                        let remaining = (current.partitionLoad[partition] ?? 1) - 1
+                        current.partitionLoad[partition] = remaining > 0 ? remaining : nil
+                    }
                     return current.onQueueCapacity
                 }
                 wake?()

@@ -28,12 +28,14 @@ extension WorkflowEngine {
         if let delay = options.delay, delay < .zero || delay > longestWait {
             throw DurableError(.invalidArgument, "enqueue delay must be between zero and ten years (got \(delay))", workflowID: id)
         }
+        try Self.validatePartition(options, of: declared, workflowID: id)
         let delayUntil = options.delay.map { WorkflowContext.nowMilliseconds() + Self.milliseconds($0) }
         do {
             let outcome = try await database.enqueue(
                 id: id, name: name, queue: declared.name, input: input, priority: options.priority,
                 deduplicationID: options.deduplicationID, delayUntil: delayUntil, timeoutMilliseconds: options.timeout.map(Self.milliseconds),
-                token: UUID().uuidString.lowercased(), applicationVersion: configuration.applicationVersion
+                token: UUID().uuidString.lowercased(), applicationVersion: configuration.applicationVersion,
+                partitionKey: options.partitionKey
             )
             if !outcome.created, let existing = outcome.existingName, existing != name {
                 throw DurableError(.conflictingWorkflowID, "workflow ID is already used by a workflow named '\(existing)', not '\(name)'", workflowID: id)
@@ -49,6 +51,28 @@ extension WorkflowEngine {
                 guard let holder = try await database.deduplicationHolder(queue: declared.name, deduplicationID: deduplicationID) else { throw error }
                 return holder
             }
+        }
+    }
+}
+
+extension WorkflowEngine {
+    /// A partitioned queue needs a partition key on every enqueue, and only it takes one; as in DBOS, a
+    /// partitioned queue has no deduplication.
+    static func validatePartition(_ options: EnqueueOptions, of queue: WorkflowQueue, workflowID: String) throws {
+        func invalid(_ message: String) -> DurableError { DurableError(.invalidArgument, message, workflowID: workflowID) }
+        guard queue.isPartitioned else {
+            if options.partitionKey != nil {
+                throw invalid("queue '\(queue.name)' is not partitioned, so an enqueue onto it takes no partitionKey; declare partition limits on the queue to partition it")
+            }
+            return
+        }
+        guard let key = options.partitionKey else {
+            throw invalid("queue '\(queue.name)' is partitioned: every enqueue onto it needs EnqueueOptions.partitionKey")
+        }
+        if key.isEmpty { throw invalid("a partition key must not be empty") }
+        if key.contains("\0") { throw invalid("a partition key must not contain a NUL byte") }
+        if options.deduplicationID != nil {
+            throw invalid("queue '\(queue.name)' is partitioned, and partitioned queues do not support deduplication IDs")
         }
     }
 }

@@ -11,6 +11,8 @@ import Synchronization
 final class QueueDispatcher: Sendable {
     /// The most workflows one claim statement takes.
     static let batchSize = 100
+    /// The most partitions of one queue looked at in one pass; the next pass goes on from where this one stopped.
+    static let partitionsPerPass = 256
 
     private let loop = BackgroundLoop()
 
@@ -19,6 +21,8 @@ final class QueueDispatcher: Sendable {
     private let names: [String]
     /// The wake-up the loop currently waits on.
     private let ticket = Mutex<WakeTicket?>(nil)
+    /// Per partitioned queue, the last partition key the previous pass reached (nil: start from the first).
+    private let partitionCursors = Mutex<[String: String]>([:])
 
     init(engine: WorkflowEngine, queues: [WorkflowQueue], workflowNames: [String]) {
         self.engine = engine
@@ -72,15 +76,49 @@ final class QueueDispatcher: Sendable {
 
     /// Claims and launches what `queue` allows now; true when it may hold more to start right away.
     private func dispatch(_ queue: WorkflowQueue) async throws -> Bool {
-        var limit = Self.batchSize
-        if let perProcess = queue.workerConcurrency {
-            limit = min(limit, perProcess - engine.load(of: queue.name))
+        guard queue.isPartitioned else {
+            return try await claimAndRun(queue, partition: nil, limit: processLimit(of: queue))
         }
+        // Each partition is claimed on its own, under its own limits. The order is shuffled so that processes
+        // serving the same queue do not all queue up on the same partition's lock first.
+        var more = false
+        for key in try await nextPartitions(of: queue).shuffled() where !Task.isCancelled {
+            var limit = processLimit(of: queue)
+            guard limit > 0 else { return false }
+            if let perPartition = queue.partitionWorkerConcurrency {
+                limit = min(limit, perPartition - engine.load(of: QueuePartition(queue: queue.name, key: key)))
+            }
+            more = try await claimAndRun(queue, partition: key, limit: limit) || more
+        }
+        return more
+    }
+
+    /// How many more workflows of `queue` this process may start now (at most one batch).
+    private func processLimit(of queue: WorkflowQueue) -> Int {
+        guard let perProcess = queue.workerConcurrency else { return Self.batchSize }
+        return min(Self.batchSize, perProcess - engine.load(of: queue.name))
+    }
+
+    /// The partitions of `queue` to look at in this pass, going round all of them over several passes.
+    private func nextPartitions(of queue: WorkflowQueue) async throws -> [String] {
+        let cursor = partitionCursors.withLock { $0[queue.name] }
+        var keys = try await engine.database.activePartitions(queue: queue.name, after: cursor, limit: Self.partitionsPerPass)
+        if keys.count < Self.partitionsPerPass, cursor != nil {
+            // Reached the end: wrap around to the partitions before the cursor.
+            let wrapped = try await engine.database.activePartitions(queue: queue.name, after: nil, limit: Self.partitionsPerPass - keys.count)
+            keys += wrapped.filter { !keys.contains($0) }
+        }
+        partitionCursors.withLock { $0[queue.name] = keys.count < Self.partitionsPerPass ? nil : keys.last }
+        return keys
+    }
+
+    /// Claims up to `limit` workflows (of one partition, if given) and starts them; true when the claim was full.
+    private func claimAndRun(_ queue: WorkflowQueue, partition: String?, limit: Int) async throws -> Bool {
         guard limit > 0 else { return false }
         let token = UUID().uuidString.lowercased()
         let configuration = engine.configuration
         let claimed = try await engine.database.claimQueued(
-            queue: queue, limit: limit, token: token, executorID: configuration.executorID,
+            queue: queue, partition: partition, limit: limit, token: token, executorID: configuration.executorID,
             applicationVersion: configuration.applicationVersion, names: names, payloadLimit: configuration.maxPayloadBytes
         )
         guard !claimed.isEmpty else { return false }

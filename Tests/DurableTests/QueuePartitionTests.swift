@@ -1,0 +1,166 @@
+import Durable
+import Foundation
+import Testing
+
+/// Partitioned queues: each partition (a tenant, a user) gets limits of its own, as in DBOS 3.4.0.
+@Suite("Queue partitions")
+struct QueuePartitionTests {
+    static let queues = [
+        WorkflowQueue("per-tenant", partitionConcurrency: 1),
+        WorkflowQueue("per-tenant-rate", partitionWorkerConcurrency: 1, partitionRateLimit: .init(limit: 1, period: .seconds(1))),
+        WorkflowQueue("plain"),
+    ]
+
+    static func runtime(url: String, executor: String) -> DurableRuntime {
+        MessagingHarness.makeRuntime(url: url, executorID: executor) { runtime in
+            runtime.register(Tracked())
+            for queue in queues { runtime.register(queue: queue) }
+        }
+    }
+
+    /// The claim-to-finish interval of each workflow of a queue, by partition, as the database recorded it.
+    func intervals(_ harness: MessagingHarness, queue: String) async throws -> [String: [ClosedRange<Int64>]] {
+        let rows = try await harness.query("""
+            SELECT queue_partition_key, started_at_epoch_ms, updated_at FROM dbos.workflow_status
+            WHERE queue_name = $1 AND status = 'SUCCESS'
+            """, [queue])
+        var byPartition: [String: [ClosedRange<Int64>]] = [:]
+        for row in rows.rows {
+            guard let key = row.string(0), let start = row.int64(1), let end = row.int64(2) else { continue }
+            byPartition[key, default: []].append(start...end)
+        }
+        return byPartition
+    }
+
+    @Test("a partition concurrency limit holds per partition across two processes, and partitions run side by side")
+    func partitionConcurrency() async throws {
+        let url = try await SharedDatabaseURL.fresh("queue_partition")
+        let first = Self.runtime(url: url, executor: "pa1")
+        let second = Self.runtime(url: url, executor: "pa2")
+        try await first.launch()
+        try await second.launch()
+        var trackers: [String: RunTracker] = [:]
+        var handles: [WorkflowHandle<String>] = []
+        for key in ["tenant-a", "tenant-b"] {
+            let (name, tracker) = Trackers.make()
+            trackers[key] = tracker
+            for index in 0..<3 {
+                let input = TrackedInput(tracker: name, label: "\(key)-\(index)", holdMilliseconds: 300)
+                handles.append(try await first.enqueue(Tracked.self, input, queue: "per-tenant", options: EnqueueOptions(partitionKey: key)))
+            }
+        }
+        for handle in handles { _ = try await handle.result() }
+        // Within each partition, never two at once (counted in memory, across both runtimes of this process).
+        #expect(trackers["tenant-a"]?.maximum == 1)
+        #expect(trackers["tenant-b"]?.maximum == 1)
+        // Across partitions there is no limit: some run of one partition overlapped a run of the other.
+        let byPartition = try await intervals(MessagingHarness(url: url, runtime: first), queue: "per-tenant")
+        #expect(byPartition["tenant-a"]?.count == 3)
+        #expect(byPartition["tenant-b"]?.count == 3)
+        let overlapped = (byPartition["tenant-a"] ?? []).contains { a in (byPartition["tenant-b"] ?? []).contains { $0.overlaps(a) } }
+        #expect(overlapped)
+        await first.shutdown()
+        await second.shutdown()
+    }
+
+    @Test("a partition rate limit spaces the starts of each partition, not of the queue")
+    func partitionRateLimit() async throws {
+        let url = try await SharedDatabaseURL.fresh("queue_partition_rate")
+        let runtime = Self.runtime(url: url, executor: "pr1")
+        let (name, _) = Trackers.make()
+        var handles: [WorkflowHandle<String>] = []
+        for key in ["x", "y"] {
+            for index in 0..<2 {
+                let input = TrackedInput(tracker: name, label: "\(key)\(index)", holdMilliseconds: 1)
+                handles.append(try await runtime.enqueue(Tracked.self, input, queue: "per-tenant-rate", options: EnqueueOptions(partitionKey: key)))
+            }
+        }
+        for handle in handles { _ = try await handle.result() }
+        let rows = try await MessagingHarness(url: url, runtime: runtime).query("""
+            SELECT queue_partition_key, started_at_epoch_ms, rate_limited FROM dbos.workflow_status
+            WHERE queue_name = 'per-tenant-rate' ORDER BY 2
+            """)
+        var starts: [String: [Int64]] = [:]
+        for row in rows.rows {
+            if let key = row.string(0), let start = row.int64(1) { starts[key, default: []].append(start) }
+            #expect(row.bool(2) == true)
+        }
+        // One start per partition per second.
+        for key in ["x", "y"] {
+            let times = try #require(starts[key])
+            #expect(times.count == 2)
+            #expect(times[1] - times[0] >= 950)
+        }
+        // The partitions do not share the budget: each one's first start came before either one's second.
+        let firsts = ["x", "y"].compactMap { starts[$0]?.first }
+        let seconds = ["x", "y"].compactMap { starts[$0]?.last }
+        #expect(firsts.max()! < seconds.min()!)
+        await runtime.shutdown()
+    }
+
+    @Test("the queues table records the partition limits, so DBOS's tools show them")
+    func recordedForDBOS() async throws {
+        let url = try await SharedDatabaseURL.fresh("queue_partition_row")
+        let runtime = Self.runtime(url: url, executor: "prow")
+        try await runtime.launch()
+        let rows = try await MessagingHarness(url: url, runtime: runtime).query("""
+            SELECT name, partition_queue, partition_concurrency, partition_worker_concurrency, partition_rate_limit_max,
+                   partition_rate_limit_period_sec
+            FROM dbos.queues WHERE name IN ('per-tenant', 'per-tenant-rate', 'plain') ORDER BY name
+            """)
+        #expect(rows.rows.count == 3)
+        let byName = Dictionary(uniqueKeysWithValues: rows.rows.compactMap { row in row.string(0).map { ($0, row) } })
+        #expect(byName["per-tenant"]?.bool(1) == true)
+        #expect(byName["per-tenant"]?.int(2) == 1)
+        #expect(byName["per-tenant"]?.int(3) == nil)
+        #expect(byName["per-tenant-rate"]?.int(3) == 1)
+        #expect(byName["per-tenant-rate"]?.int(4) == 1)
+        #expect(byName["per-tenant-rate"]?.double(5) == 1.0)
+        #expect(byName["plain"]?.bool(1) == false)
+        await runtime.shutdown()
+    }
+
+    @Test("bad input: no key on a partitioned queue, a key on a plain one, an empty key, deduplication, contradictory limits")
+    func badInput() async throws {
+        let url = try await SharedDatabaseURL.fresh("queue_partition_bad")
+        let runtime = Self.runtime(url: url, executor: "pbad")
+        let (name, _) = Trackers.make()
+        let input = TrackedInput(tracker: name, label: "x", holdMilliseconds: 1)
+        let refused: [(String, EnqueueOptions, String)] = [
+            ("per-tenant", EnqueueOptions(), "needs EnqueueOptions.partitionKey"),
+            ("plain", EnqueueOptions(partitionKey: "a"), "not partitioned"),
+            ("per-tenant", EnqueueOptions(partitionKey: ""), "must not be empty"),
+            ("per-tenant", EnqueueOptions(partitionKey: "a\0b"), "NUL"),
+            ("per-tenant", EnqueueOptions(deduplicationID: "d", partitionKey: "a"), "deduplication"),
+        ]
+        for (queue, options, phrase) in refused {
+            do {
+                _ = try await runtime.enqueue(Tracked.self, input, queue: queue, options: options)
+                Issue.record("expected invalidArgument for \(phrase)")
+            } catch let error as DurableError {
+                #expect(error.code == .invalidArgument)
+                #expect(error.message.contains(phrase))
+            }
+        }
+        let written = try await MessagingHarness(url: url, runtime: runtime).query("SELECT count(*) FROM dbos.workflow_status")
+        #expect(written.first?.int(0) == 0)
+        await runtime.shutdown()
+
+        for queue in [
+            WorkflowQueue("q", concurrency: 2, partitionConcurrency: 3),
+            WorkflowQueue("q", workerConcurrency: 1, partitionWorkerConcurrency: 2),
+            WorkflowQueue("q", partitionConcurrency: 1, partitionWorkerConcurrency: 2),
+            WorkflowQueue("q", partitionConcurrency: 0),
+            WorkflowQueue("q", partitionRateLimit: .init(limit: 0, period: .seconds(1))),
+        ] {
+            let invalid = MessagingHarness.makeRuntime(url: url, executorID: "pbad2") { $0.register(queue: queue) }
+            do {
+                try await invalid.launch()
+                Issue.record("expected invalidConfiguration for \(queue)")
+                await invalid.shutdown()
+            } catch let error as DurableError {
+                #expect(error.code == .invalidConfiguration)
+            }
+        }
+    }
+}
