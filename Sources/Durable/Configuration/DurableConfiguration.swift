@@ -43,6 +43,11 @@ public struct DurableConfiguration: Sendable {
     /// over its `PENDING` workflows. nil turns takeover off (heartbeats are still recorded). Keep it well above
     /// ``heartbeatInterval`` and any pause a healthy process may have.
     public var takeoverAfter: Duration?
+    /// A durable sleep longer than this *parks* its workflow: the run ends, holding no task and no memory but a
+    /// timer entry, and at the wake-up time the workflow is replayed from its checkpoints up to the sleep and goes
+    /// on. This is what lets one process hold many thousands of sleeping workflows. nil keeps every sleeper in
+    /// memory. Code outside steps runs again at each replay, as it does after a crash.
+    public var parkSleepsLongerThan: Duration?
 
     /// The application version used when neither the configuration nor `DBOS__APPVERSION` names one.
     public static let defaultApplicationVersion = "1"
@@ -63,7 +68,8 @@ public struct DurableConfiguration: Sendable {
         usePreparedStatements: Bool = true,
         servedQueues: Set<String>? = nil,
         heartbeatInterval: Duration = .seconds(5),
-        takeoverAfter: Duration? = .seconds(60)
+        takeoverAfter: Duration? = .seconds(60),
+        parkSleepsLongerThan: Duration? = .seconds(30)
     ) {
         let environment = ProcessInfo.processInfo.environment
         self.databaseURL = databaseURL
@@ -83,6 +89,7 @@ public struct DurableConfiguration: Sendable {
         self.servedQueues = servedQueues
         self.heartbeatInterval = heartbeatInterval
         self.takeoverAfter = takeoverAfter
+        self.parkSleepsLongerThan = parkSleepsLongerThan
     }
 
     /// Checks the values before anything connects, so a mistake surfaces as one clear error at launch.
@@ -100,6 +107,7 @@ public struct DurableConfiguration: Sendable {
         if maxRecoveryAttempts < 0 { throw invalid("maxRecoveryAttempts must not be negative") }
         if maxPayloadBytes < 1024 { throw invalid("maxPayloadBytes must be at least 1024") }
         if heartbeatInterval <= .zero { throw invalid("heartbeatInterval must be positive") }
+        if let parkSleepsLongerThan, parkSleepsLongerThan < .zero { throw invalid("parkSleepsLongerThan must not be negative") }
         if let takeoverAfter, takeoverAfter <= heartbeatInterval * 2 {
             throw invalid("takeoverAfter (\(takeoverAfter)) must be more than twice heartbeatInterval (\(heartbeatInterval)), or a live executor could be taken over")
         }

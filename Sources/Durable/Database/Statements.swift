@@ -17,6 +17,7 @@ struct Statements: Sendable {
     let deadLetter: String
     let registerApplicationVersion: String
     let workflowRow: String
+    let stillOwned: String
 
     init(schema s: String) {
         let now = Self.nowMilliseconds
@@ -135,6 +136,13 @@ struct Statements: Sendable {
         registerApplicationVersion = """
             INSERT INTO \(s).application_versions (version_id, version_name)
             VALUES (gen_random_uuid()::text, $1) ON CONFLICT DO NOTHING
+            """
+
+        // $1 ids, $2 the owner tokens their runs hold: those still PENDING under that token (parked runs waking).
+        stillOwned = """
+            SELECT ws.workflow_uuid FROM unnest($1::text[], $2::text[]) AS c(id, token)
+            JOIN \(s).workflow_status ws ON ws.workflow_uuid = c.id
+            WHERE ws.status = 'PENDING' AND ws.owner_xid = c.token
             """
 
         // $1 id, $2 payload limit

@@ -173,6 +173,12 @@ final class SystemDatabase: Sendable {
                             oversized: false, serialization: row.string(4), childWorkflowID: row.string(5))
     }
 
+    /// Of these workflows and the owner tokens their runs hold, the IDs still `PENDING` under that token.
+    func stillOwned(_ ids: [String], tokens: [String]) async throws -> Set<String> {
+        let result = try await query("check parked workflows", sql.stillOwned, [PostgresTextArray(ids), PostgresTextArray(tokens)])
+        return Set(result.rows.compactMap { $0.string(0) })
+    }
+
     /// The recorded steps of several workflows at once, keyed by workflow ID and step number. Values above
     /// `limit` bytes are not transferred; they come back marked oversized, so that one huge checkpoint fails its
     /// workflow instead of exhausting memory.

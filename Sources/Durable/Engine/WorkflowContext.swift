@@ -23,6 +23,9 @@ public final class WorkflowContext: Sendable {
     /// An error that ends the workflow whatever the body does next (non-determinism, a corrupted checkpoint):
     /// a body that catches it must not be able to turn it into a success.
     private let fatalError = Mutex<DurableError?>(nil)
+    /// Set when a long sleep parked this run (the wake-up time, epoch seconds): the run must end now, and the
+    /// engine launches the workflow again at that time.
+    private let parkedUntil = Mutex<Double?>(nil)
 
     /// When this workflow times out (epoch milliseconds); children inherit it.
     let deadline: Int64?
@@ -123,9 +126,20 @@ public final class WorkflowContext: Sendable {
     /// The error that must end this workflow, if one occurred.
     var fatal: DurableError? { fatalError.withLock { $0 } }
 
+    /// When this run was parked, the time its workflow wakes up.
+    var parkedWakeTime: Double? { parkedUntil.withLock { $0 } }
+
+    /// Ends this run at a long sleep; returns the error that unwinds the body. Every later durable operation of
+    /// this run throws it too, so a body that catches it cannot go on.
+    func park(until wakeTime: Double) -> RunParked {
+        parkedUntil.withLock { $0 = wakeTime }
+        return RunParked()
+    }
+
     /// Checks the calling task and whether work may start, then takes the next step number.
     func beginOperation(_ name: String) throws -> Int {
         if let fatal { throw fatal }
+        if parkedWakeTime != nil { throw RunParked() }
         guard Self.currentTaskIdentity() == workflowTask else {
             throw DurableError(
                 .stepOutsideWorkflowTask,
@@ -223,6 +237,9 @@ struct NoOutput: Codable, Sendable {
         try container.encodeNil()
     }
 }
+
+/// Unwinds a workflow body parked at a long durable sleep (see ``DurableConfiguration/parkSleepsLongerThan``).
+struct RunParked: Error {}
 
 /// Thrown inside a run that has lost ownership of its workflow (another process took it over or already
 /// recorded its step). The run stops quietly and writes nothing more; the owner finishes the workflow.

@@ -10,6 +10,8 @@ enum RunOutcome: Sendable {
     case failed(PortableError)
     /// The run stopped without recording an outcome (shutdown, or another run owns the workflow now).
     case interrupted
+    /// The run ended at a long sleep; the workflow is launched again here when it wakes (epoch seconds).
+    case parked(until: Double)
 }
 
 /// Runs workflows: starts them, executes their bodies, records their outcomes and keeps track of the runs
@@ -38,6 +40,8 @@ final class WorkflowEngine: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Runs ended at a long sleep, waiting to be launched again.
+    let parked = ParkedRuns()
 
     init(configuration: DurableConfiguration, database: SystemDatabase, registry: WorkflowRegistry, listener: NotificationListener, queues: [WorkflowQueue] = [], logger: Logger) {
         var declared = Dictionary(queues.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
@@ -141,14 +145,18 @@ final class WorkflowEngine: Sendable {
     // MARK: - Running
 
     /// Runs a workflow body in its own task, and records its outcome.
-    func launch(_ registration: WorkflowRegistration, id: String, input: String, token: String, recorded: [Int: RecordedStep], deadline: Int64? = nil, queue: String? = nil, partitionKey: String? = nil) {
-        state.withLock { current in
+    ///
+    /// - Parameter holdsLoad: the run is a parked one waking up, whose queue slot is still counted.
+    func launch(_ registration: WorkflowRegistration, id: String, input: String, token: String, recorded: [Int: RecordedStep], deadline: Int64? = nil, queue: String? = nil, partitionKey: String? = nil, holdsLoad: Bool = false) {
+        let partition = queue.flatMap { queue in partitionKey.map { QueuePartition(queue: queue, key: $0) } }
+        let launched = state.withLock { current -> Bool in
             // After shutdown began, a claimed workflow is not started: it stays PENDING under this executor and is
             // recovered on the next start.
-            guard current.accepting, current.runs[id] == nil else { return }
-            let partition = queue.flatMap { queue in partitionKey.map { QueuePartition(queue: queue, key: $0) } }
-            if let queue { current.queueLoad[queue, default: 0] += 1 }
-            if let partition { current.partitionLoad[partition, default: 0] += 1 }
+            guard current.accepting, current.runs[id] == nil else { return false }
+            if !holdsLoad {
+                if let queue { current.queueLoad[queue, default: 0] += 1 }
+                if let partition { current.partitionLoad[partition, default: 0] += 1 }
+            }
             // The task removes itself when done; it cannot get there before this lock is released.
             current.runs[id] = Task { [self] in
                 let timer = deadline.map { deadline in
@@ -161,18 +169,85 @@ final class WorkflowEngine: Sendable {
                 }
                 let outcome = await execute(registration, id: id, input: input, token: token, recorded: recorded, deadline: deadline)
                 timer?.cancel()
-                let wake = self.state.withLock { current -> (@Sendable () -> Void)? in
+                let accepting = self.state.withLock { current -> Bool in
                     current.runs.removeValue(forKey: id)
-                    guard let queue else { return nil }
-                    current.queueLoad[queue, default: 1] -= 1
-                    if let partition {
-                        let remaining = (current.partitionLoad[partition] ?? 1) - 1
-                        current.partitionLoad[partition] = remaining > 0 ? remaining : nil
-                    }
-                    return current.onQueueCapacity
+                    return current.accepting
                 }
-                wake?()
+                if case .parked(let wakeTime) = outcome, accepting {
+                    // The queue slot stays taken while it sleeps, as it would for a sleeper kept in memory.
+                    self.park(ParkedRuns.Entry(
+                        id: id, registration: registration, input: input, token: token, deadline: deadline,
+                        queue: queue, partitionKey: partitionKey, wakeTime: wakeTime
+                    ))
+                } else {
+                    self.releaseLoad(queue: queue, partition: partition)
+                }
                 return outcome
+            }
+            return true
+        }
+        if !launched, holdsLoad { releaseLoad(queue: queue, partition: partition) }
+    }
+
+    /// Frees a run's queue slot and lets the dispatcher fill it.
+    private func releaseLoad(queue: String?, partition: QueuePartition?) {
+        guard let queue else { return }
+        let wake = state.withLock { current -> (@Sendable () -> Void)? in
+            current.queueLoad[queue, default: 1] -= 1
+            if let partition {
+                let remaining = (current.partitionLoad[partition] ?? 1) - 1
+                current.partitionLoad[partition] = remaining > 0 ? remaining : nil
+            }
+            return current.onQueueCapacity
+        }
+        wake?()
+    }
+
+    private func releaseLoad(of entry: ParkedRuns.Entry) {
+        releaseLoad(queue: entry.queue, partition: entry.queue.flatMap { queue in entry.partitionKey.map { QueuePartition(queue: queue, key: $0) } })
+    }
+
+    // MARK: - Parking
+
+    /// Keeps a run that ended at a long sleep as a timer entry until it wakes.
+    private func park(_ entry: ParkedRuns.Entry) {
+        parked.start { [weak self] due in await self?.wakeParked(due) }
+        parked.add(entry)
+        logger.debug("workflow parked until it wakes", metadata: ["workflow": "\(entry.id)", "wakeTime": "\(entry.wakeTime)"])
+    }
+
+    /// Launches parked runs that came due again, from their checkpoints; those whose deadline passed are
+    /// cancelled, and those no longer this run's (cancelled, resumed or taken over meanwhile) are dropped.
+    private func wakeParked(_ due: [ParkedRuns.Entry]) async {
+        let now = WorkflowContext.nowMilliseconds()
+        var waking: [ParkedRuns.Entry] = []
+        for entry in due {
+            if let deadline = entry.deadline, deadline <= now {
+                await timeOut(entry.id)
+                releaseLoad(of: entry)
+            } else {
+                waking.append(entry)
+            }
+        }
+        guard !waking.isEmpty else { return }
+        do {
+            let owned = try await database.stillOwned(waking.map(\.id), tokens: waking.map(\.token))
+            let steps = owned.isEmpty ? [:] : try await database.loadSteps(workflowIDs: Array(owned), limit: configuration.maxPayloadBytes)
+            for entry in waking {
+                guard owned.contains(entry.id) else {
+                    logger.debug("parked workflow is no longer this run's; dropped", metadata: ["workflow": "\(entry.id)"])
+                    releaseLoad(of: entry)
+                    continue
+                }
+                launch(entry.registration, id: entry.id, input: entry.input, token: entry.token, recorded: steps[entry.id] ?? [:],
+                       deadline: entry.deadline, queue: entry.queue, partitionKey: entry.partitionKey, holdsLoad: true)
+            }
+        } catch {
+            // The database is unreachable past the reconnect timeout: try again shortly; nothing was launched.
+            logger.warning("could not wake parked workflows; retrying", metadata: ["count": "\(waking.count)", "error": "\(error)"])
+            for var entry in waking {
+                entry.wakeTime = Date().timeIntervalSince1970 + 1
+                parked.add(entry)
             }
         }
     }
@@ -188,6 +263,11 @@ final class WorkflowEngine: Sendable {
             result = .failure(error)
         }
 
+        if context.fatal == nil, let wakeTime = context.parkedWakeTime {
+            // Whatever the body did after the park (it may have caught the error), the run ends here.
+            logger.debug("run parked at a long sleep")
+            return .parked(until: wakeTime)
+        }
         let failure: PortableError
         switch result {
         case .success(let output):
@@ -262,6 +342,7 @@ final class WorkflowEngine: Sendable {
     /// Interrupts this process's run of `id`, if any; it stops at its next durable operation.
     func stopLocalRun(_ id: String) {
         state.withLock { $0.runs[id] }?.cancel()
+        if let entry = parked.remove(id) { releaseLoad(of: entry) }
     }
 
     /// The deadline passed: the workflow is cancelled, as DBOS does.
@@ -284,8 +365,10 @@ final class WorkflowEngine: Sendable {
         guard let name = existing.name, let registration = registry[name] else {
             throw DurableError(.workflowNotRegistered, "workflow '\(existing.name ?? "<none>")' is not registered in this process, so it cannot be resumed here", workflowID: id)
         }
-        // A run of it still winding down here (for example after a cancel) must finish first.
+        // A run of it still winding down here (for example after a cancel) must finish first; a parked one is
+        // replaced by the resumed run.
         if let previous = activeRun(id) { _ = await previous.value }
+        if let entry = parked.remove(id) { releaseLoad(of: entry) }
         let token = UUID().uuidString.lowercased()
         guard let claimed = try await database.resume(
             id: id, token: token, executorID: configuration.executorID,
@@ -323,6 +406,9 @@ final class WorkflowEngine: Sendable {
         let remaining = state.withLock { Array($0.runs.values) }
         for run in remaining { run.cancel() }
         for run in remaining { _ = await run.value }
+        // Parked workflows stay PENDING under this executor, like interrupted ones, and are recovered on restart.
+        await parked.stop()
+        _ = parked.removeAll()
         await listener.stop()
     }
 }

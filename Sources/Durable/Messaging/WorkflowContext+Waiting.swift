@@ -8,11 +8,18 @@ let longestWait = Duration.seconds(10 * 366 * 86_400)
 
 extension WorkflowContext {
     /// Sleeps durably. The wake-up time is checkpointed before sleeping, so after a crash and recovery only the
-    /// remaining time is slept (none, if it has passed). A sleeping workflow holds no database connection.
+    /// remaining time is slept (none, if it has passed). A sleeping workflow holds no database connection, and a
+    /// sleep longer than ``DurableConfiguration/parkSleepsLongerThan`` holds no memory either: the run ends and
+    /// the workflow is replayed from its checkpoints when it wakes.
     ///
     /// - Throws: ``DurableError/Code/invalidArgument`` for a negative or absurdly long duration (over ten years).
     public func sleep(for duration: Duration) async throws {
         let wake = try await durableDeadline(after: duration, what: "sleep")
+        // A long sleep gives its memory back: the run ends here and the engine replays the workflow at `wake`.
+        if let threshold = engine.configuration.parkSleepsLongerThan,
+           wake - Date().timeIntervalSince1970 > Double(WorkflowEngine.milliseconds(threshold)) / 1000 {
+            throw park(until: wake)
+        }
         try await Self.sleep(until: wake)
     }
 

@@ -38,15 +38,16 @@ public struct WorkflowHandle<Output: Codable & Sendable>: Sendable {
         maximumPollingInterval: Duration = .seconds(1)
     ) async throws -> Output {
         let engine = try await engine()
-        if let run = engine.activeRun(id) {
-            switch await run.value {
-            case .succeeded(let output): return try decode(output)
-            case .failed(let failure): throw workflowFailure(failure)
-            case .interrupted: break  // finished elsewhere, or stopped here: read the database
-            }
-        }
         var interval = minimumPollingInterval
         while true {
+            // Looked for on every round: a run parked at a long sleep is launched here again when it wakes.
+            if let run = engine.activeRun(id) {
+                switch await run.value {
+                case .succeeded(let output): return try decode(output)
+                case .failed(let failure): throw workflowFailure(failure)
+                case .interrupted, .parked: break  // finished elsewhere, stopped or parked here: read the database
+                }
+            }
             guard let row = try await engine.database.workflowRow(id: id, payloadLimit: engine.configuration.maxPayloadBytes) else {
                 throw DurableError(.workflowNotFound, "no workflow with this ID exists", workflowID: id)
             }

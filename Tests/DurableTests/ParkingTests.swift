@@ -1,0 +1,167 @@
+import Durable
+import Foundation
+import Logging
+import Synchronization
+import Testing
+
+/// Counts how often each workflow's body began (code outside steps) and how often its steps' bodies ran.
+enum ParkingCounters {
+    private static let counts = Mutex<[String: Int]>([:])
+    static func bump(_ key: String) { counts.withLock { $0[key, default: 0] += 1 } }
+    static func count(_ key: String) -> Int { counts.withLock { $0[key] ?? 0 } }
+}
+
+struct ParkingInput: Codable, Sendable {
+    var sleepMilliseconds: Int
+}
+
+/// A step, a durable sleep, a step: the sleep is what parks.
+struct ParkingSleeper: Workflow {
+    static let name = "parking-sleeper"
+    func run(_ ctx: WorkflowContext, _ input: ParkingInput) async throws -> String {
+        ParkingCounters.bump("body-\(ctx.workflowID)")
+        let before: String = try await ctx.step("before") {
+            ParkingCounters.bump("before-\(ctx.workflowID)")
+            return "a"
+        }
+        try await ctx.sleep(for: .milliseconds(input.sleepMilliseconds))
+        let after: String = try await ctx.step("after") {
+            ParkingCounters.bump("after-\(ctx.workflowID)")
+            return "b"
+        }
+        return before + after
+    }
+}
+
+/// A body that swallows every error from its sleep and goes on: parking must still end the run there.
+struct SwallowingSleeper: Workflow {
+    static let name = "swallowing-sleeper"
+    func run(_ ctx: WorkflowContext, _ input: ParkingInput) async throws -> String {
+        ParkingCounters.bump("body-\(ctx.workflowID)")
+        do { try await ctx.sleep(for: .milliseconds(input.sleepMilliseconds)) } catch {}
+        try await ctx.step("after") { ParkingCounters.bump("after-\(ctx.workflowID)") }
+        return "done"
+    }
+}
+
+@Suite("Parking long sleeps")
+struct ParkingTests {
+    static func runtime(url: String, executor: String, parkAfter: Duration?) -> DurableRuntime {
+        var logger = Logger(label: "parking-tests")
+        logger.logLevel = .critical
+        let runtime = DurableRuntime(configuration: DurableConfiguration(
+            databaseURL: url, executorID: executor, maxConnections: 6, parkSleepsLongerThan: parkAfter
+        ), logger: logger)
+        runtime.register(ParkingSleeper())
+        runtime.register(SwallowingSleeper())
+        runtime.register(queue: WorkflowQueue("one-at-a-time", workerConcurrency: 1))
+        return runtime
+    }
+
+    @Test("a long sleep parks the run; it wakes on time, replays only code outside steps, and finishes",
+          arguments: [true, false])
+    func parksAndWakes(parking: Bool) async throws {
+        let url = try await SharedDatabaseURL.fresh("parking_wake")
+        let runtime = Self.runtime(url: url, executor: "park1", parkAfter: parking ? .milliseconds(200) : nil)
+        try await runtime.launch()
+        let id = "sleeper-\(parking)-\(UUID().uuidString)"
+        let started = ContinuousClock.now
+        let handle = try await runtime.start(ParkingSleeper.self, ParkingInput(sleepMilliseconds: 1_500), id: id)
+        #expect(try await handle.result() == "ab")
+        #expect(started.duration(to: .now) >= .milliseconds(1_450))
+        // Parked: the body began twice (the first run, then the replay at the wake-up); kept in memory: once.
+        #expect(ParkingCounters.count("body-\(id)") == (parking ? 2 : 1))
+        #expect(ParkingCounters.count("before-\(id)") == 1)
+        #expect(ParkingCounters.count("after-\(id)") == 1)
+        let steps = try await MessagingHarness(url: url, runtime: runtime).query(
+            "SELECT function_name FROM dbos.operation_outputs WHERE workflow_uuid = $1 ORDER BY function_id", [id])
+        #expect(steps.rows.map { $0.string(0) } == ["before", "DBOS.sleep", "after"])
+        await runtime.shutdown()
+    }
+
+    @Test("a body that swallows the park still stops at the sleep, and runs its next step only after waking")
+    func swallowed() async throws {
+        let url = try await SharedDatabaseURL.fresh("parking_swallow")
+        let runtime = Self.runtime(url: url, executor: "park2", parkAfter: .milliseconds(200))
+        let id = "swallower"
+        let handle = try await runtime.start(SwallowingSleeper.self, ParkingInput(sleepMilliseconds: 1_200), id: id)
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(ParkingCounters.count("after-\(id)") == 0)
+        #expect(try await handle.result() == "done")
+        #expect(ParkingCounters.count("after-\(id)") == 1)
+        await runtime.shutdown()
+    }
+
+    @Test("cancelling a parked workflow ends it at once, and it never runs again")
+    func cancelParked() async throws {
+        let url = try await SharedDatabaseURL.fresh("parking_cancel")
+        let runtime = Self.runtime(url: url, executor: "park3", parkAfter: .milliseconds(200))
+        let id = "cancelled-sleeper"
+        let handle = try await runtime.start(ParkingSleeper.self, ParkingInput(sleepMilliseconds: 1_000), id: id)
+        while ParkingCounters.count("before-\(id)") == 0 { try await Task.sleep(for: .milliseconds(20)) }
+        try await Task.sleep(for: .milliseconds(300))
+        try await runtime.cancel(id)
+        #expect(try await handle.status().state == .cancelled)
+        // Past the wake-up time nothing ran again.
+        try await Task.sleep(for: .milliseconds(1_500))
+        #expect(ParkingCounters.count("body-\(id)") == 1)
+        #expect(ParkingCounters.count("after-\(id)") == 0)
+        #expect(try await handle.status().state == .cancelled)
+        await runtime.shutdown()
+    }
+
+    @Test("a parked workflow is cancelled at its deadline, not at its wake-up")
+    func deadlineWhileParked() async throws {
+        let url = try await SharedDatabaseURL.fresh("parking_deadline")
+        let runtime = Self.runtime(url: url, executor: "park4", parkAfter: .milliseconds(200))
+        try await runtime.launch()  // so the clock below does not count the launch
+        let id = "timed-sleeper"
+        let started = ContinuousClock.now
+        let handle = try await runtime.start(ParkingSleeper.self, ParkingInput(sleepMilliseconds: 5_000), id: id, timeout: .milliseconds(800))
+        await #expect(throws: DurableError.self) { _ = try await handle.result() }
+        // Well before the 5 s wake-up, even on a busy machine.
+        #expect(started.duration(to: .now) < .milliseconds(4_000))
+        #expect(try await handle.status().state == .cancelled)
+        #expect(ParkingCounters.count("after-\(id)") == 0)
+        await runtime.shutdown()
+    }
+
+    @Test("a parked queued workflow keeps its per-process slot")
+    func keepsQueueSlot() async throws {
+        let url = try await SharedDatabaseURL.fresh("parking_queue")
+        let runtime = Self.runtime(url: url, executor: "park5", parkAfter: .milliseconds(200))
+        let first = try await runtime.enqueue(ParkingSleeper.self, ParkingInput(sleepMilliseconds: 1_000), queue: "one-at-a-time", options: EnqueueOptions(id: "slot-1"))
+        let second = try await runtime.enqueue(ParkingSleeper.self, ParkingInput(sleepMilliseconds: 1_000), queue: "one-at-a-time", options: EnqueueOptions(id: "slot-2"))
+        _ = try await first.result()
+        _ = try await second.result()
+        let rows = try await MessagingHarness(url: url, runtime: runtime).query(
+            "SELECT workflow_uuid, started_at_epoch_ms, updated_at FROM dbos.workflow_status WHERE queue_name = 'one-at-a-time' ORDER BY 2")
+        let spans = rows.rows.compactMap { row -> ClosedRange<Int64>? in
+            guard let start = row.int64(1), let end = row.int64(2) else { return nil }
+            return start...end
+        }
+        #expect(spans.count == 2)
+        // The second was claimed only after the first finished, though the first spent its time parked.
+        if spans.count == 2 { #expect(spans[1].lowerBound >= spans[0].upperBound) }
+        await runtime.shutdown()
+    }
+
+    @Test("a workflow parked when the process stops is recovered and finished by the next start")
+    func recoveredAfterShutdown() async throws {
+        let url = try await SharedDatabaseURL.fresh("parking_restart")
+        let first = Self.runtime(url: url, executor: "park6", parkAfter: .milliseconds(200))
+        let id = "restarted-sleeper"
+        _ = try await first.start(ParkingSleeper.self, ParkingInput(sleepMilliseconds: 1_000), id: id)
+        while ParkingCounters.count("before-\(id)") == 0 { try await Task.sleep(for: .milliseconds(20)) }
+        try await Task.sleep(for: .milliseconds(300))
+        await first.shutdown()
+        #expect(try await MessagingHarness(url: url, runtime: first).query(
+            "SELECT status FROM dbos.workflow_status WHERE workflow_uuid = $1", [id]).first?.string(0) == "PENDING")
+        let second = Self.runtime(url: url, executor: "park6", parkAfter: .milliseconds(200))
+        try await second.launch()
+        #expect(try await second.handle(for: id).result() as String == "ab")
+        #expect(ParkingCounters.count("before-\(id)") == 1)
+        #expect(ParkingCounters.count("after-\(id)") == 1)
+        await second.shutdown()
+    }
+}
