@@ -238,8 +238,9 @@ struct MessagingTests {
         #expect(try await handle.result() == 6_000)
         let finished = Date().timeIntervalSince1970
         #expect(finished >= wake - 0.05)
-        // A fresh 6 s sleep after the restart would end at least 4 s after both marks below.
-        #expect(finished < max(wake, launched) + 2.5)
+        // A fresh 6 s sleep after the restart would end at least 4 s after both marks below; 3.5 s leaves room
+        // for a loaded machine (2.5 s was missed by 0.1 s in a full parallel run).
+        #expect(finished < max(wake, launched) + 3.5)
         #expect(try await handle.status().recoveryAttempts == 2)
         await second.shutdown()
     }

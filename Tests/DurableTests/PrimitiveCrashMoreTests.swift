@@ -289,23 +289,18 @@ struct PrimitiveCrashMoreTests {
             #expect(try await database.ledger(id) == [1: 1])
             #expect(try await stepNames(database, id) == ["1:parent-before", "2:ledger"])
 
-            // KNOWN LIBRARY BUG (reported, not fixed here): a workflow recovered after its deadline runs its body
-            // at once while the timeout's cancel runs in a separate task (WorkflowEngine.launch), so the child's
-            // next steps run — and are checkpointed, sometimes to SUCCESS — after the deadline. Without this
-            // wrapper the test fails on nearly every run. Intermittent because the cancel can win the race.
-            // Remove the wrapper once the engine stops a workflow whose deadline has passed before its next step.
+            // A workflow recovered after its deadline must not run one more step (this once failed: the body
+            // replayed and ran its next steps while the timeout's cancel raced it in another task).
             let childStatus = try await database.status(child)
             let childLedger = try await database.ledger(child)
             let childSteps = try await stepNames(database, child)
-            withKnownIssue("a workflow recovered after its deadline runs steps before the timeout cancels it", isIntermittent: true) {
-                #expect(childOutcome?.hasPrefix("CHILD ERROR workflowCancelled") == true, "\(childOutcome ?? "nil")")
-                #expect(childStatus == "CANCELLED")
-                // No step ran after the deadline: no step body started in the restart, the child's ledger holds
-                // only what ran before the kill, and no checkpoint was added.
-                #expect(second.lines(startingWith: "IN_STEP").isEmpty, "\(second.lines(startingWith: "IN_STEP"))")
-                #expect(childLedger == [1: 1])
-                #expect(childSteps == ["1:step-1"])
-            }
+            #expect(childOutcome?.hasPrefix("CHILD ERROR workflowCancelled") == true, "\(childOutcome ?? "nil")")
+            #expect(childStatus == "CANCELLED")
+            // No step ran after the deadline: no step body started in the restart, the child's ledger holds
+            // only what ran before the kill, and no checkpoint was added.
+            #expect(second.lines(startingWith: "IN_STEP").isEmpty, "\(second.lines(startingWith: "IN_STEP"))")
+            #expect(childLedger == [1: 1])
+            #expect(childSteps == ["1:step-1"])
         }
     }
 }

@@ -26,6 +26,8 @@ public final class WorkflowContext: Sendable {
     /// Set when a long sleep parked this run (the wake-up time, epoch seconds): the run must end now, and the
     /// engine launches the workflow again at that time.
     private let parkedUntil = Mutex<Double?>(nil)
+    /// Set when an operation found the deadline passed; the engine then records the cancellation itself.
+    private let deadlinePassed = Atomic<Bool>(false)
 
     /// When this workflow times out (epoch milliseconds); children inherit it.
     let deadline: Int64?
@@ -126,6 +128,9 @@ public final class WorkflowContext: Sendable {
     /// The error that must end this workflow, if one occurred.
     var fatal: DurableError? { fatalError.withLock { $0 } }
 
+    /// True when an operation of this run was refused because the workflow's deadline had passed.
+    var stoppedAtDeadline: Bool { deadlinePassed.load(ordering: .relaxed) }
+
     /// When this run was parked, the time its workflow wakes up.
     var parkedWakeTime: Double? { parkedUntil.withLock { $0 } }
 
@@ -140,6 +145,12 @@ public final class WorkflowContext: Sendable {
     func beginOperation(_ name: String) throws -> Int {
         if let fatal { throw fatal }
         if parkedWakeTime != nil { throw RunParked() }
+        // Checked here, not only by the engine's timer: a run launched after its deadline (recovered late, or a
+        // child started late) or a timer firing late on a busy machine must not start one more operation.
+        if let deadline, deadline <= Self.nowMilliseconds() {
+            deadlinePassed.store(true, ordering: .relaxed)
+            throw DurableError(.workflowCancelled, "the workflow's timeout passed", workflowID: workflowID)
+        }
         guard Self.currentTaskIdentity() == workflowTask else {
             throw DurableError(
                 .stepOutsideWorkflowTask,

@@ -263,6 +263,12 @@ final class WorkflowEngine: Sendable {
             result = .failure(error)
         }
 
+        if context.fatal == nil, context.stoppedAtDeadline {
+            // Whatever the body did after that (it may have caught the error and returned), the workflow is
+            // cancelled as of its deadline; the timer may not have recorded that yet, or at all.
+            await timeOut(id)
+            return .interrupted
+        }
         if context.fatal == nil, let wakeTime = context.parkedWakeTime {
             // Whatever the body did after the park (it may have caught the error), the run ends here.
             logger.debug("run parked at a long sleep")
