@@ -143,10 +143,11 @@ struct ControlAndChildrenTests {
     @Test("children inherit the parent's deadline")
     func timeoutWithChildren() async throws {
         let h = try await harness("timeout_children")
-        let handle = try await h.runtime.start(Parent.self, ChildInput(value: 1, napMilliseconds: 60_000), id: "family", timeout: .milliseconds(500))
-        try await expectCancelled(handle, within: .seconds(5))
+        // 2 s: time for the parent to start its child on a busy machine (after the deadline it no longer would).
+        let handle = try await h.runtime.start(Parent.self, ChildInput(value: 1, napMilliseconds: 60_000), id: "family", timeout: .seconds(2))
+        try await expectCancelled(handle, within: .seconds(8))
         let child: WorkflowHandle<Int> = h.runtime.handle(for: "family-1")
-        try await expectCancelled(child, within: .seconds(5))
+        try await expectCancelled(child, within: .seconds(8))
         let rows = try await h.query("SELECT parent_workflow_id, workflow_deadline_epoch_ms IS NOT NULL FROM dbos.workflow_status WHERE workflow_uuid = 'family-1'")
         #expect(rows.first?.string(0) == "family")
         #expect(rows.first?.bool(1) == true)

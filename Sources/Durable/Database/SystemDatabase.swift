@@ -18,6 +18,7 @@ final class SystemDatabase: Sendable {
     let executors: ExecutorStatements
     let schedules: ScheduleStatements
     let transactions: TransactionStatements
+    let batches: BatchStatements
 
     init(pool: ConnectionPool, schema: String, retry: DatabaseRetry) {
         self.pool = pool
@@ -32,6 +33,7 @@ final class SystemDatabase: Sendable {
         self.executors = ExecutorStatements(schema: SQLIdentifier.quote(schema))
         self.schedules = ScheduleStatements(schema: SQLIdentifier.quote(schema))
         self.transactions = TransactionStatements(schema: SQLIdentifier.quote(schema))
+        self.batches = BatchStatements(schema: SQLIdentifier.quote(schema))
     }
 
     /// Runs one statement on a pooled connection, retrying through connection loss.
@@ -104,16 +106,21 @@ final class SystemDatabase: Sendable {
             return StepWriteOutcome(workflowStatus: nil, stillOwner: false, existing: nil)
         }
         var outcome = StepWriteOutcome(workflowStatus: row.string(0), stillOwner: row.bool(1) ?? false, existing: nil)
-        if (row.int(2) ?? 0) == 0 {
-            let recorded = try await query("read recorded step \(checkpoint.stepID)", workflowID: checkpoint.workflowID, sql.recordedStep, [checkpoint.workflowID, checkpoint.stepID])
-            if let found = recorded.first, found.int64(3) != checkpoint.completedAtMilliseconds || found.string(0) != checkpoint.name {
-                outcome.existing = RecordedStep(
-                    stepID: checkpoint.stepID, name: found.string(0) ?? "", output: found.string(1), error: found.string(2),
-                    oversized: false, serialization: found.string(4), childWorkflowID: found.string(5)
-                )
-            }
-        }
+        if (row.int(2) ?? 0) == 0 { outcome.existing = try await otherCheckpoint(at: checkpoint) }
         return outcome
+    }
+
+    /// After a write that inserted nothing: the checkpoint already at that position, unless it is this very one
+    /// (written by an earlier try whose reply was lost, recognised by its name and completion time).
+    func otherCheckpoint(at checkpoint: StepCheckpoint) async throws -> RecordedStep? {
+        let recorded = try await query("read recorded step \(checkpoint.stepID)", workflowID: checkpoint.workflowID, sql.recordedStep, [checkpoint.workflowID, checkpoint.stepID])
+        guard let found = recorded.first, found.int64(3) != checkpoint.completedAtMilliseconds || found.string(0) != checkpoint.name else {
+            return nil
+        }
+        return RecordedStep(
+            stepID: checkpoint.stepID, name: found.string(0) ?? "", output: found.string(1), error: found.string(2),
+            oversized: false, serialization: found.string(4), childWorkflowID: found.string(5)
+        )
     }
 
     // MARK: - Recovery

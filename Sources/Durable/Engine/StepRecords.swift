@@ -24,13 +24,34 @@ struct StepCheckpoint: Sendable {
     var ownerToken: String
 }
 
-/// Writes step checkpoints. Today each call is its own statement and commit; because the engine only ever
-/// talks to this type, checkpoints from many workflows can later share one commit (group commit) behind the
-/// same call without touching the engine.
-struct CheckpointWriter: Sendable {
-    let database: SystemDatabase
+/// Writes step checkpoints and workflow outcomes, the two writes every workflow makes most often.
+///
+/// A write runs on its own while few are under way; when many workflows write at once, those waiting share one
+/// statement and commit (see ``WriteBatcher``). Each caller still gets exactly its own answer.
+final class CheckpointWriter: Sendable {
+    private let steps: WriteBatcher<StepCheckpoint, SystemDatabase.StepWriteOutcome>
+    private let outcomes: WriteBatcher<WorkflowOutcomeWrite, Bool>
+
+    /// - Parameter parallelWrites: how many writes of each kind run on their own before later ones are batched.
+    init(database: SystemDatabase, parallelWrites: Int) {
+        steps = WriteBatcher(
+            maxInFlight: parallelWrites, maxBatch: 100,
+            writeOne: { try await database.recordStep($0) },
+            writeMany: { await database.recordSteps($0) }
+        )
+        outcomes = WriteBatcher(
+            maxInFlight: parallelWrites, maxBatch: 100,
+            writeOne: { try await database.finishWorkflow(id: $0.id, token: $0.token, status: $0.status, output: $0.output, error: $0.error) },
+            writeMany: { await database.finishWorkflows($0) }
+        )
+    }
 
     func write(_ checkpoint: StepCheckpoint) async throws -> SystemDatabase.StepWriteOutcome {
-        try await database.recordStep(checkpoint)
+        try await steps.submit(checkpoint)
+    }
+
+    /// Records a workflow's outcome; false when the workflow was no longer this run's to finish.
+    func finish(_ outcome: WorkflowOutcomeWrite) async throws -> Bool {
+        try await outcomes.submit(outcome)
     }
 }

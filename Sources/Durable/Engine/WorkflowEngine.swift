@@ -49,7 +49,8 @@ final class WorkflowEngine: Sendable {
         self.declaredQueues = declared
         self.configuration = configuration
         self.database = database
-        self.checkpoints = CheckpointWriter(database: database)
+        // A quarter of the pool per kind of write before batching starts: the rest stays free for everything else.
+        self.checkpoints = CheckpointWriter(database: database, parallelWrites: max(2, configuration.maxConnections / 4))
         self.registry = registry
         self.listener = listener
         self.logger = logger
@@ -310,7 +311,7 @@ final class WorkflowEngine: Sendable {
     /// Records the outcome; false when the workflow was no longer this run's to finish.
     private func finish(id: String, token: String, as status: WorkflowState, output: String? = nil, error: String? = nil, logger: Logger) async -> Bool {
         do {
-            let recorded = try await database.finishWorkflow(id: id, token: token, status: status, output: output, error: error)
+            let recorded = try await checkpoints.finish(WorkflowOutcomeWrite(id: id, token: token, status: status, output: output, error: error))
             if recorded { logger.debug("workflow finished", metadata: ["status": "\(status.rawValue)"]) }
             return recorded
         } catch {
