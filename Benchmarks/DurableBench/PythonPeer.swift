@@ -36,6 +36,26 @@ struct PythonPeer {
     }
 }
 
+extension PythonPeer {
+    /// Runs one of the peer scripts in `Benchmarks/dbos-python` and decodes the JSON it prints; nil when the
+    /// virtualenv is missing (the peer's rows are then left out).
+    static func run<Output: Decodable>(script name: String, _ arguments: [String], as type: Output.Type) throws -> Output? {
+        let python = ProcessInfo.processInfo.environment["DURABLE_DBOS_PYTHON"] ?? ".venv-dbos/bin/python"
+        let script = "Benchmarks/dbos-python/" + name
+        guard FileManager.default.isExecutableFile(atPath: python), FileManager.default.fileExists(atPath: script) else { return nil }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = [script] + arguments
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw BenchError("the DBOS Python peer \(name) failed (exit \(process.terminationStatus))") }
+        return try JSONDecoder().decode(Output.self, from: data)
+    }
+}
+
 struct BenchError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }

@@ -124,18 +124,7 @@ struct QueueBenchmarks {
     }
 
     private func pythonPeer() throws -> Double? {
-        let python = ProcessInfo.processInfo.environment["DURABLE_DBOS_PYTHON"] ?? ".venv-dbos/bin/python"
-        let script = "Benchmarks/dbos-python/queue_throughput.py"
-        guard FileManager.default.isExecutableFile(atPath: python), FileManager.default.fileExists(atPath: script) else { return nil }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [script, url, "300"]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
         struct Result: Decodable { var per_second: Double }
-        return try? JSONDecoder().decode(Result.self, from: data).per_second
+        return try PythonPeer.run(script: "queue_throughput.py", [url, "300"], as: Result.self)?.per_second
     }
 }

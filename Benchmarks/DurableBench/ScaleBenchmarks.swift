@@ -53,12 +53,18 @@ struct ScaleBenchmarks {
 
     func run() async throws {
         func format(_ value: Double) -> String { String(format: "%.0f", value) }
-        print("| concurrency | raw insert commits/s | one-step workflows/s | commits/s the workflows needed (3 each) | share of the commit ceiling |")
-        print("|---:|---:|---:|---:|---:|")
-        for concurrency in [1, 8, 64] {
-            let commits = try await commitRate(concurrency)
-            let workflows = try await workflowRate(concurrency)
-            print("| \(concurrency) | \(format(commits)) | \(format(workflows)) | \(format(workflows * 3)) | \(String(format: "%.0f%%", workflows * 3 / commits * 100)) |")
+        let concurrencies = [1, 8, 64]
+        var rows: [(commits: Double, workflows: Double)] = []
+        for concurrency in concurrencies {
+            rows.append((try await commitRate(concurrency), try await workflowRate(concurrency)))
+        }
+        // The peer right after, on the same server: one-step workflows from as many threads.
+        let peer = try PythonPeer.run(script: "throughput.py", [url, String(seconds)] + concurrencies.map(String.init), as: [String: Double].self)
+        print("| concurrency | raw insert commits/s | one-step workflows/s | commits/s the workflows needed (3 each) | share of the commit ceiling | DBOS Python 3.4.0 workflows/s | ours / DBOS Python |")
+        print("|---:|---:|---:|---:|---:|---:|---:|")
+        for (concurrency, row) in zip(concurrencies, rows) {
+            let theirs = peer?[String(concurrency)]
+            print("| \(concurrency) | \(format(row.commits)) | \(format(row.workflows)) | \(format(row.workflows * 3)) | \(String(format: "%.0f%%", row.workflows * 3 / row.commits * 100)) | \(theirs.map(format) ?? "") | \(theirs.map { String(format: "%.1f×", row.workflows / $0) } ?? "") |")
         }
         let recovery = try await recoveryTime()
         print("")
