@@ -20,6 +20,10 @@ struct PrimitiveBenchmarks {
         print("| send → recv wake-up, two processes (ms) | \(summary.count) | \(format(summary.p50)) | \(format(summary.p99)) | \(format(summary.mean)) |")
         print("")
         print("resident memory of one process: \(format(before)) MB launched, \(format(after)) MB holding \(sleepers) sleeping workflows (target < 150 MB)")
+        struct PeerMemory: Decodable { var before: Double; var after: Double }
+        if let peer = try PythonPeer.run(script: "sleepers_memory.py", [url, String(sleepers)], as: PeerMemory.self) {
+            print("DBOS Python 3.4.0 (async workflows, one event loop): \(format(peer.before)) MB launched, \(format(peer.after)) MB holding \(sleepers); ours / theirs: \(String(format: "%.2f×", after / peer.after))")
+        }
     }
 
     /// A receiver workflow in a child process; this process sends it `messages` pings one at a time, each

@@ -48,6 +48,7 @@ extension PythonPeer {
         process.arguments = [script] + arguments
         let output = Pipe()
         process.standardOutput = output
+        process.standardError = FileHandle.nullDevice  // DBOS's own warnings (e.g. sleepers cancelled at exit)
         try process.run()
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
