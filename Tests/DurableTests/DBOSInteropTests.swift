@@ -139,4 +139,40 @@ struct DBOSInteropTests {
         #expect(gotByCLI["status"] as? String == "ERROR", "\(get)")
         #expect(gotByCLI["name"] as? String == InteropFailWorkflow.name, "\(get)")
     }
+
+    @Test("DBOSClient.enqueue puts workflows on our queues, a partitioned one included, and gets their results")
+    func clientEnqueuesOntoOurQueues() async throws {
+        let url = try await Support.freshDatabase("interop_enqueue")
+        let runtime = Support.makeRuntime(Support.configuration(url: url, schema: "dbos", executorID: "interop-queues")) { runtime in
+            runtime.register(InteropTripleWorkflow())
+            runtime.register(queue: WorkflowQueue("interop-tenants", partitionConcurrency: 1))
+            runtime.register(queue: WorkflowQueue("interop-plain"))
+        }
+        try await Support.using(runtime) { runtime in
+            try await runtime.launch()
+            let output = try await Support.python("dbos_client_enqueue.py", [url, "dbos", InteropTripleWorkflow.name, "interop-tenants", "interop-plain"])
+            #expect(output.status == 0, "\(output)")
+            let report = try #require(try Support.parseJSON(output) as? [String: Any], "\(output)")
+            #expect(report["unexpected"] == nil, "DBOSClient raised: \(report["unexpected"] ?? "") \(report["traceback"] ?? "")")
+            let results = (report["results"] as? [String: Any]) ?? [:]
+            for (index, id) in ["client-enqueued-0", "client-enqueued-1", "client-enqueued-2"].enumerated() {
+                #expect((results[id] as? NSNumber)?.intValue == (index + 1) * 3, "\(id): \(results[id] ?? "nil")")
+            }
+            let rows = try await MessagingHarness(url: url, runtime: runtime).query(
+                "SELECT workflow_uuid, queue_name, queue_partition_key, status, executor_id FROM dbos.workflow_status ORDER BY 1")
+            #expect(rows.rows.map { "\($0.string(0) ?? "") \($0.string(1) ?? "") \($0.string(2) ?? "-") \($0.string(3) ?? "") \($0.string(4) ?? "")" } == [
+                "client-enqueued-0 interop-tenants red SUCCESS interop-queues",
+                "client-enqueued-1 interop-tenants blue SUCCESS interop-queues",
+                "client-enqueued-2 interop-plain - SUCCESS interop-queues",
+            ])
+        }
+    }
+}
+
+/// Triples its input in a step.
+struct InteropTripleWorkflow: Workflow {
+    static let name = "interop-triple"
+    func run(_ ctx: WorkflowContext, _ value: Int) async throws -> Int {
+        try await ctx.step("triple") { value * 3 }
+    }
 }
