@@ -29,11 +29,13 @@ struct StepCheckpoint: Sendable {
 /// A write runs on its own while few are under way; when many workflows write at once, those waiting share one
 /// statement and commit (see ``WriteBatcher``). Each caller still gets exactly its own answer.
 final class CheckpointWriter: Sendable {
+    private let database: SystemDatabase
     private let steps: WriteBatcher<StepCheckpoint, SystemDatabase.StepWriteOutcome>
     private let outcomes: WriteBatcher<WorkflowOutcomeWrite, Bool>
 
     /// - Parameter parallelWrites: how many writes of each kind run on their own before later ones are batched.
     init(database: SystemDatabase, parallelWrites: Int) {
+        self.database = database
         steps = WriteBatcher(
             maxInFlight: parallelWrites, maxBatch: 100,
             writeOne: { try await database.recordStep($0) },
@@ -46,12 +48,24 @@ final class CheckpointWriter: Sendable {
         )
     }
 
+    /// Values above this many bytes are written alone: a batch sends them inside an array literal, which costs
+    /// an escaping pass over every character, and there is little to gain by sharing a commit for them.
+    static let largestBatchedValue = 16 * 1024
+
     func write(_ checkpoint: StepCheckpoint) async throws -> SystemDatabase.StepWriteOutcome {
-        try await steps.submit(checkpoint)
+        guard Self.isSmall(checkpoint.output, checkpoint.error) else { return try await database.recordStep(checkpoint) }
+        return try await steps.submit(checkpoint)
     }
 
     /// Records a workflow's outcome; false when the workflow was no longer this run's to finish.
     func finish(_ outcome: WorkflowOutcomeWrite) async throws -> Bool {
-        try await outcomes.submit(outcome)
+        guard Self.isSmall(outcome.output, outcome.error) else {
+            return try await database.finishWorkflow(id: outcome.id, token: outcome.token, status: outcome.status, output: outcome.output, error: outcome.error)
+        }
+        return try await outcomes.submit(outcome)
+    }
+
+    private static func isSmall(_ first: String?, _ second: String?) -> Bool {
+        (first?.utf8.count ?? 0) + (second?.utf8.count ?? 0) <= largestBatchedValue
     }
 }
