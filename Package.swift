@@ -51,6 +51,11 @@ let package = Package(
             name: "DurableTestWorker",
             dependencies: ["Durable", "LibPQ", .product(name: "Logging", package: "swift-log")]
         ),
+        // Queue worker processes the queue crash tests start several of and SIGKILL one.
+        .executableTarget(
+            name: "DurableQueueWorker",
+            dependencies: ["Durable", "LibPQ", .product(name: "Logging", package: "swift-log")]
+        ),
         .executableTarget(
             name: "DurableBench",
             dependencies: ["Durable", "LibPQ", "EmbeddedPostgres", .product(name: "Logging", package: "swift-log")],

@@ -277,16 +277,20 @@ final class WorkerProcess: Sendable {
     private let exit = ExitBox()
 
     /// The worker executable: `DurableTestWorker` in the directory of the running test binary.
-    static var executablePath: String {
+    static var executablePath: String { path(of: "DurableTestWorker") }
+
+    /// An executable product built beside the running test binary.
+    static func path(of executable: String) -> String {
         let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        return URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("DurableTestWorker").path
+        return URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent(executable).path
     }
 
-    /// Starts a worker with `arguments`. `name` labels it in failure messages.
-    init(_ name: String, _ arguments: [String]) throws {
-        let path = Self.executablePath
+    /// Starts a worker with `arguments`. `name` labels it in failure messages; `executable` names the worker
+    /// program (the queue crash tests run `DurableQueueWorker`).
+    init(_ name: String, _ arguments: [String], executable: String = "DurableTestWorker") throws {
+        let path = Self.path(of: executable)
         guard FileManager.default.isExecutableFile(atPath: path) else {
-            throw WorkerError("DurableTestWorker not found at \(path); build with `swift build --build-tests` first")
+            throw WorkerError("\(executable) not found at \(path); build with `swift build --build-tests` first")
         }
         self.name = name
         process = Process()
