@@ -15,6 +15,7 @@ struct QueueStatements: Sendable {
     let partitionRecentStarts: String
     let partitionClaim: String
     let activePartitions: String
+    let unregisteredQueued: String
 
     init(schema s: String) {
         let now = Statements.nowMilliseconds
@@ -71,6 +72,15 @@ struct QueueStatements: Sendable {
         }
         recentStarts = recent(partition: "")
         partitionRecentStarts = recent(partition: " AND queue_partition_key = $3")
+
+        // $1 queues, $2 registered names, $3 version: waiting workflows this process could claim but for their
+        // names (an outside client enqueued a workflow no process here registers). A few, for a warning.
+        unregisteredQueued = """
+            SELECT workflow_uuid, name, queue_name FROM \(s).workflow_status
+            WHERE status = 'ENQUEUED' AND queue_name = ANY($1::text[]) AND NOT (name = ANY($2::text[]))
+              AND (application_version = $3 OR application_version IS NULL)
+            LIMIT 20
+            """
 
         // $1 queue, $2 after this key (NULL from the first), $3 how many: partitions with ENQUEUED work, in key
         // order. A loose index scan (one index probe per partition, on the partition dequeue index), so the cost

@@ -84,6 +84,17 @@ extension SystemDatabase {
         }
     }
 
+    /// A few `ENQUEUED` workflows on these queues whose names are not among `names`: (id, name, queue).
+    func unregisteredQueued(queues: [String], names: [String], applicationVersion: String) async throws -> [(id: String, name: String, queue: String)] {
+        let result = try await query("look for queued workflows of unknown names", self.queues.unregisteredQueued, [
+            PostgresTextArray(queues), PostgresTextArray(names), applicationVersion,
+        ])
+        return result.rows.compactMap { row in
+            guard let id = row.string(0), let queue = row.string(2) else { return nil }
+            return (id, row.string(1) ?? "<none>", queue)
+        }
+    }
+
     /// Up to `limit` partitions of `queue` holding `ENQUEUED` workflows, in key order after `cursor` (from the
     /// first when nil).
     func activePartitions(queue: String, after cursor: String?, limit: Int) async throws -> [String] {

@@ -23,6 +23,10 @@ final class QueueDispatcher: Sendable {
     private let ticket = Mutex<WakeTicket?>(nil)
     /// Per partitioned queue, the last partition key the previous pass reached (nil: start from the first).
     private let partitionCursors = Mutex<[String: String]>([:])
+    /// Queued workflows already reported as having a name this process does not register (each is told once).
+    private let reportedStrangers = Mutex<Set<String>>([])
+    /// How often to look for queued workflows whose names nobody here registered.
+    static let strangerCheckInterval = Duration.seconds(2)
 
     init(engine: WorkflowEngine, queues: [WorkflowQueue], workflowNames: [String]) {
         self.engine = engine
@@ -47,6 +51,7 @@ final class QueueDispatcher: Sendable {
     private func dispatchUntilCancelled() async {
         let listener = engine.listener
         var lastPromotion = ContinuousClock.now.advanced(by: .seconds(-10))
+        var lastStrangerCheck = ContinuousClock.now
         var failures = 0
         while !Task.isCancelled {
             let ticket = listener.ticket(channel: QueueStatements.wakeupChannel, payload: NotificationListener.anyPayload)
@@ -59,6 +64,10 @@ final class QueueDispatcher: Sendable {
                 }
                 for queue in queues where !Task.isCancelled {
                     more = try await dispatch(queue) || more
+                }
+                if lastStrangerCheck.duration(to: .now) >= Self.strangerCheckInterval {
+                    lastStrangerCheck = .now
+                    try await reportUnregisteredNames()
                 }
                 failures = 0
             } catch {
@@ -91,6 +100,26 @@ final class QueueDispatcher: Sendable {
             more = try await claimAndRun(queue, partition: key, limit: limit) || more
         }
         return more
+    }
+
+    /// Warns, once per workflow, about queued workflows this process skips because it does not register their
+    /// name (an outside client enqueued them, or another service shares the queue): they stay `ENQUEUED` for a
+    /// process that knows them, and the log says why nothing happens.
+    private func reportUnregisteredNames() async throws {
+        let configuration = engine.configuration
+        let strangers = try await engine.database.unregisteredQueued(
+            queues: queues.map(\.name), names: names, applicationVersion: configuration.applicationVersion
+        )
+        for stranger in strangers {
+            let isNew = reportedStrangers.withLock { reported in
+                if reported.count > 10_000 { reported.removeAll() }  // bounded; a repeat warning is harmless
+                return reported.insert(stranger.id).inserted
+            }
+            guard isNew else { continue }
+            engine.logger.warning("a queued workflow's name is not registered in this process; it stays ENQUEUED until a process that registers it serves the queue", metadata: [
+                "workflow": "\(stranger.id)", "workflowName": "\(stranger.name)", "queue": "\(stranger.queue)",
+            ])
+        }
     }
 
     /// How many more workflows of `queue` this process may start now (at most one batch).
