@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 
 /// Keeps this executor's heartbeat fresh and takes over the `PENDING` workflows of executors that went silent.
 ///
@@ -10,6 +11,10 @@ import Logging
 final class ExecutorMonitor: Sendable {
     private let engine: WorkflowEngine
     private let loop = BackgroundLoop()
+    /// Silent executors this process took over but could not empty (workflows whose names it does not register):
+    /// their heartbeat row stays, so a process that knows those names still finds and takes them; this one
+    /// does not try again.
+    private let leftBehind = Mutex<Set<String>>([])
 
     init(engine: WorkflowEngine) {
         self.engine = engine
@@ -48,10 +53,20 @@ final class ExecutorMonitor: Sendable {
         ])
         for row in silent.rows {
             guard let executor = row.string(0), !Task.isCancelled else { continue }
+            if leftBehind.withLock({ $0.contains(executor) }) { continue }
             let resumed = try await engine.recoverPendingWorkflows(of: executor)
             engine.logger.warning("took over the pending workflows of a silent executor", metadata: [
                 "executor": "\(executor)", "resumed": "\(resumed)",
             ])
+            let remaining = try await database.pendingWorkflows(executorID: executor, applicationVersion: configuration.applicationVersion)
+            guard remaining.isEmpty else {
+                // Forgetting the executor now would strand these for good: no process would look for them again.
+                leftBehind.withLock { _ = $0.insert(executor) }
+                engine.logger.warning("a silent executor's workflows include some this process cannot run; left for a process that registers them", metadata: [
+                    "executor": "\(executor)", "remaining": "\(remaining.count)",
+                ])
+                continue
+            }
             _ = try await database.query("forget silent executor", database.executors.forget, [executor, limit])
         }
     }
