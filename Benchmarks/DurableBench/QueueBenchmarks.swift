@@ -48,7 +48,8 @@ struct QueueBenchmarks {
         while true { try await Task.sleep(for: .seconds(3600)) }
     }
 
-    func run() async throws {
+    @discardableResult
+    func run() async throws -> [Summary.Row] {
         let producer = Self.runtime(url: url, schema: schema, executor: "bench-queue-producer", serve: false)
         try await producer.launch()
         func format(_ value: Double) -> String { String(format: "%.2f", value) }
@@ -77,6 +78,13 @@ struct QueueBenchmarks {
         if let peer { print("| DBOS Python 3.4.0, one process (default polling) | \(format(peer)) | |") }
         print("")
         print("\(throughputCount) workflows per throughput run; \(latencySamples) latency samples, one at a time")
+        return [
+            .init(figure: "enqueue → start, idle worker, p50 / p99 (ms)", ours: "\(format(latency.p50)) / \(format(latency.p99))"),
+            .init(figure: "one-step queued workflows/s, 1 worker process", ours: format(oneWorker), dbos: peer.map { format($0) } ?? "",
+                  versusDBOS: ratio(oneWorker), target: "≥ 8× DBOS"),
+            .init(figure: "one-step queued workflows/s, 4 worker processes", ours: format(fourWorkerRate), dbos: peer.map { format($0) } ?? "",
+                  versusDBOS: ratio(fourWorkerRate), target: "≥ 8× DBOS"),
+        ]
     }
 
     /// Enqueues `throughputCount` workflows from 8 tasks and waits for all; returns workflows per second.

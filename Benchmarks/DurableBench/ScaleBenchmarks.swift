@@ -51,7 +51,8 @@ struct ScaleBenchmarks {
         while true { try await Task.sleep(for: .seconds(3600)) }
     }
 
-    func run() async throws {
+    @discardableResult
+    func run() async throws -> [Summary.Row] {
         func format(_ value: Double) -> String { String(format: "%.0f", value) }
         let concurrencies = [1, 8, 64]
         var rows: [(commits: Double, workflows: Double)] = []
@@ -69,6 +70,21 @@ struct ScaleBenchmarks {
         let recovery = try await recoveryTime()
         print("")
         print(String(format: "recovery of %d pending workflows after a SIGKILL: %.2f s from launch to the last one finished (launch itself %.2f s)", pending, recovery.total, recovery.launch))
+        var summary: [Summary.Row] = []
+        for (concurrency, row) in zip(concurrencies, rows) {
+            summary.append(.init(figure: "raw insert commits/s, \(concurrency) connection\(concurrency == 1 ? "" : "s") (floor)", ours: format(row.commits)))
+        }
+        for (concurrency, row) in zip(concurrencies, rows) {
+            let theirs = peer?[String(concurrency)]
+            summary.append(.init(
+                figure: "one-step workflows/s, concurrency \(concurrency)", ours: format(row.workflows), dbos: theirs.map(format) ?? "",
+                versusDBOS: theirs.map { Summary.ratio(row.workflows / $0) } ?? "",
+                versusFloor: Summary.percent(row.workflows * 3 / row.commits) + " of the commits",
+                target: concurrency == 64 ? "≥ 6× DBOS, ≥ 60 % of the commits" : ""
+            ))
+        }
+        summary.append(.init(figure: "recovery of \(pending) pending workflows after SIGKILL (s)", ours: Summary.number(recovery.total), target: "≤ 10 s plus their work"))
+        return summary
     }
 
     private func commitRate(_ connections: Int) async throws -> Double {

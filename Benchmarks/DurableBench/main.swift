@@ -1,7 +1,9 @@
-// Benchmarks for Durable, printed as one markdown table. Every row is measured in the same run on the same
-// server, interleaved round by round so that drift of the shared disk affects all rows alike.
+// Benchmarks for Durable, printed as markdown tables. Every row is measured in the same run on the same server;
+// the sequential workloads are interleaved round by round so that drift of the shared disk affects all alike.
 //
-// usage: durable-bench [--rounds N]   (DATABASE_URL, else a throwaway local Postgres)
+// usage: durable-bench [all | primitives | queues | scale] [--rounds N]   (DATABASE_URL, else a throwaway Postgres)
+//   (none)  sequential workflows against the raw commit floor and DBOS Python
+//   all     every suite on one server, then one table of the headline figures with their ratios and targets
 import Durable
 import EmbeddedPostgres
 import Foundation
@@ -31,8 +33,9 @@ while let argument = arguments.next() {
     case "primitives": suite = "primitives"
     case "queues": suite = "queues"
     case "scale": suite = "scale"
+    case "all": suite = "all"
     default:
-        FileHandle.standardError.write(Data("usage: durable-bench [primitives | queues | scale] [--rounds N]\n".utf8))
+        FileHandle.standardError.write(Data("usage: durable-bench [all | primitives | queues | scale] [--rounds N]\n".utf8))
         exit(2)
     }
 }
@@ -141,5 +144,33 @@ print(String(format: "10-step workflow vs 11 raw insert commits: %.2f× by p50, 
 print("rounds: \(rounds), interleaved; server: \(embedded == nil ? "DATABASE_URL" : "throwaway local PostgreSQL, fsync on")")
 
 await runtime.shutdown()
+
+if suite == "all" {
+    var summary = Summary()
+    summary.add(.init(figure: "raw insert commit, p50 (ms) (floor)", ours: Summary.number(floor.p50, 3)))
+    for (index, steps) in [(1, 0), (2, 1), (3, 10)] {
+        let ours = summaries[index].p50
+        let theirs = summaries[index + 3].count > 0 ? summaries[index + 3].p50 : nil
+        summary.add(.init(
+            figure: "workflow of \(steps) step\(steps == 1 ? "" : "s"), p50 (ms)", ours: Summary.number(ours, 3),
+            dbos: theirs.map { Summary.number($0, 3) } ?? "", versusDBOS: theirs.map { Summary.ratio(ours / $0) } ?? "",
+            versusFloor: steps == 10 ? Summary.ratio(ours / (11 * floor.p50)) + " of 11 commits" : "",
+            target: steps == 10 ? "≤ 1.30× of 11 commits" : ""
+        ))
+    }
+    print("")
+    note("primitives…")
+    for row in try await PrimitiveBenchmarks(url: url, schema: schema).run() { summary.add(row) }
+    print("")
+    note("queues…")
+    for row in try await QueueBenchmarks(url: url, schema: schema).run() { summary.add(row) }
+    print("")
+    note("scale…")
+    for row in try await ScaleBenchmarks(url: url, schema: schema).run() { summary.add(row) }
+    print("")
+    print("All figures above from this one run, on one server:")
+    print("")
+    summary.print()
+}
 await raw.close()
 await embedded?.stop()
