@@ -298,8 +298,8 @@ struct BadInputCatalogueTests {
         let started = launched.error == nil ? await attempt { try await runtime.start(Named.self, false, id: done) } : Attempt(value: nil, error: nil)
         guard let handle = started.value else {
             // A name that cannot be stored belongs refused at launch (register's documented place for
-            // registration mistakes), before the service accepts any work. BUG found here: a name with a NUL
-            // passes registration and launch, and every start of it then fails with databaseError.
+            // registration mistakes), before the service accepts any work. Once a bug (fixed): a name with a NUL
+            // passed registration and launch, and every start of it then failed with databaseError.
             #expect(launched.error != nil, "launch accepted the name \(preview(name)); only start refused it")
             expectClearRefusal(launched.error ?? started.error, of: input, what: "Workflow.name", payloadMarker: "no payload here")
             await runtime.shutdown()
@@ -480,14 +480,14 @@ struct BadInputCatalogueTests {
     func expectUnreadable(_ error: DurableError?, _ damage: Damage, workflowID: String, naming what: String, sourceLocation: SourceLocation = #_sourceLocation) {
         guard let error else { return }
         #expect(error.code == .corruptedCheckpoint, "\(error)", sourceLocation: sourceLocation)
-        // BUG found here: getEvent, readStream and result() (for a recorded error) leave workflowID nil when the
-        // value does not decode, though their other corruptedCheckpoint errors carry it.
+        // Once a bug (fixed): getEvent, readStream and result() (for a recorded error) left workflowID nil when the
+        // value did not decode, though their other corruptedCheckpoint errors carried it.
         #expect(error.workflowID == workflowID, "the error should name the workflow: \(error)", sourceLocation: sourceLocation)
         #expect(error.message.contains(what), "the error should say what was read (\(what)): \(error)", sourceLocation: sourceLocation)
         #expect(!String(describing: error).contains(Damage.marker), "the error shows the stored value: \(error)", sourceLocation: sourceLocation)
         if damage == .foreignFormat {
-            // As recv, getEvent and readStream say it. BUG found here: result() ignores the row's
-            // `serialization` and reports a pickled result or error as merely malformed JSON.
+            // As recv, getEvent and readStream say it. Once a bug (fixed): result() ignored the row's
+            // `serialization` and reported a pickled result or error as merely malformed JSON.
             #expect(error.message.contains("py_pickle"), "the error should name the format: \(error)", sourceLocation: sourceLocation)
         }
     }

@@ -164,4 +164,31 @@ struct ParkingTests {
         #expect(ParkingCounters.count("after-\(id)") == 1)
         await second.shutdown()
     }
+
+    @Test("a sleep inside a step is a plain sleep: it neither parks nor takes a step number")
+    func sleepInsideStep() async throws {
+        let url = try await SharedDatabaseURL.fresh("parking_in_step")
+        let runtime = Self.runtime(url: url, executor: "park7", parkAfter: .milliseconds(100))
+        runtime.register(SleepInStep())
+        let id = "sleeps-in-step"
+        #expect(try await runtime.start(SleepInStep.self, 400, id: id).result() == "slept")
+        #expect(ParkingCounters.count("body-\(id)") == 1)
+        let steps = try await MessagingHarness(url: url, runtime: runtime).query(
+            "SELECT function_name, error FROM dbos.operation_outputs WHERE workflow_uuid = $1 ORDER BY function_id", [id])
+        #expect(steps.rows.map { $0.string(0) } == ["nap-in-step"])
+        #expect(steps.first?.string(1) == nil)
+        await runtime.shutdown()
+    }
+}
+
+/// Sleeps inside a step's body (this once parked the run from inside the step and recorded the step as failed).
+struct SleepInStep: Workflow {
+    static let name = "sleep-in-step"
+    func run(_ ctx: WorkflowContext, _ milliseconds: Int) async throws -> String {
+        ParkingCounters.bump("body-\(ctx.workflowID)")
+        return try await ctx.step("nap-in-step") {
+            try await ctx.sleep(for: .milliseconds(milliseconds))
+            return "slept"
+        }
+    }
 }

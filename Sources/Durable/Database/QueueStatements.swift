@@ -15,6 +15,7 @@ struct QueueStatements: Sendable {
     let partitionRecentStarts: String
     let partitionClaim: String
     let activePartitions: String
+    let activePartitionsAfter: String
     let unregisteredQueued: String
 
     init(schema s: String) {
@@ -82,21 +83,25 @@ struct QueueStatements: Sendable {
             LIMIT 20
             """
 
-        // $1 queue, $2 after this key (NULL from the first), $3 how many: partitions with ENQUEUED work, in key
-        // order. A loose index scan (one index probe per partition, on the partition dequeue index), so the cost
-        // follows the number of partitions, not the backlog.
-        activePartitions = """
+        // $1 queue, $2 how many [, $3 after this key]: partitions with ENQUEUED work, in key order. A loose index
+        // scan (one probe per partition, on the partition dequeue index), so the cost follows the number of
+        // partitions, not the backlog. Two statements, from the first key and after a cursor, so the cursor
+        // bounds the index scan in a generic plan too.
+        func partitions(after: String) -> String {
+            """
             WITH RECURSIVE partitions(key) AS (
                 SELECT min(queue_partition_key) FROM \(s).workflow_status
-                WHERE queue_name = $1 AND status = 'ENQUEUED' AND queue_partition_key IS NOT NULL
-                  AND ($2::text IS NULL OR queue_partition_key > $2)
+                WHERE queue_name = $1 AND status = 'ENQUEUED' AND queue_partition_key IS NOT NULL\(after)
                 UNION ALL
                 SELECT (SELECT min(queue_partition_key) FROM \(s).workflow_status
                         WHERE queue_name = $1 AND status = 'ENQUEUED' AND queue_partition_key > p.key)
                 FROM partitions p WHERE p.key IS NOT NULL
             )
-            SELECT key FROM partitions WHERE key IS NOT NULL LIMIT $3
+            SELECT key FROM partitions WHERE key IS NOT NULL LIMIT $2
             """
+        }
+        activePartitions = partitions(after: "")
+        activePartitionsAfter = partitions(after: " AND queue_partition_key > $3")
 
         // $1 queue, $2 how many, $3 token, $4 executor, $5 version, $6 rate limited, $7 registered names,
         // $8 payload limit [, $9 partition]. Lower priority first, then oldest; rows locked by another claimant are

@@ -98,7 +98,13 @@ extension SystemDatabase {
     /// Up to `limit` partitions of `queue` holding `ENQUEUED` workflows, in key order after `cursor` (from the
     /// first when nil).
     func activePartitions(queue: String, after cursor: String?, limit: Int) async throws -> [String] {
-        try await query("list queue partitions", queues.activePartitions, [queue, cursor, limit]).rows.compactMap { $0.string(0) }
+        let result: QueryResult
+        if let cursor {
+            result = try await query("list queue partitions", queues.activePartitionsAfter, [queue, limit, cursor])
+        } else {
+            result = try await query("list queue partitions", queues.activePartitions, [queue, limit])
+        }
+        return result.rows.compactMap { $0.string(0) }
     }
 
     /// Records a declared queue in `queues`, so DBOS's tools list it with its limits.

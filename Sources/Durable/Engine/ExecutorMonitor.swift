@@ -51,6 +51,10 @@ final class ExecutorMonitor: Sendable {
         let silent = try await database.query("find silent executors", database.executors.silentExecutors, [
             configuration.applicationVersion, configuration.executorID, limit,
         ])
+        let silentNow = Set(silent.rows.compactMap { $0.string(0) })
+        // One that came back to life (or was forgotten by a process that could empty it) is looked at afresh
+        // should it fall silent again.
+        leftBehind.withLock { $0.formIntersection(silentNow) }
         for row in silent.rows {
             guard let executor = row.string(0), !Task.isCancelled else { continue }
             if leftBehind.withLock({ $0.contains(executor) }) { continue }
@@ -58,7 +62,10 @@ final class ExecutorMonitor: Sendable {
             engine.logger.warning("took over the pending workflows of a silent executor", metadata: [
                 "executor": "\(executor)", "resumed": "\(resumed)",
             ])
+            // Only workflows this process cannot run keep the executor findable; others still under it were
+            // claimed by someone else meanwhile (or by the executor itself, back from a pause).
             let remaining = try await database.pendingWorkflows(executorID: executor, applicationVersion: configuration.applicationVersion)
+                .filter { workflow in workflow.name.map { engine.registry[$0] == nil } ?? true }
             guard remaining.isEmpty else {
                 // Forgetting the executor now would strand these for good: no process would look for them again.
                 leftBehind.withLock { _ = $0.insert(executor) }

@@ -26,6 +26,9 @@ final class ParkedRuns: Sendable {
 
     private struct State {
         var entries: [String: Entry] = [:]
+        /// Entries handed to the engine and not yet launched again: still removable by a cancel or a resume,
+        /// which the engine checks just before launching (``finishWaking(_:)``).
+        var waking: [String: Entry] = [:]
         var timers = TimerHeap()
         /// The wait of the loop, fired when an entry earlier than everything else arrives.
         var ticket: WakeTicket?
@@ -78,9 +81,16 @@ final class ParkedRuns: Sendable {
         ticket?.fire()
     }
 
-    /// Takes a workflow's entry out (it was cancelled, resumed or is being shut down); nil if it is not parked.
+    /// Takes a workflow's entry out (it was cancelled, resumed or is being shut down), waiting or waking; nil if
+    /// it is not parked.
     func remove(_ id: String) -> Entry? {
-        state.withLock { $0.entries.removeValue(forKey: id) }
+        state.withLock { $0.entries.removeValue(forKey: id) ?? $0.waking.removeValue(forKey: id) }
+    }
+
+    /// Ends the waking of an entry the engine is about to launch; false when it was removed meanwhile (then
+    /// whoever removed it released its load, and it must not be launched).
+    func finishWaking(_ id: String) -> Bool {
+        state.withLock { $0.waking.removeValue(forKey: id) != nil }
     }
 
     /// Takes every entry out.
@@ -88,9 +98,10 @@ final class ParkedRuns: Sendable {
         state.withLock { state in
             defer {
                 state.entries.removeAll()
+                state.waking.removeAll()
                 state.timers.removeAll()
             }
-            return Array(state.entries.values)
+            return Array(state.entries.values) + Array(state.waking.values)
         }
     }
 
@@ -102,6 +113,7 @@ final class ParkedRuns: Sendable {
                 _ = state.timers.popEarliest()
                 guard let entry = state.entries[timer.key], entry.dueTime == timer.time else { continue }
                 state.entries.removeValue(forKey: timer.key)
+                state.waking[timer.key] = entry
                 due.append(entry)
             }
             return due

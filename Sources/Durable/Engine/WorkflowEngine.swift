@@ -171,16 +171,24 @@ final class WorkflowEngine: Sendable {
                 }
                 let outcome = await execute(registration, id: id, input: input, token: token, recorded: recorded, deadline: deadline)
                 timer?.cancel()
-                let accepting = self.state.withLock { current -> Bool in
-                    current.runs.removeValue(forKey: id)
-                    return current.accepting
-                }
-                if case .parked(let wakeTime) = outcome, accepting {
-                    // The queue slot stays taken while it sleeps, as it would for a sleeper kept in memory.
-                    self.park(ParkedRuns.Entry(
+                var parkedEntry: ParkedRuns.Entry?
+                if case .parked(let wakeTime) = outcome {
+                    parkedEntry = ParkedRuns.Entry(
                         id: id, registration: registration, input: input, token: token, deadline: deadline,
                         queue: queue, partitionKey: partitionKey, wakeTime: wakeTime
-                    ))
+                    )
+                }
+                // Leaving `runs` and entering the parked set happen under one lock, the one `stopLocalRun` holds
+                // to look in both: a cancel finds the workflow in one or the other, never in neither.
+                let parked = self.state.withLock { current -> Bool in
+                    current.runs.removeValue(forKey: id)
+                    guard let parkedEntry, current.accepting, !Task.isCancelled else { return false }
+                    self.parked.add(parkedEntry)
+                    return true
+                }
+                if parked {
+                    // The queue slot stays taken while it sleeps, as it would for a sleeper kept in memory.
+                    self.startParking(id: id, wakeTime: parkedEntry?.wakeTime ?? 0)
                 } else {
                     self.releaseLoad(queue: queue, partition: partition)
                 }
@@ -211,11 +219,10 @@ final class WorkflowEngine: Sendable {
 
     // MARK: - Parking
 
-    /// Keeps a run that ended at a long sleep as a timer entry until it wakes.
-    private func park(_ entry: ParkedRuns.Entry) {
+    /// Makes sure parked runs are woken (the loop starts with the first one parked).
+    private func startParking(id: String, wakeTime: Double) {
         parked.start { [weak self] due in await self?.wakeParked(due) }
-        parked.add(entry)
-        logger.debug("workflow parked until it wakes", metadata: ["workflow": "\(entry.id)", "wakeTime": "\(entry.wakeTime)"])
+        logger.debug("workflow parked until it wakes", metadata: ["workflow": "\(id)", "wakeTime": "\(wakeTime)"])
     }
 
     /// Launches parked runs that came due again, from their checkpoints; those whose deadline passed are
@@ -225,6 +232,7 @@ final class WorkflowEngine: Sendable {
         var waking: [ParkedRuns.Entry] = []
         for entry in due {
             if let deadline = entry.deadline, deadline <= now {
+                guard parked.finishWaking(entry.id) else { continue }
                 await timeOut(entry.id)
                 releaseLoad(of: entry)
             } else {
@@ -236,6 +244,8 @@ final class WorkflowEngine: Sendable {
             let owned = try await database.stillOwned(waking.map(\.id), tokens: waking.map(\.token))
             let steps = owned.isEmpty ? [:] : try await database.loadSteps(workflowIDs: Array(owned), limit: configuration.maxPayloadBytes)
             for entry in waking {
+                // Cancelled or resumed while the checks above ran: whoever took it out released its slot.
+                guard parked.finishWaking(entry.id) else { continue }
                 guard owned.contains(entry.id) else {
                     logger.debug("parked workflow is no longer this run's; dropped", metadata: ["workflow": "\(entry.id)"])
                     releaseLoad(of: entry)
@@ -247,7 +257,7 @@ final class WorkflowEngine: Sendable {
         } catch {
             // The database is unreachable past the reconnect timeout: try again shortly; nothing was launched.
             logger.warning("could not wake parked workflows; retrying", metadata: ["count": "\(waking.count)", "error": "\(error)"])
-            for var entry in waking {
+            for var entry in waking where parked.finishWaking(entry.id) {
                 entry.wakeTime = Date().timeIntervalSince1970 + 1
                 parked.add(entry)
             }
@@ -349,8 +359,11 @@ final class WorkflowEngine: Sendable {
 
     /// Interrupts this process's run of `id`, if any; it stops at its next durable operation.
     func stopLocalRun(_ id: String) {
-        state.withLock { $0.runs[id] }?.cancel()
-        if let entry = parked.remove(id) { releaseLoad(of: entry) }
+        // Both looked at under the engine's lock, which a run ending at a park holds while it moves from one to the
+        // other (see `launch`).
+        let (run, entry) = state.withLock { current in (current.runs[id], parked.remove(id)) }
+        run?.cancel()
+        if let entry { releaseLoad(of: entry) }
     }
 
     /// The deadline passed: the workflow is cancelled, as DBOS does.

@@ -77,7 +77,8 @@ public struct DurableError: Error, Sendable, CustomStringConvertible {
 
     public var description: String {
         var text = "DurableError.\(code): \(message)"
-        if let workflowID { text += " [workflow \(workflowID)]" }
+        // A workflow ID can be very long (IDs are the caller's); the description stays readable.
+        if let workflowID { text += " [workflow \(workflowID.count <= 200 ? workflowID : String(workflowID.prefix(200)) + "…")]" }
         if let sqlState { text += " [SQLSTATE \(sqlState)]" }
         return text
     }

@@ -11,6 +11,8 @@ extension DurableRuntime {
     /// - Throws: ``DurableError/Code/workflowNotFound`` if the destination does not exist.
     public func send<Message: Encodable & Sendable>(to destination: String, topic: String? = nil, _ message: Message, idempotencyKey: String? = nil) async throws {
         try Self.validateWorkflowID(destination)
+        try ArgumentChecks.notifiedName(topic ?? nullTopic, "the topic", of: destination)
+        try ArgumentChecks.text(idempotencyKey, "the idempotency key", workflowID: destination)
         let engine = try await launchedEngine()
         let encoded = try PortableJSON.encode(message, limit: configuration.maxPayloadBytes, what: "the message")
         // DBOS derives the message ID from the key the same way, so a retried send from either library dedupes.
@@ -25,6 +27,7 @@ extension DurableRuntime {
         guard timeout >= .zero, timeout <= longestWait else {
             throw DurableError(.invalidArgument, "getEvent timeout must be between zero and ten years (got \(timeout))", workflowID: workflowID)
         }
+        try ArgumentChecks.notifiedName(key, "the event key", of: workflowID)
         let engine = try await launchedEngine()
         let deadline = ContinuousClock.now.advanced(by: timeout)
         while true {
@@ -32,9 +35,14 @@ extension DurableRuntime {
             defer { engine.listener.remove(ticket) }
             if let (value, serialization) = try await engine.database.getEvent(workflowID: workflowID, key: key) {
                 if let serialization, serialization != PortableJSON.formatName {
-                    throw DurableError(.corruptedCheckpoint, "event '\(key)' was written in the '\(serialization)' format, which this library cannot read", workflowID: workflowID)
+                    throw DurableError(.corruptedCheckpoint, "event '\(ArgumentChecks.shown(key))' was written in the '\(serialization)' format, which this library cannot read", workflowID: workflowID)
                 }
-                return try PortableJSON.decode(Value.self, from: value, what: "event '\(key)'")
+                do {
+                    return try PortableJSON.decode(Value.self, from: value, what: "event '\(ArgumentChecks.shown(key))'")
+                } catch var error as DurableError {
+                    error.workflowID = workflowID
+                    throw error
+                }
             }
             let remaining = ContinuousClock.now.duration(to: deadline)
             if remaining <= .zero { return nil }

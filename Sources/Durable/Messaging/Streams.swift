@@ -14,6 +14,7 @@ extension WorkflowContext {
     }
 
     private func appendToStream(_ key: String, _ value: String, operation: String) async throws {
+        try ArgumentChecks.notifiedName(key, "the stream key", of: workflowID)
         let stepID = try beginOperation(operation)
         if let checkpoint = recorded[stepID] {
             let _: NoOutput = try replay(checkpoint, as: NoOutput.self, stepID: stepID, name: operation)
@@ -37,6 +38,7 @@ extension DurableRuntime {
         AsyncThrowingStream { continuation in
             let reader = Task {
                 do {
+                    try ArgumentChecks.notifiedName(key, "the stream key", of: workflowID)
                     let engine = try await launchedEngine()
                     var next = max(0, offset)
                     while !Task.isCancelled {
@@ -49,9 +51,14 @@ extension DurableRuntime {
                         if let value = row.string(1) {
                             if value == StreamStatements.closedSentinel { break }
                             if let serialization = row.string(2), serialization != PortableJSON.formatName {
-                                throw DurableError(.corruptedCheckpoint, "stream '\(key)' holds a value in the '\(serialization)' format, which this library cannot read", workflowID: workflowID)
+                                throw DurableError(.corruptedCheckpoint, "stream '\(ArgumentChecks.shown(key))' holds a value in the '\(serialization)' format, which this library cannot read", workflowID: workflowID)
                             }
-                            continuation.yield(try PortableJSON.decode(Value.self, from: value, what: "a value of stream '\(key)'"))
+                            do {
+                                continuation.yield(try PortableJSON.decode(Value.self, from: value, what: "a value of stream '\(ArgumentChecks.shown(key))'"))
+                            } catch var error as DurableError {
+                                error.workflowID = workflowID
+                                throw error
+                            }
                             next += 1
                             continue
                         }

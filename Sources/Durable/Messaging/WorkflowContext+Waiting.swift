@@ -14,6 +14,12 @@ extension WorkflowContext {
     ///
     /// - Throws: ``DurableError/Code/invalidArgument`` for a negative or absurdly long duration (over ten years).
     public func sleep(for duration: Duration) async throws {
+        // Inside a step's body it is a plain sleep, as in DBOS: the step as a whole is what is checkpointed (and
+        // a park there would end the step as if it had failed).
+        if StepScope.isInsideStep {
+            try await Task.sleep(for: duration)
+            return
+        }
         let wake = try await durableDeadline(after: duration, what: "sleep")
         // A long sleep gives its memory back: the run ends here and the engine replays the workflow at `wake`.
         if let threshold = engine.configuration.parkSleepsLongerThan,
@@ -29,6 +35,7 @@ extension WorkflowContext {
     /// - Throws: ``DurableError/Code/workflowNotFound`` if the destination workflow does not exist.
     public func send<Message: Encodable & Sendable>(to destination: String, topic: String? = nil, _ message: Message) async throws {
         try DurableRuntime.validateWorkflowID(destination)
+        try ArgumentChecks.notifiedName(topic ?? nullTopic, "the topic", of: destination)
         let stepID = try beginOperation("DBOS.send")
         if let checkpoint = recorded[stepID] {
             let _: NoOutput = try replay(checkpoint, as: NoOutput.self, stepID: stepID, name: "DBOS.send")
@@ -56,6 +63,7 @@ extension WorkflowContext {
         _ type: Message.Type = Message.self, topic: String? = nil, timeout: Duration = .seconds(60)
     ) async throws -> Message? {
         let topic = topic ?? nullTopic
+        try ArgumentChecks.notifiedName(topic, "the topic", of: workflowID)
         let stepID = try beginOperation("DBOS.recv")
         if let checkpoint = recorded[stepID] {
             // Like DBOS, the wait's deadline took the next position as a sleep checkpoint: skip it too.
@@ -71,7 +79,7 @@ extension WorkflowContext {
             try checkOwnership(outcome.write)
             if let message = outcome.message {
                 if let serialization = outcome.serialization, serialization != PortableJSON.formatName {
-                    throw fail(DurableError(.corruptedCheckpoint, "a message on topic '\(topic)' was sent in the '\(serialization)' format, which this library cannot read; send it as portable JSON", workflowID: workflowID))
+                    throw fail(DurableError(.corruptedCheckpoint, "a message on topic '\(ArgumentChecks.shown(topic))' was sent in the '\(serialization)' format, which this library cannot read; send it as portable JSON", workflowID: workflowID))
                 }
                 return try decodeMessage(RawJSON(text: message), as: Message.self)
             }
@@ -92,6 +100,7 @@ extension WorkflowContext {
     /// Publishes `value` under `key` for anyone to read with ``DurableRuntime/getEvent(_:key:as:timeout:)``.
     /// Setting the key again replaces the value; every value is kept in DBOS's event history.
     public func setEvent<Value: Encodable & Sendable>(_ key: String, _ value: Value) async throws {
+        try ArgumentChecks.notifiedName(key, "the event key", of: workflowID)
         let stepID = try beginOperation("DBOS.setEvent")
         if let checkpoint = recorded[stepID] {
             let _: NoOutput = try replay(checkpoint, as: NoOutput.self, stepID: stepID, name: "DBOS.setEvent")

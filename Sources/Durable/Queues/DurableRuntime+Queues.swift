@@ -29,6 +29,7 @@ extension WorkflowEngine {
             throw DurableError(.invalidArgument, "enqueue delay must be between zero and ten years (got \(delay))", workflowID: id)
         }
         try Self.validatePartition(options, of: declared, workflowID: id)
+        try ArgumentChecks.text(options.deduplicationID, "the deduplication ID", workflowID: id)
         let delayUntil = options.delay.map { WorkflowContext.nowMilliseconds() + Self.milliseconds($0) }
         do {
             let outcome = try await database.enqueue(

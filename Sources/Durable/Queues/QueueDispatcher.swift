@@ -25,8 +25,10 @@ final class QueueDispatcher: Sendable {
     private let partitionCursors = Mutex<[String: String]>([:])
     /// Queued workflows already reported as having a name this process does not register (each is told once).
     private let reportedStrangers = Mutex<Set<String>>([])
-    /// How often to look for queued workflows whose names nobody here registered.
-    static let strangerCheckInterval = Duration.seconds(2)
+    /// When to look for queued workflows whose names nobody here registered: soon after start, then rarely (the
+    /// look scans the queues' waiting rows).
+    static let firstStrangerCheck = Duration.seconds(2)
+    static let strangerCheckInterval = Duration.seconds(60)
 
     init(engine: WorkflowEngine, queues: [WorkflowQueue], workflowNames: [String]) {
         self.engine = engine
@@ -51,7 +53,7 @@ final class QueueDispatcher: Sendable {
     private func dispatchUntilCancelled() async {
         let listener = engine.listener
         var lastPromotion = ContinuousClock.now.advanced(by: .seconds(-10))
-        var lastStrangerCheck = ContinuousClock.now
+        var nextStrangerCheck = ContinuousClock.now.advanced(by: Self.firstStrangerCheck)
         var failures = 0
         while !Task.isCancelled {
             let ticket = listener.ticket(channel: QueueStatements.wakeupChannel, payload: NotificationListener.anyPayload)
@@ -65,8 +67,8 @@ final class QueueDispatcher: Sendable {
                 for queue in queues where !Task.isCancelled {
                     more = try await dispatch(queue) || more
                 }
-                if lastStrangerCheck.duration(to: .now) >= Self.strangerCheckInterval {
-                    lastStrangerCheck = .now
+                if ContinuousClock.now >= nextStrangerCheck {
+                    nextStrangerCheck = ContinuousClock.now.advanced(by: Self.strangerCheckInterval)
                     try await reportUnregisteredNames()
                 }
                 failures = 0

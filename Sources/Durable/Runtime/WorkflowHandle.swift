@@ -54,6 +54,10 @@ public struct WorkflowHandle<Output: Codable & Sendable>: Sendable {
             if row.outcomeOversized {
                 throw DurableError(.payloadTooLarge, "the recorded outcome exceeds DurableConfiguration.maxPayloadBytes and was not loaded", workflowID: id)
             }
+            if let serialization = row.serialization, serialization != PortableJSON.formatName, row.output != nil || row.error != nil {
+                // As recv, getEvent and readStream say it: a DBOS process recorded it in its own format.
+                throw DurableError(.corruptedCheckpoint, "the workflow's \(row.output != nil ? "result" : "error") was recorded in the '\(serialization)' format, which this library cannot read", workflowID: id)
+            }
             switch WorkflowState(rawValue: row.status) {
             case .success?:
                 guard let output = row.output else {
@@ -64,7 +68,14 @@ public struct WorkflowHandle<Output: Codable & Sendable>: Sendable {
                 guard let error = row.error else {
                     throw DurableError(.corruptedCheckpoint, "the workflow failed but has no recorded error", workflowID: id)
                 }
-                throw workflowFailure(try PortableJSON.decode(PortableError.self, from: error, what: "the workflow's recorded error"))
+                let failure: PortableError
+                do {
+                    failure = try PortableJSON.decode(PortableError.self, from: error, what: "the workflow's recorded error")
+                } catch var problem as DurableError {
+                    problem.workflowID = id
+                    throw problem
+                }
+                throw workflowFailure(failure)
             case .cancelled?:
                 throw DurableError(.workflowCancelled, "the workflow was cancelled", workflowID: id)
             case .maxRecoveryAttemptsExceeded?:

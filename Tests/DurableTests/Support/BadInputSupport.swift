@@ -449,8 +449,8 @@ func expectClearRefusal(
     let message = durable.message.lowercased()
     if input.containsNUL {
         // A NUL cannot be stored in PostgreSQL text: the caller's mistake, to be named as such (as it is for a
-        // workflow ID and a queue name). BUG found here: topics, event and stream keys, deduplication IDs,
-        // idempotency keys and workflow names are not checked; libpq's guard refuses them as databaseError
+        // workflow ID and a queue name). Once a bug (fixed): topics, event and stream keys, deduplication IDs,
+        // idempotency keys and workflow names were not checked; libpq's guard refused them as databaseError
         // "parameter $N contains a NUL byte", which names neither the argument nor the caller as the cause.
         #expect(durable.code == .invalidArgument || durable.code == .invalidConfiguration || durable.code == .invalidRegistration,
                 "\(what) \(input): a NUL byte should be invalidArgument (or invalidConfiguration/Registration), got \(preview(text))",
@@ -465,7 +465,7 @@ func expectClearRefusal(
         let saysSize = ["exceeds", "too long", "longer than", "limit", "maximum"].contains { message.contains($0) }
         #expect(saysSize, "\(what) \(input): the message should say the value is too long: \(preview(text))", sourceLocation: sourceLocation)
         // The payload of these calls is small: an error blaming "payload" sends the reader to the wrong value.
-        // BUG found here: a 1 MB event key fails setEvent with PostgreSQL's "payload string too long" (its
+        // Once a bug (fixed): a 1 MB event key failed setEvent with PostgreSQL's "payload string too long" (its
         // pg_notify payload is "<workflow ID>::<key>"), which reads as if the event's value were too large.
         #expect(!message.contains("payload"), "\(what) \(input): the message blames a payload, but the \(what) is what is too long: \(preview(text))",
                 sourceLocation: sourceLocation)
