@@ -9,6 +9,11 @@ enum PortableJSON {
     static let formatName = "portable_json"
 
     static func encode<Value: Encodable>(_ value: Value, limit: Int, what: @autoclosure () -> String) throws -> String {
+        // A string's JSON is at least as long as its UTF-8: one far above the limit is refused without building
+        // an encoding as large as itself first.
+        if let text = value as? String, text.utf8.count > limit {
+            throw DurableError(.payloadTooLarge, "\(what()) is at least \(text.utf8.count) bytes encoded, above the limit of \(limit) bytes (DurableConfiguration.maxPayloadBytes)")
+        }
         let data: Data
         do {
             data = try encoder.encode(value)
@@ -31,7 +36,10 @@ enum PortableJSON {
 
     /// Encodes a workflow's single input the way DBOS stores arguments.
     static func encodeInput<Input: Encodable>(_ input: Input, limit: Int) throws -> String {
-        try encode(InputEnvelope(positionalArgs: [input]), limit: limit, what: "the workflow input")
+        if let text = input as? String, text.utf8.count > limit {
+            throw DurableError(.payloadTooLarge, "the workflow input is at least \(text.utf8.count) bytes encoded, above the limit of \(limit) bytes (DurableConfiguration.maxPayloadBytes)")
+        }
+        return try encode(InputEnvelope(positionalArgs: [input]), limit: limit, what: "the workflow input")
     }
 
     /// Decodes a workflow input written by us, by DBOS's client, or by `dbos.enqueue_workflow`: the first
