@@ -1,48 +1,32 @@
 import Foundation
 
-/// DBOS Transact Python 3.4.0 running the same sequential workloads, measured by its own script
-/// (`Benchmarks/dbos-python/sequential_workflows.py`) in the git-ignored `.venv-dbos` virtualenv.
-struct PythonPeer {
-    let python: String
-    let script: String
+/// DBOS Transact Python 3.4.0, the peer: its scripts in `Benchmarks/dbos-python`, run with the git-ignored
+/// `.venv-dbos` virtualenv (or `DURABLE_DBOS_PYTHON`), which `scripts/test` and `scripts/bench` create.
+enum PythonPeer {
+    static let scriptDirectory = "Benchmarks/dbos-python/"
 
-    /// The peer, if its virtualenv exists: `DURABLE_DBOS_PYTHON`, else `.venv-dbos/bin/python` in the current
-    /// directory (`scripts/test` and `scripts/bench` create it).
-    static func locate() -> PythonPeer? {
-        let environment = ProcessInfo.processInfo.environment
-        let python = environment["DURABLE_DBOS_PYTHON"] ?? ".venv-dbos/bin/python"
-        let script = "Benchmarks/dbos-python/sequential_workflows.py"
+    /// The interpreter and the script's path, if both exist (else the peer's rows are left out).
+    static func paths(of name: String) -> (python: String, script: String)? {
+        let python = ProcessInfo.processInfo.environment["DURABLE_DBOS_PYTHON"] ?? ".venv-dbos/bin/python"
+        let script = scriptDirectory + name
         guard FileManager.default.isExecutableFile(atPath: python), FileManager.default.fileExists(atPath: script) else { return nil }
-        return PythonPeer(python: python, script: script)
+        return (python, script)
     }
 
-    /// Runs one round and returns the samples by step count (0, 1, 10), in milliseconds.
-    func measure(url: String, counts: (Int, Int, Int)) throws -> [Int: [Double]] {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [script, url, String(counts.0), String(counts.1), String(counts.2)]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0,
-              let decoded = try? JSONDecoder().decode([String: [Double]].self, from: data) else {
-            throw BenchError("the DBOS Python peer failed (exit \(process.terminationStatus))")
-        }
+    /// True when the peer can run here.
+    static var isAvailable: Bool { paths(of: "sequential_workflows.py") != nil }
+
+    /// One round of the sequential workloads: the samples by step count (0, 1, 10), in milliseconds.
+    static func sequentialSamples(url: String, counts: (Int, Int, Int)) throws -> [Int: [Double]] {
+        let decoded = try run(script: "sequential_workflows.py", [url, String(counts.0), String(counts.1), String(counts.2)], as: [String: [Double]].self) ?? [:]
         var samples: [Int: [Double]] = [:]
         for (key, values) in decoded { if let steps = Int(key) { samples[steps] = values } }
         return samples
     }
-}
 
-extension PythonPeer {
-    /// Runs one of the peer scripts in `Benchmarks/dbos-python` and decodes the JSON it prints; nil when the
-    /// virtualenv is missing (the peer's rows are then left out).
+    /// Runs one of the peer scripts and decodes the JSON it prints; nil when the virtualenv is missing.
     static func run<Output: Decodable>(script name: String, _ arguments: [String], as type: Output.Type) throws -> Output? {
-        let python = ProcessInfo.processInfo.environment["DURABLE_DBOS_PYTHON"] ?? ".venv-dbos/bin/python"
-        let script = "Benchmarks/dbos-python/" + name
-        guard FileManager.default.isExecutableFile(atPath: python), FileManager.default.fileExists(atPath: script) else { return nil }
+        guard let (python, script) = paths(of: name) else { return nil }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments = [script] + arguments

@@ -98,8 +98,8 @@ for workload in workloads {
     for _ in 0..<20 { _ = try await workload.operation() }
 }
 
-let peer = PythonPeer.locate()
-if peer == nil { note("DBOS Python peer not found (.venv-dbos); its rows are left out. scripts/bench sets it up.") }
+let peerAvailable = PythonPeer.isAvailable
+if !peerAvailable { note("DBOS Python peer not found (.venv-dbos); its rows are left out. scripts/bench sets it up.") }
 // Our rows, then the peer's rows for 0, 1 and 10 steps.
 let names = workloads.map(\.name) + ["DBOS Python 3.4.0, 0 steps", "DBOS Python 3.4.0, 1 step", "DBOS Python 3.4.0, 10 steps"]
 var samples = Array(repeating: [Double](), count: names.count)
@@ -115,8 +115,8 @@ for round in 1...rounds {
         for _ in 0..<workload.perRound { these.append(try await workload.operation().milliseconds) }
         add(these, to: index)
     }
-    if let peer {
-        let measured = try peer.measure(url: url, counts: (workloads[1].perRound, workloads[2].perRound, workloads[3].perRound))
+    if peerAvailable {
+        let measured = try PythonPeer.sequentialSamples(url: url, counts: (workloads[1].perRound, workloads[2].perRound, workloads[3].perRound))
         for (offset, steps) in [0, 1, 10].enumerated() { add(measured[steps] ?? [], to: workloads.count + offset) }
     }
 }

@@ -150,7 +150,7 @@ final class WorkflowEngine: Sendable {
     ///
     /// - Parameter holdsLoad: the run is a parked one waking up, whose queue slot is still counted.
     func launch(_ registration: WorkflowRegistration, id: String, input: String, token: String, recorded: [Int: RecordedStep], deadline: Int64? = nil, queue: String? = nil, partitionKey: String? = nil, holdsLoad: Bool = false) {
-        let partition = queue.flatMap { queue in partitionKey.map { QueuePartition(queue: queue, key: $0) } }
+        let partition = QueuePartition.of(queue: queue, key: partitionKey)
         let launched = state.withLock { current -> Bool in
             // After shutdown began, a claimed workflow is not started: it stays PENDING under this executor and is
             // recovered on the next start.
@@ -214,7 +214,7 @@ final class WorkflowEngine: Sendable {
     }
 
     private func releaseLoad(of entry: ParkedRuns.Entry) {
-        releaseLoad(queue: entry.queue, partition: entry.queue.flatMap { queue in entry.partitionKey.map { QueuePartition(queue: queue, key: $0) } })
+        releaseLoad(queue: entry.queue, partition: QueuePartition.of(queue: entry.queue, key: entry.partitionKey))
     }
 
     // MARK: - Parking

@@ -71,7 +71,7 @@ extension WorkflowEngine {
             throw invalid("queue '\(queue.name)' is partitioned: every enqueue onto it needs EnqueueOptions.partitionKey")
         }
         if key.isEmpty { throw invalid("a partition key must not be empty") }
-        if key.contains("\0") { throw invalid("a partition key must not contain a NUL byte") }
+        try ArgumentChecks.text(key, "the partition key", workflowID: workflowID)
         if options.deduplicationID != nil {
             throw invalid("queue '\(queue.name)' is partitioned, and partitioned queues do not support deduplication IDs")
         }

@@ -131,4 +131,10 @@ public struct EnqueueOptions: Sendable {
 struct QueuePartition: Sendable, Hashable {
     var queue: String
     var key: String
+
+    /// The partition a run counts against: none unless it came from a queue with a partition key.
+    static func of(queue: String?, key: String?) -> QueuePartition? {
+        guard let queue, let key else { return nil }
+        return QueuePartition(queue: queue, key: key)
+    }
 }

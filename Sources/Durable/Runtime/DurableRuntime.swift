@@ -290,6 +290,6 @@ public final class DurableRuntime: Service, Sendable {
 
     static func validateWorkflowID(_ id: String) throws {
         if id.isEmpty { throw DurableError(.invalidArgument, "workflow ID is empty") }
-        if id.contains("\0") { throw DurableError(.invalidArgument, "workflow ID contains a NUL byte, which PostgreSQL text cannot hold") }
+        try ArgumentChecks.text(id, "the workflow ID")
     }
 }
