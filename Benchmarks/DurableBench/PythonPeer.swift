@@ -1,3 +1,4 @@
+import EmbeddedPostgres
 import Foundation
 
 /// DBOS Transact Python 3.4.0, the peer: its scripts in `Benchmarks/dbos-python`, run with the git-ignored
@@ -27,16 +28,11 @@ enum PythonPeer {
     /// Runs one of the peer scripts and decodes the JSON it prints; nil when the virtualenv is missing.
     static func run<Output: Decodable>(script name: String, _ arguments: [String], as type: Output.Type) throws -> Output? {
         guard let (python, script) = paths(of: name) else { return nil }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [script] + arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice  // DBOS's own warnings (e.g. sleepers cancelled at exit)
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw BenchError("the DBOS Python peer \(name) failed (exit \(process.terminationStatus))") }
+        // stderr dropped: DBOS's own warnings (e.g. sleepers cancelled at exit).
+        let process = try ChildProcess(python, [script] + arguments, standardError: .null)
+        let data = (try process.standardOutput!.readToEnd()) ?? Data()
+        let ended = process.waitUntilExit()
+        guard ended.succeeded else { throw BenchError("the DBOS Python peer \(name) failed (\(ended))") }
         return try JSONDecoder().decode(Output.self, from: data)
     }
 }

@@ -44,7 +44,7 @@ struct Torture {
         await producer.shutdown()
 
         let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
-        var processes: [Process] = try (0..<workers).map { try startWorker(executable, url: url, index: $0) }
+        var processes: [ChildProcess] = try (0..<workers).map { try startWorker(executable, url: url, index: $0) }
         var kills = 0, restarts = 0, terminations = 0
         let chaosEnd = ContinuousClock.now.advanced(by: .seconds(seconds))
         while ContinuousClock.now < chaosEnd {
@@ -54,8 +54,8 @@ struct Torture {
             switch restarts == 0 && halfway && embedded != nil ? 9 : Int.random(in: 0..<10) {
             case 0..<6:
                 let victim = Int.random(in: 0..<workers)
-                kill(processes[victim].processIdentifier, SIGKILL)
-                processes[victim].waitUntilExit()
+                processes[victim].signal(SIGKILL)
+                await processes[victim].exited()
                 processes[victim] = try startWorker(executable, url: url, index: victim)
                 kills += 1
             case 6..<8:
@@ -80,7 +80,10 @@ struct Torture {
             if finished == workflows { break }
             try await Task.sleep(for: .milliseconds(500))
         }
-        for process in processes { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        for process in processes {
+            process.signal(SIGKILL)
+            await process.exited()
+        }
 
         var passed = 0, failed = 0
         func check(_ ok: Bool, _ what: String) {
@@ -110,20 +113,13 @@ struct Torture {
         if failed > 0 { exit(1) }
     }
 
-    private func startWorker(_ executable: String, url: String, index: Int) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["__worker", url, "torture-\(index)"]
-        process.standardOutput = FileHandle.nullDevice
+    /// A worker process (ChildProcess rather than Foundation's Process, whose exit detection can miss a child).
+    private func startWorker(_ executable: String, url: String, index: Int) throws -> ChildProcess {
         // TORTURE_LOG_DIR keeps each worker's log (its level from TORTURE_LOG_LEVEL), for looking into a failure.
-        process.standardError = FileHandle.nullDevice
+        var log = ChildProcess.Output.null
         if let directory = ProcessInfo.processInfo.environment["TORTURE_LOG_DIR"] {
-            let path = "\(directory)/worker-\(index)-\(UUID().uuidString.prefix(8)).log"
-            if FileManager.default.createFile(atPath: path, contents: nil), let log = FileHandle(forWritingAtPath: path) {
-                process.standardError = log
-            }
+            log = .file("\(directory)/worker-\(index)-\(UUID().uuidString.prefix(8)).log")
         }
-        try process.run()
-        return process
+        return try ChildProcess(executable, ["__worker", url, "torture-\(index)"], standardOutput: .null, standardError: log)
     }
 }

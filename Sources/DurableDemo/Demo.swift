@@ -47,7 +47,7 @@ enum Demo {
         let executable = try selfExecutable()
 
         // Worker 1 books the trip and is killed right after the card is charged.
-        let first = try ChildProcess(executable: executable, arguments: ["worker", database.url, tripID, "--start"])
+        let first = try DemoWorker(executable: executable, arguments: ["worker", database.url, tripID, "--start"])
         line("worker 1 started (pid \(first.pid)); booking \(tripID)")
         var killed = false
         for await output in first.lines {
@@ -55,7 +55,7 @@ enum Demo {
                 line("worker 1: reserved seat \(output.dropFirst(9)) on DL 1234  (step 1 checkpointed)")
             } else if output.hasPrefix("CHARGED ") {
                 line("worker 1: charged the card $420.00, \(output.dropFirst(8))  (step 2 checkpointed)")
-                first.killHard()
+                await first.killHard()
                 line("kill -9 worker 1, right after the charge")
                 killed = true
                 break
@@ -67,7 +67,7 @@ enum Demo {
 
         // Worker 2 is the same service starting again: on launch it resumes the pending trip, which now waits
         // for a manager's approval. It is killed again while waiting.
-        let second = try ChildProcess(executable: executable, arguments: ["worker", database.url, tripID])
+        let second = try DemoWorker(executable: executable, arguments: ["worker", database.url, tripID])
         line("worker 2 started (pid \(second.pid)); on launch it resumes pending workflows")
         var killedWhileWaiting = false
         for await output in second.lines {
@@ -75,7 +75,7 @@ enum Demo {
             if output.hasPrefix("WAITING ") {
                 line("worker 2: waiting for the manager's approval (a durable wait: its deadline is checkpointed)")
                 try await Task.sleep(for: .milliseconds(300))
-                second.killHard()
+                await second.killHard()
                 line("kill -9 worker 2 while it waits")
                 killedWhileWaiting = true
                 break
@@ -86,7 +86,7 @@ enum Demo {
         guard killedWhileWaiting else { throw DemoError("worker 2 ended before waiting for the approval") }
 
         // Worker 3 resumes the wait; the manager approves from another process, and the trip finishes.
-        let third = try ChildProcess(executable: executable, arguments: ["worker", database.url, tripID])
+        let third = try DemoWorker(executable: executable, arguments: ["worker", database.url, tripID])
         line("worker 3 started (pid \(third.pid))")
         var finished = false
         for await output in third.lines {
@@ -106,7 +106,7 @@ enum Demo {
                 throw DemoError("worker 3 failed: \(output.dropFirst(7))")
             }
         }
-        third.process.waitUntilExit()
+        await third.process.exited()
         guard finished else { throw DemoError("worker 3 ended without finishing the trip") }
 
         try await database.report(tripID: tripID)

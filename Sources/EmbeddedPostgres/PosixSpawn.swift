@@ -14,15 +14,24 @@ import Musl
 /// so `pg_ctl start` (whose postmaster outlives it) never counts as finished and its caller hangs forever.
 /// Here every descriptor above stderr is closed in the child and the exit is observed with `waitpid`.
 enum PosixSpawn {
-    /// What the child's stdout and stderr are connected to.
-    enum Output {
-        /// New pipes, returned to the caller for reading.
-        case capture
-        /// /dev/null, for detached helpers whose output nobody would read (a pipe would never see EOF).
-        case discard
+    /// What the child's stdout or stderr is connected to.
+    enum Target: Sendable {
+        /// A new pipe, whose read end is returned to the caller.
+        case pipe
+        /// /dev/null, for helpers whose output nobody would read (a pipe would never see EOF).
+        case null
+        /// The same descriptor as ours (our stdout for the child's stdout, our stderr for its stderr).
+        case inherit
+        /// A file, created if missing and appended to.
+        case file(String)
+
+        var isPipe: Bool {
+            if case .pipe = self { return true }
+            return false
+        }
     }
 
-    /// A started child and the parent's ends of its output pipes (`-1` when discarded).
+    /// A started child and the parent's ends of its output pipes (`-1` where there is no pipe).
     struct Child {
         let pid: pid_t
         let stdout: Int32
@@ -30,14 +39,17 @@ enum PosixSpawn {
     }
 
     /// Starts `executable` with `arguments` in `directory` (when given; ignored on C libraries without
-    /// `posix_spawn_file_actions_addchdir_np`) and the current environment. `stdin` is a descriptor to read
-    /// from (see ``InputFile``), or `nil` for /dev/null.
+    /// `posix_spawn_file_actions_addchdir_np`) with `environment` (the current one when nil). `stdin` is a
+    /// descriptor to read from (see ``InputFile``), or `nil` for /dev/null. The child keeps no other
+    /// descriptor of ours.
     static func spawn(
         _ executable: String,
         _ arguments: [String],
         directory: String?,
+        environment: [String: String]? = nil,
         stdin: Int32?,
-        output: Output
+        stdout: Target,
+        stderr: Target
     ) throws -> Child {
         var opened: [Int32] = []
         func makePipe() throws -> (read: Int32, write: Int32) {
@@ -50,8 +62,8 @@ enum PosixSpawn {
             return (fds[0], fds[1])
         }
         do {
-            let out = output == .capture ? try makePipe() : nil
-            let err = output == .capture ? try makePipe() : nil
+            let out = stdout.isPipe ? try makePipe() : nil
+            let err = stderr.isPipe ? try makePipe() : nil
 
             var actions = posix_spawn_file_actions_t()
             posix_spawn_file_actions_init(&actions)
@@ -61,11 +73,12 @@ enum PosixSpawn {
             } else {
                 posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
             }
-            for (pipe, target) in [(out, Int32(1)), (err, Int32(2))] {
-                if let pipe {
-                    posix_spawn_file_actions_adddup2(&actions, pipe.write, target)
-                } else {
-                    posix_spawn_file_actions_addopen(&actions, target, "/dev/null", O_WRONLY, 0)
+            for (target, pipe, descriptor) in [(stdout, out, Int32(1)), (stderr, err, Int32(2))] {
+                switch target {
+                case .pipe: posix_spawn_file_actions_adddup2(&actions, pipe!.write, descriptor)
+                case .null: posix_spawn_file_actions_addopen(&actions, descriptor, "/dev/null", O_WRONLY, 0)
+                case .inherit: break
+                case .file(let path): posix_spawn_file_actions_addopen(&actions, descriptor, path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
                 }
             }
             try closeInheritedDescriptors(&actions)
@@ -90,7 +103,7 @@ enum PosixSpawn {
             posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 
             let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-            let envp = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+            let envp = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
             defer {
                 argv.forEach { free($0) }
                 envp.forEach { free($0) }

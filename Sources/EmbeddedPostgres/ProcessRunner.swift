@@ -87,7 +87,7 @@ enum ProcessRunner {
         process.currentDirectoryURL = URL(fileURLWithPath: "/", isDirectory: true)
         try process.run()
         #else
-        let child = try PosixSpawn.spawn(executable, arguments, directory: "/", stdin: nil, output: .discard)
+        let child = try PosixSpawn.spawn(executable, arguments, directory: "/", stdin: nil, stdout: .null, stderr: .null)
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             DispatchQueue.global().async {
                 _ = PosixSpawn.wait(child.pid)
@@ -145,7 +145,7 @@ enum ProcessRunner {
         // The child has its own copy once spawned (or never will); ours is not needed either way.
         defer { inputFile.map { _ = close($0) } }
         let child = try PosixSpawn.spawn(
-            executable, arguments, directory: directory, stdin: inputFile, output: .capture)
+            executable, arguments, directory: directory, stdin: inputFile, stdout: .pipe, stderr: .pipe)
         group.enter()
         DispatchQueue.global().async {
             let (status, signaled) = PosixSpawn.wait(child.pid)

@@ -21,7 +21,7 @@ struct CrashRecoveryTests {
 
     func expectCleanExit(_ worker: WorkerProcess, code: Int32 = 0, sourceLocation: SourceLocation = #_sourceLocation) async {
         let ended = await worker.waitForExit(sourceLocation: sourceLocation)
-        #expect(ended == WorkerProcess.Exit(reason: .exit, status: code), "worker \(worker.name)", sourceLocation: sourceLocation)
+        #expect(ended == WorkerProcess.Exit(status: code, signaled: false), "worker \(worker.name)", sourceLocation: sourceLocation)
     }
 
     @Test("killed after step 2's checkpoint: the restart finishes and every step's effect ran exactly once")

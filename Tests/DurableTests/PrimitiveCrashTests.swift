@@ -29,10 +29,10 @@ struct PrimitiveCrashTests {
         let id = "tx"
         let first = try ChildWorker(flags(id) + ["--steps", "3", "--start", "--transactional", pause, "2"])
         #expect(await first.waitFor(pause == "--pause-in" ? "IN_STEP 2" : "AFTER_STEP 2") != nil)
-        first.kill()
+        await first.kill()
         let second = try ChildWorker(flags(id) + ["--steps", "3", "--transactional"])
         #expect(await second.waitFor("RESULT") == "RESULT 6")
-        second.waitUntilExit()
+        await second.waitUntilExit()
         #expect(try await ledger(harness, id) == [1: 1, 2: 1, 3: 1])
     }
 
@@ -43,7 +43,7 @@ struct PrimitiveCrashTests {
         let first = try ChildWorker(flags("sleepy") + ["--steps", "2", "--start"] + sleep)
         #expect(await first.waitFor("SLEEPING") != nil)
         try await Task.sleep(for: .milliseconds(1_000))
-        first.kill()
+        await first.kill()
         let deadline = try await harness.query("SELECT output FROM dbos.operation_outputs WHERE workflow_uuid = 'sleepy' AND function_name = 'DBOS.sleep'")
         let recordedWake = try #require(deadline.first?.string(0).flatMap(Double.init))
         // Restart once the wake-up time is less than 2 s away.
@@ -54,7 +54,7 @@ struct PrimitiveCrashTests {
         let ready = Date().timeIntervalSince1970
         #expect(await second.waitFor("RESULT") == "RESULT 3")
         let finished = Date().timeIntervalSince1970
-        second.waitUntilExit()
+        await second.waitUntilExit()
         #expect(finished >= recordedWake - 0.05)  // it did sleep until the recorded time
         // A fresh 6 s sleep after the restart would end at ready + 6 s, at least 4 s after both marks below.
         #expect(finished < max(recordedWake, ready) + 2.5)
@@ -71,12 +71,12 @@ struct PrimitiveCrashTests {
         let first = try ChildWorker(flags("listener") + ["--steps", "2", "--start", "--recv-after", "1"])
         #expect(await first.waitFor("WAITING") != nil)
         try await Task.sleep(for: .milliseconds(300))
-        first.kill()
+        await first.kill()
         try await harness.runtime.send(to: "listener", topic: "go", "proceed")
         let second = try ChildWorker(flags("listener") + ["--steps", "2", "--recv-after", "1"])
         #expect(await second.waitFor("GOT") == "GOT proceed")
         #expect(await second.waitFor("RESULT") == "RESULT 3")
-        second.waitUntilExit()
+        await second.waitUntilExit()
         let consumed = try await harness.query("SELECT count(*) FILTER (WHERE consumed), count(*) FROM dbos.notifications WHERE destination_uuid = 'listener'")
         #expect(consumed.first?.int(0) == 1)
         #expect(consumed.first?.int(1) == 1)
@@ -89,14 +89,14 @@ struct PrimitiveCrashTests {
         let first = try ChildWorker(flags("patient") + ["--steps", "1", "--start", "--recv-after", "1"])
         #expect(await first.waitFor("WAITING") != nil)
         try await Task.sleep(for: .milliseconds(300))
-        first.kill()
+        await first.kill()
         let second = try ChildWorker(flags("patient") + ["--steps", "1", "--recv-after", "1"])
         #expect(await second.waitFor("WAITING") != nil)
         try await Task.sleep(for: .milliseconds(300))
         try await harness.runtime.send(to: "patient", topic: "go", "now")
         #expect(await second.waitFor("GOT", timeout: .seconds(10)) == "GOT now")
         #expect(await second.waitFor("RESULT") == "RESULT 1")
-        second.waitUntilExit()
+        await second.waitUntilExit()
         await harness.runtime.shutdown()
     }
 }

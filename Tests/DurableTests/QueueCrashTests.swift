@@ -119,23 +119,37 @@ struct QueueCrashTests {
         }
 
         var inputs: [String: QueueCrashJob.Input] = [:]
-        for index in 0..<scenario.workflows {
-            let input = QueueCrashJob.Input(index: index, steps: scenario.steps, transactionStep: scenario.transactionStep, stepMilliseconds: scenario.stepMilliseconds)
-            let handle = try await enqueuer.enqueue(QueueCrashJob.self, input, queue: Self.queueName, options: EnqueueOptions(id: "job-\(index)"))
-            inputs[handle.id] = input
+        func enqueue(_ count: Int) async throws {
+            for index in inputs.count..<(inputs.count + count) {
+                let input = QueueCrashJob.Input(index: index, steps: scenario.steps, transactionStep: scenario.transactionStep, stepMilliseconds: scenario.stepMilliseconds)
+                let handle = try await enqueuer.enqueue(QueueCrashJob.self, input, queue: Self.queueName, options: EnqueueOptions(id: "job-\(index)"))
+                inputs[handle.id] = input
+            }
         }
+        try await enqueue(scenario.workflows)
 
         // Kill the victim mid-run: after it has finished two workflows, while one of its workflows has at least
-        // three steps to go (so it is still in flight when the signal lands, however slow this machine is).
+        // three steps to go (so it is still in flight when the signal lands, however slow this machine is). On a
+        // loaded machine the other workers can drain the queue before the victim is caught like that (seen in a
+        // full run); then another small wave is enqueued, so the kill always lands mid-run.
         let victim = workers[0]
-        let busy = await Self.eventually(timeout: .seconds(60), every: .milliseconds(5)) {
-            !victim.isRunning || Self.finishedAndEarly(victim.lines, steps: scenario.steps)
+        victim.kill(when: { Self.finishedAndEarly($0, steps: scenario.steps) })
+        let waveDeadline = ContinuousClock.now.advanced(by: .seconds(90))
+        while victim.isRunning, ContinuousClock.now < waveDeadline {
+            try await Task.sleep(for: .milliseconds(200))
+            if victim.isRunning, inputs.count < scenario.workflows * 4,
+               let waiting = try await database.query(
+                   "SELECT count(*) FROM dbos.workflow_status WHERE queue_name = $1 AND status = 'ENQUEUED'", [Self.queueName]
+               ).first?.int(0), waiting < scenario.workers * scenario.workerConcurrency {
+                try await enqueue(scenario.workers * scenario.workerConcurrency)
+            }
         }
-        guard busy, victim.isRunning else {
-            Issue.record("the victim never got to mid-run; stdout: \(victim.lines.suffix(10)) stderr: \(victim.logLines.suffix(10))")
+        guard victim.killedOnCondition else {
+            Issue.record("the victim never got to mid-run (\(inputs.count) workflows enqueued); stdout: \(victim.lines.suffix(10)) stderr: \(victim.logLines.suffix(10))")
             return
         }
-        await victim.kill()
+        let victimEnd = await victim.waitForExit(timeout: .seconds(30))
+        #expect(victimEnd?.killedBySIGKILL == true, "victim ended with \(String(describing: victimEnd))")
         // Taken after the process is gone, so every run it cut short ended before this instant.
         let killedAt = try #require(try await database.query("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint").first?.int64(0))
         let survivors = Array(workers.dropFirst())
@@ -146,7 +160,7 @@ struct QueueCrashTests {
                 SELECT count(*) FILTER (WHERE status = 'SUCCESS'), count(*) FILTER (WHERE status NOT IN ('SUCCESS', 'PENDING', 'ENQUEUED'))
                 FROM dbos.workflow_status WHERE queue_name = $1
                 """, [Self.queueName]).first
-            return counts?.int(0) == scenario.workflows || (counts?.int(1) ?? 0) > 0
+            return counts?.int(0) == inputs.count || (counts?.int(1) ?? 0) > 0
         }
         #expect(finished, "not all workflows finished; survivors' logs: \(survivors.map { $0.logLines.suffix(10) })")
         let tookOver = survivors.contains { survivor in
@@ -161,7 +175,7 @@ struct QueueCrashTests {
         let statuses = try await database.query(
             "SELECT workflow_uuid, status, executor_id, recovery_attempts FROM dbos.workflow_status WHERE queue_name = $1", [Self.queueName]
         )
-        #expect(statuses.rows.count == scenario.workflows)
+        #expect(statuses.rows.count == inputs.count)
         var finalExecutor: [String: String] = [:]
         var attempts: [String: Int] = [:]
         for row in statuses.rows {

@@ -153,13 +153,7 @@ struct TLSFiles {
     }
 
     private static func run(_ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw CocoaError(.fileWriteUnknown) }
+        let process = try ChildProcess("/usr/bin/openssl", arguments, standardOutput: .null, standardError: .null)
+        guard process.waitUntilExit().succeeded else { throw CocoaError(.fileWriteUnknown) }
     }
 }

@@ -16,11 +16,11 @@ struct TakeoverTests {
 
         let victim = try ChildWorker(common + ["--executor", "victim", "--start", "--pause-after", "1"])
         #expect(await victim.waitFor("AFTER_STEP 1") != nil)
-        victim.kill()
+        await victim.kill()
 
         let rescuer = try ChildWorker(common + ["--executor", "rescuer"])
         #expect(await rescuer.waitFor("RESULT", timeout: .seconds(30)) == "RESULT 6")
-        rescuer.waitUntilExit()
+        await rescuer.waitUntilExit()
 
         let row = try await harness.query("SELECT status, executor_id, recovery_attempts FROM dbos.workflow_status WHERE workflow_uuid = 'orphan'")
         #expect(row.first?.string(0) == "SUCCESS")

@@ -1,3 +1,4 @@
+import EmbeddedPostgres
 import Foundation
 import Testing
 
@@ -8,22 +9,21 @@ struct TortureTests {
     @Test("every workflow finishes, transactional effects exactly once, nothing hangs")
     func shortTorture() async throws {
         let executable = URL(fileURLWithPath: ChildWorker.executable).deletingLastPathComponent().appendingPathComponent("durable-torture").path
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["--workflows", "300", "--steps", "4", "--workers", "2", "--seconds", "10", "--step-ms", "400"]
+        let arguments = ["--workflows", "300", "--steps", "4", "--workers", "2", "--seconds", "10", "--step-ms", "400"]
         var environment = ProcessInfo.processInfo.environment
         if environment["DATABASE_URL"] != nil {
             // Against a user's server: a database of its own (and no Postgres restarts).
             environment["DATABASE_URL"] = try await SharedDatabaseURL.fresh("torture")
         }
-        process.environment = environment
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let data = PipeReading.readToEnd(output.fileHandleForReading)
-        process.waitUntilExit()
+        let process = try ChildProcess(executable, arguments, environment: environment, standardError: .inherit)
+        let output = process.standardOutput!
+        // Read on a Dispatch thread: the read blocks until the run ends.
+        let data = await withCheckedContinuation { (continuation: CheckedContinuation<Data, Never>) in
+            DispatchQueue.global().async { continuation.resume(returning: PipeReading.readToEnd(output)) }
+        }
+        let ended = await process.exited()
         let text = String(decoding: data, as: UTF8.self)
-        #expect(process.terminationStatus == 0, "torture output:\n\(text)")
+        #expect(ended.succeeded, "torture \(ended); output:\n\(text)")
         #expect(text.contains("6 passed, 0 failed"), "torture output:\n\(text)")
     }
 }

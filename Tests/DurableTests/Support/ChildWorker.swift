@@ -1,5 +1,7 @@
+import EmbeddedPostgres
 import Foundation
 import Synchronization
+import Testing
 
 /// A `DurableTestWorker` child process: started with flags, read line by line, killed with a real SIGKILL.
 final class ChildWorker: Sendable {
@@ -9,7 +11,7 @@ final class ChildWorker: Sendable {
         let pending = Mutex(Data())
     }
 
-    private let process: Process
+    private let process: ChildProcess
     private let buffer = Buffer()
 
     /// The worker executable, built beside the test bundle.
@@ -19,15 +21,12 @@ final class ChildWorker: Sendable {
     }
 
     init(_ arguments: [String]) throws {
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.executable)
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
+        // ChildProcess, not Foundation's Process: see ChildProcess for the exits Process can miss.
+        process = try ChildProcess(Self.executable, arguments, standardError: .null)
+        let output = process.standardOutput!
         // A thread of its own reads the pipe with read(2) (see PipeReading) and splits it into lines.
         let reader = Thread { [buffer] in
-            PipeReading.readChunks(output.fileHandleForReading) { chunk in
+            PipeReading.readChunks(output) { chunk in
                 let complete: [String] = buffer.pending.withLock { bytes in
                     bytes.append(chunk)
                     var found: [String] = []
@@ -40,13 +39,12 @@ final class ChildWorker: Sendable {
                 buffer.lines.withLock { $0.append(contentsOf: complete) }
             }
         }
-        try process.run()
         reader.start()
     }
 
     /// A test that fails midway must not leave a worker waiting forever.
     deinit {
-        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+        process.signal(SIGKILL)
     }
 
     var output: [String] { buffer.lines.withLock { $0 } }
@@ -63,10 +61,22 @@ final class ChildWorker: Sendable {
     }
 
     /// SIGKILL: no cleanup, no flush.
-    func kill() {
-        Foundation.kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+    func kill() async {
+        process.signal(SIGKILL)
+        await process.exited()
     }
 
-    func waitUntilExit() { process.waitUntilExit() }
+    /// Waits until the worker exits on its own; after `timeout` it records an issue and kills it, so a hang
+    /// fails this test instead of stalling the run.
+    func waitUntilExit(timeout: Duration = .seconds(120), sourceLocation: SourceLocation = #_sourceLocation) async {
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while process.isRunning {
+            if ContinuousClock.now >= deadline {
+                Issue.record("worker did not exit within \(timeout); output: \(output.suffix(10))", sourceLocation: sourceLocation)
+                await kill()
+                return
+            }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
 }

@@ -222,6 +222,8 @@ final class WorkerProcess: Sendable {
         let complete = Mutex<[String]>([])
         let partial = Mutex(Data())
         let ended = Atomic<Bool>(false)
+        /// Called on the reading thread with every line so far, each time new lines arrive.
+        let observer = Mutex<(@Sendable ([String]) -> Void)?>(nil)
 
         func take(_ chunk: Data) {
             let found: [String] = partial.withLock { bytes in
@@ -233,7 +235,12 @@ final class WorkerProcess: Sendable {
                 }
                 return lines
             }
-            complete.withLock { $0.append(contentsOf: found) }
+            guard !found.isEmpty else { return }
+            let all = complete.withLock { lines in
+                lines.append(contentsOf: found)
+                return lines
+            }
+            observer.withLock { $0 }?(all)
         }
 
         /// Reads `fd` to its end on a thread of its own, with plain read(2): Foundation's FileHandle reads
@@ -259,22 +266,18 @@ final class WorkerProcess: Sendable {
     }
 
     /// How the process ended.
-    struct Exit: Sendable, Equatable {
-        var reason: Process.TerminationReason
-        var status: Int32
-        var killedBySIGKILL: Bool { reason == .uncaughtSignal && status == SIGKILL }
-    }
+    typealias Exit = ChildProcess.Exit
 
     let name: String
     let pid: Int32
-    private let process: Process
+    private let process: ChildProcess
     private let stdout = Lines()
     private let stderr = Lines()
-    private final class ExitBox: Sendable {
-        let value = Mutex<Exit?>(nil)
-        func withLock<R>(_ body: (inout Exit?) -> R) -> R { value.withLock { body(&$0) } }
+    /// Set once ``kill(when:)``'s condition fires (a class, so the reading thread's closure can hold it).
+    private final class Flag: Sendable {
+        let value = Atomic<Bool>(false)
     }
-    private let exit = ExitBox()
+    private let conditionMet = Flag()
 
     /// The worker executable: `DurableTestWorker` in the directory of the running test binary.
     static var executablePath: String { path(of: "DurableTestWorker") }
@@ -293,28 +296,17 @@ final class WorkerProcess: Sendable {
             throw WorkerError("\(executable) not found at \(path); build with `swift build --build-tests` first")
         }
         self.name = name
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        process.terminationHandler = { [exit] finished in
-            exit.withLock { $0 = Exit(reason: finished.terminationReason, status: finished.terminationStatus) }
-        }
-        try process.run()
-        pid = process.processIdentifier
-        // Our own copies of the read ends: the thread reading each closes it; the Pipe objects may go.
-        // (close-on-exec, so workers that other tests start meanwhile do not inherit them).
-        stdout.drain(fcntl(out.fileHandleForReading.fileDescriptor, F_DUPFD_CLOEXEC, 0))
-        stderr.drain(fcntl(err.fileHandleForReading.fileDescriptor, F_DUPFD_CLOEXEC, 0))
+        // ChildProcess, not Foundation's Process: see ChildProcess for the exit that Process missed for 30 s.
+        process = try ChildProcess(path, arguments)
+        pid = process.pid
+        // Our own copies of the read ends: the thread reading each closes it; the handles may go.
+        stdout.drain(fcntl(process.standardOutput!.fileDescriptor, F_DUPFD_CLOEXEC, 0))
+        stderr.drain(fcntl(process.standardError!.fileDescriptor, F_DUPFD_CLOEXEC, 0))
     }
 
     /// A test that fails midway must not leave a worker behind.
     deinit {
-        if exit.withLock({ $0 == nil }) { Foundation.kill(pid, SIGKILL) }
+        process.signal(SIGKILL)
     }
 
     /// Every stdout line so far.
@@ -338,7 +330,7 @@ final class WorkerProcess: Sendable {
         func found() -> String? { lines.first { line in prefixes.contains { line.hasPrefix($0) } } }
         while true {
             if let line = found() { return line }
-            let exited = exit.withLock { $0 } != nil
+            let exited = process.exit != nil
             if exited || ContinuousClock.now >= deadline {
                 // The last lines may still be in the pipe when the exit is noticed: read it to its end first.
                 if exited { await outputEnded(timeout: .seconds(2)) }
@@ -365,12 +357,27 @@ final class WorkerProcess: Sendable {
         return false
     }
 
-    var isRunning: Bool { exit.withLock { $0 } == nil }
+    var isRunning: Bool { process.isRunning }
+
+    /// SIGKILLs the worker from the thread reading its stdout, the moment its lines so far satisfy
+    /// `condition`: no polling delay, so a kill meant to land mid-run does, however loaded the machine is
+    /// (a poll every 5 ms missed the moment in loaded full runs). ``killedOnCondition`` tells whether it fired.
+    func kill(when condition: @escaping @Sendable ([String]) -> Bool) {
+        let check: @Sendable ([String]) -> Void = { [process, conditionMet] lines in
+            guard condition(lines), !conditionMet.value.exchange(true, ordering: .acquiringAndReleasing) else { return }
+            process.signal(SIGKILL)
+        }
+        stdout.observer.withLock { $0 = check }
+        check(lines)
+    }
+
+    /// Whether ``kill(when:)``'s condition was met and the SIGKILL sent.
+    var killedOnCondition: Bool { conditionMet.value.load(ordering: .acquiring) }
 
     /// Sends a real SIGKILL (no cleanup, no flush) and waits until the process is gone.
     @discardableResult
     func kill(sourceLocation: SourceLocation = #_sourceLocation) async -> Exit? {
-        Foundation.kill(pid, SIGKILL)
+        process.signal(SIGKILL)
         let ended = await waitForExit(timeout: .seconds(30), sourceLocation: sourceLocation)
         #expect(ended?.killedBySIGKILL == true, "worker \(name) ended with \(String(describing: ended)), not SIGKILL", sourceLocation: sourceLocation)
         return ended
@@ -381,7 +388,7 @@ final class WorkerProcess: Sendable {
     func waitForExit(timeout: Duration = .seconds(90), sourceLocation: SourceLocation = #_sourceLocation) async -> Exit? {
         let deadline = ContinuousClock.now.advanced(by: timeout)
         while ContinuousClock.now < deadline {
-            if let ended = exit.withLock({ $0 }) {
+            if let ended = process.exit {
                 // Callers read the output next: let the reader threads take its last bytes. (The end of a pipe
                 // can come later than the exit if a worker another test started meanwhile inherited its write
                 // end; what this process wrote is in the pipe by now either way.)
@@ -391,7 +398,7 @@ final class WorkerProcess: Sendable {
             try? await Task.sleep(for: .milliseconds(10))
         }
         Issue.record("worker \(name) did not exit within \(timeout); stdout: \(lines.joined(separator: " | "))", sourceLocation: sourceLocation)
-        Foundation.kill(pid, SIGKILL)
+        process.signal(SIGKILL)
         return nil
     }
 }

@@ -264,41 +264,27 @@ enum MigrationTestSupport {
         let data = Mutex(Data())
     }
 
-    /// Whether a process has exited, and whether the timeout killed it first.
-    private final class Watch: Sendable {
-        struct State { var exited = false; var killed = false }
-        let state = Mutex(State())
-    }
-
     private static func readToEnd(_ handle: FileHandle) -> Data {
         PipeReading.readToEnd(handle)
     }
 
+    /// Runs on a Dispatch thread (never the cooperative pool): it blocks in reads and waits. Children are
+    /// ChildProcess, not Foundation's Process, whose exit detection can miss a child (see ChildProcess).
     private static func runBlocking(_ commands: [Command], timeout: Duration) throws -> [ProcessOutput] {
         let group = DispatchGroup()
-        var started: [(process: Process, stdout: Collected, stderr: Collected)] = []
-        let directory = FileManager.default.temporaryDirectory
+        var started: [(process: ChildProcess, stdout: Collected, stderr: Collected)] = []
+        let directory = FileManager.default.temporaryDirectory.path
         for command in commands {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: command.executable)
-            process.arguments = command.arguments
-            process.currentDirectoryURL = directory
-            if let extra = command.environment {
-                process.environment = ProcessInfo.processInfo.environment.merging(extra) { _, new in new }
-            }
-            let outPipe = Pipe(), errPipe = Pipe()
-            process.standardOutput = outPipe
-            process.standardError = errPipe
-            process.standardInput = FileHandle.nullDevice
+            let process: ChildProcess
             do {
-                try process.run()
+                let environment = command.environment.map { ProcessInfo.processInfo.environment.merging($0) { _, new in new } }
+                process = try ChildProcess(command.executable, command.arguments, environment: environment, directory: directory)
             } catch {
-                for earlier in started where earlier.process.isRunning { kill(earlier.process.processIdentifier, SIGKILL) }
+                for earlier in started { earlier.process.signal(SIGKILL) }
                 throw error
             }
             let stdout = Collected(), stderr = Collected()
-            for (pipe, sink) in [(outPipe, stdout), (errPipe, stderr)] {
-                let handle = pipe.fileHandleForReading
+            for (handle, sink) in [(process.standardOutput!, stdout), (process.standardError!, stderr)] {
                 group.enter()
                 DispatchQueue.global().async {
                     let bytes = readToEnd(handle)
@@ -308,22 +294,20 @@ enum MigrationTestSupport {
             }
             started.append((process, stdout, stderr))
         }
-        let (seconds, attoseconds) = timeout.components
-        let deadline = DispatchTime.now() + .milliseconds(Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000))
+        let deadline = ContinuousClock.now.advanced(by: timeout)
         var outputs: [ProcessOutput] = []
         for entry in started {
-            let pid = entry.process.processIdentifier
-            let watch = Watch()
-            DispatchQueue.global().asyncAfter(deadline: deadline) {
-                watch.state.withLock { state in
-                    if !state.exited { state.killed = true; kill(pid, SIGKILL) }
-                }
+            var ended = entry.process.waitUntilExit(timeout: max(.zero, ContinuousClock.now.duration(to: deadline)))
+            let timedOut = ended == nil
+            if timedOut {
+                entry.process.signal(SIGKILL)
+                ended = entry.process.waitUntilExit()
             }
-            entry.process.waitUntilExit()
-            let killed = watch.state.withLock { state -> Bool in state.exited = true; return state.killed }
-            outputs.append(ProcessOutput(status: entry.process.terminationStatus, stdout: "", stderr: "", timedOut: killed))
+            outputs.append(ProcessOutput(status: ended?.status ?? -1, stdout: "", stderr: "", timedOut: timedOut))
         }
-        group.wait()
+        // The pipes end with the children (they keep no descriptor of ours); bounded all the same, in case a
+        // grandchild outlives its parent holding one.
+        _ = group.wait(timeout: .now() + 10)
         for index in outputs.indices {
             outputs[index].stdout = String(decoding: started[index].stdout.data.withLock { $0 }, as: UTF8.self)
             outputs[index].stderr = String(decoding: started[index].stderr.data.withLock { $0 }, as: UTF8.self)
