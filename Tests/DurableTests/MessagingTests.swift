@@ -219,7 +219,7 @@ struct MessagingTests {
         let url = try await SharedDatabaseURL.fresh("msg_sleep")
         let first = MessagingHarness.makeRuntime(url: url, executorID: "sleeper") { $0.register(Nap()) }
         try await first.launch()
-        _ = try await first.start(Nap.self, 6_000, id: "nap")
+        _ = try await first.start(Nap.self, 12_000, id: "nap")
         let h = MessagingHarness(url: url, runtime: first)
         // Interrupt once the wake-up time is checkpointed.
         var recordedWake: Double?
@@ -235,12 +235,12 @@ struct MessagingTests {
         try await second.launch()  // recovers the sleeping workflow
         let launched = Date().timeIntervalSince1970
         let handle: WorkflowHandle<Int> = second.handle(for: "nap")
-        #expect(try await handle.result() == 6_000)
+        #expect(try await handle.result() == 12_000)
         let finished = Date().timeIntervalSince1970
         #expect(finished >= wake - 0.05)
-        // A fresh 6 s sleep after the restart would end at least 4 s after both marks below; 3.5 s leaves room
+        // A fresh 12 s sleep after the restart would end at least 10 s after both marks below; 8 s leaves room
         // for a loaded machine (2.5 s was missed by 0.1 s in a full parallel run).
-        #expect(finished < max(wake, launched) + 3.5)
+        #expect(finished < max(wake, launched) + 8)
         #expect(try await handle.status().recoveryAttempts == 2)
         await second.shutdown()
     }

@@ -97,13 +97,16 @@ struct ParkingTests {
         let url = try await SharedDatabaseURL.fresh("parking_cancel")
         let runtime = Self.runtime(url: url, executor: "park3", parkAfter: .milliseconds(200))
         let id = "cancelled-sleeper"
-        let handle = try await runtime.start(ParkingSleeper.self, ParkingInput(sleepMilliseconds: 1_000), id: id)
+        let started = ContinuousClock.now
+        // 5 s: the cancel below must come before the wake-up even when this test's task waits long for a thread
+        // (with a 1 s sleep, a one-core run woke the workflow first and its next step ran).
+        let handle = try await runtime.start(ParkingSleeper.self, ParkingInput(sleepMilliseconds: 5_000), id: id)
         while ParkingCounters.count("before-\(id)") == 0 { try await Task.sleep(for: .milliseconds(20)) }
         try await Task.sleep(for: .milliseconds(300))
         try await runtime.cancel(id)
         #expect(try await handle.status().state == .cancelled)
         // Past the wake-up time nothing ran again.
-        try await Task.sleep(for: .milliseconds(1_500))
+        try await Task.sleep(until: started.advanced(by: .milliseconds(6_500)))
         #expect(ParkingCounters.count("body-\(id)") == 1)
         #expect(ParkingCounters.count("after-\(id)") == 0)
         #expect(try await handle.status().state == .cancelled)

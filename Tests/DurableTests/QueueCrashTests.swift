@@ -151,7 +151,11 @@ struct QueueCrashTests {
         let victimEnd = await victim.waitForExit(timeout: .seconds(30))
         #expect(victimEnd?.killedBySIGKILL == true, "victim ended with \(String(describing: victimEnd))")
         // Taken after the process is gone, so every run it cut short ended before this instant.
-        let killedAt = try #require(try await database.query("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint").first?.int64(0))
+        // The kill instant on the database's clock (the runs table's): this machine's time of the kill plus the
+        // clocks' offset, and the round trip as margin. Asking the database after the kill instead came seconds late
+        // on a loaded one-core run, long enough for a takeover to look like an overlap.
+        let (offset, margin) = try await Self.databaseClockOffset(database)
+        let killedAt = Int64(try #require(victim.killedOnConditionAt).timeIntervalSince1970 * 1_000_000) + offset + margin
         let survivors = Array(workers.dropFirst())
 
         // A hang bound, not a speed bound: the takeover alone waits four seconds.
@@ -371,6 +375,21 @@ struct QueueCrashTests {
             try? await Task.sleep(for: interval)
         }
         return await condition()
+    }
+
+    /// The database clock minus this machine's, in microseconds, from the quickest of five round trips, with
+    /// that round trip as the error bound.
+    static func databaseClockOffset(_ database: EngineDatabase) async throws -> (offset: Int64, margin: Int64) {
+        var best: (offset: Int64, margin: Int64)?
+        for _ in 0..<5 {
+            let sent = Date().timeIntervalSince1970
+            let remote = try #require(try await database.query("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint").first?.int64(0))
+            let received = Date().timeIntervalSince1970
+            let trip = Int64((received - sent) * 1_000_000)
+            let offset = remote - Int64((sent + received) / 2 * 1_000_000)
+            if best == nil || trip < best!.margin { best = (offset, trip) }
+        }
+        return best!
     }
 
     /// From a worker's output: it has finished (DONE) two workflows, and another has run only steps 1–2.

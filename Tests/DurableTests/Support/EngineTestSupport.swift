@@ -276,6 +276,7 @@ final class WorkerProcess: Sendable {
     /// Set once ``kill(when:)``'s condition fires (a class, so the reading thread's closure can hold it).
     private final class Flag: Sendable {
         let value = Atomic<Bool>(false)
+        let at = Mutex<Date?>(nil)
     }
     private let conditionMet = Flag()
 
@@ -366,6 +367,7 @@ final class WorkerProcess: Sendable {
         let check: @Sendable ([String]) -> Void = { [process, conditionMet] lines in
             guard condition(lines), !conditionMet.value.exchange(true, ordering: .acquiringAndReleasing) else { return }
             process.signal(SIGKILL)
+            conditionMet.at.withLock { $0 = Date() }
         }
         stdout.observer.withLock { $0 = check }
         check(lines)
@@ -373,6 +375,8 @@ final class WorkerProcess: Sendable {
 
     /// Whether ``kill(when:)``'s condition was met and the SIGKILL sent.
     var killedOnCondition: Bool { conditionMet.value.load(ordering: .acquiring) }
+    /// This machine's wall-clock time just after ``kill(when:)`` sent its SIGKILL; nil until then.
+    var killedOnConditionAt: Date? { conditionMet.at.withLock { $0 } }
 
     /// Sends a real SIGKILL (no cleanup, no flush) and waits until the process is gone.
     @discardableResult
