@@ -16,6 +16,22 @@ struct Grind: Workflow {
     }
 }
 
+/// A step whose body ignores cancellation for `milliseconds` (a blocking call would do the same), then a plain
+/// step: a run whose task was cancelled meanwhile stops there.
+struct Stubborn: Workflow {
+    static let name = "stubborn"
+    func run(_ ctx: WorkflowContext, _ milliseconds: Int) async throws -> Int {
+        let waited = try await ctx.step("stubborn-step") {
+            RunCounts.note("stubborn-began-\(ctx.workflowID)")
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(milliseconds)) { continuation.resume() }
+            }
+            return milliseconds
+        }
+        return try await ctx.step("stubborn-done") { waited }
+    }
+}
+
 struct ChildInput: Codable, Sendable {
     var value: Int
     var napMilliseconds: Int
@@ -49,6 +65,7 @@ struct ControlAndChildrenTests {
         runtime.register(Grind())
         runtime.register(Doubler())
         runtime.register(Parent())
+        runtime.register(Stubborn())
     }
 
     func harness(_ prefix: String, executorID: String = "control") async throws -> MessagingHarness {
@@ -142,6 +159,56 @@ struct ControlAndChildrenTests {
         let handle = try await h.runtime.start(Nap.self, 60_000, id: "slow", timeout: .milliseconds(300))
         try await expectCancelled(handle, within: .seconds(5))
         await h.runtime.shutdown()
+    }
+
+    @Test("a run that lost its workflow to a cancel and a resume elsewhere does not cancel the new run when its own deadline passes")
+    func staleDeadlineLeavesResumedRunAlone() async throws {
+        let url = try await SharedDatabaseURL.fresh("stale_deadline")
+        let first = MessagingHarness.makeRuntime(url: url, executorID: "first") { $0.register(Stubborn()) }
+        let second = MessagingHarness.makeRuntime(url: url, executorID: "second") { $0.register(Stubborn()) }
+        try await first.launch()
+        try await second.launch()
+        let id = "stubborn-one"
+        // The first run's step ignores the cancel below, so its run, and its deadline timer, outlive the cancel.
+        _ = try await first.start(Stubborn.self, 5_000, id: id, timeout: .seconds(3))
+        while RunCounts.count("stubborn-began-\(id)") == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        try await second.cancel(id)
+        try await second.resume(id)  // runs here afresh, with no deadline (as DBOS's resume)
+        #expect(try await second.status(of: id)?.state == .pending)
+        // The first run's timer fires at 3 s; before the fix it cancelled the resumed run then.
+        #expect(try await finalState(of: id, on: second) == .success)
+        #expect(try await second.handle(for: id, resultType: Int.self).result() == 5_000)
+        await first.shutdown()
+        await second.shutdown()
+    }
+
+    /// The workflow's state once it stops being PENDING, or PENDING after a minute (a hang fails, not stalls).
+    func finalState(of id: String, on runtime: DurableRuntime) async throws -> WorkflowState? {
+        var state = try await runtime.status(of: id)?.state
+        let deadline = ContinuousClock.now.advanced(by: .seconds(60))
+        while state == .pending, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+            state = try await runtime.status(of: id)?.state
+        }
+        return state
+    }
+
+    @Test("a cancel notification that arrives after a resume leaves the resumed run alone")
+    func lateCancelNotification() async throws {
+        let h = try await harness("late_cancel_notify", executorID: "first")
+        let second = MessagingHarness.makeRuntime(url: h.url, executorID: "second", register: Self.register)
+        try await second.launch()
+        let id = "resumed-before-the-news"
+        _ = try await h.runtime.start(Stubborn.self, 1_000, id: id)
+        while RunCounts.count("stubborn-began-\(id)") == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        try await second.cancel(id)
+        try await second.resume(id)  // runs at once in `second`, its first step ignoring cancellation for 1 s
+        // The cancel's NOTIFY, reaching `second` late: under load it once came after the resumed run had started,
+        // stopped that run at its next step and left the workflow PENDING for good.
+        _ = try await h.query("SELECT pg_notify('durable_workflow_cancelled', $1)", [id])
+        #expect(try await finalState(of: id, on: second) == .success)
+        await h.runtime.shutdown()
+        await second.shutdown()
     }
 
     @Test("children inherit the parent's deadline")

@@ -6,6 +6,13 @@ extension SystemDatabase {
         return result.first?.string(1)
     }
 
+    /// Cancels a workflow whose deadline passed, only while the run with owner token `token` still owns it.
+    /// Returns whether it was cancelled by this call.
+    func timeOut(id: String, token: String) async throws -> Bool {
+        let result = try await query("cancel timed-out workflow", workflowID: id, control.timeOut, [id, token])
+        return (result.first?.int(0) ?? 0) > 0
+    }
+
     /// Takes a workflow over for a fresh run from its last checkpoint. Returns nil when it has finished
     /// (`SUCCESS` or `ERROR`) or does not exist.
     func resume(id: String, token: String, executorID: String, applicationVersion: String, payloadLimit: Int) async throws -> ClaimedWorkflow? {

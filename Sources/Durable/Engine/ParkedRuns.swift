@@ -87,6 +87,11 @@ final class ParkedRuns: Sendable {
         state.withLock { $0.entries.removeValue(forKey: id) ?? $0.waking.removeValue(forKey: id) }
     }
 
+    /// The owner token of a workflow's entry, waiting or waking; nil if it is not parked.
+    func token(of id: String) -> String? {
+        state.withLock { ($0.entries[id] ?? $0.waking[id])?.token }
+    }
+
     /// Ends the waking of an entry the engine is about to launch; false when it was removed meanwhile (then
     /// whoever removed it released its load, and it must not be launched).
     func finishWaking(_ id: String) -> Bool {

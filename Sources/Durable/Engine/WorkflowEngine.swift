@@ -26,8 +26,14 @@ final class WorkflowEngine: Sendable {
     /// The queues declared in this process, by name (the internal queue included).
     let declaredQueues: [String: WorkflowQueue]
 
+    /// A run in this process, and the owner token it holds the workflow with.
+    private struct LocalRun {
+        let task: Task<RunOutcome, Never>
+        let token: String
+    }
+
     private struct State {
-        var runs: [String: Task<RunOutcome, Never>] = [:]
+        var runs: [String: LocalRun] = [:]
         /// Runs active in this process, per queue they were dequeued from (worker concurrency).
         var queueLoad: [String: Int] = [:]
         /// Runs active in this process, per partition of a partitioned queue (partition worker concurrency).
@@ -55,7 +61,7 @@ final class WorkflowEngine: Sendable {
         self.registry = registry
         self.listener = listener
         self.logger = logger
-        listener.onCancellation { [weak self] id in self?.stopLocalRun(id) }
+        listener.onCancellation { [weak self] id in self?.cancellationAnnounced(id) }
     }
 
     // MARK: - Starting
@@ -94,7 +100,7 @@ final class WorkflowEngine: Sendable {
 
     /// The run of `id` active in this process, if any.
     func activeRun(_ id: String) -> Task<RunOutcome, Never>? {
-        state.withLock { $0.runs[id] }
+        state.withLock { $0.runs[id]?.task }
     }
 
     /// Runs of `queue` active in this process.
@@ -160,13 +166,13 @@ final class WorkflowEngine: Sendable {
                 if let partition { current.partitionLoad[partition, default: 0] += 1 }
             }
             // The task removes itself when done; it cannot get there before this lock is released.
-            current.runs[id] = Task { [self] in
+            current.runs[id] = LocalRun(task: Task { [self] in
                 let timer = deadline.map { deadline in
                     Task { [self] in
                         let remaining = Double(deadline - WorkflowContext.nowMilliseconds()) / 1000
                         if remaining > 0 { try? await Task.sleep(for: .milliseconds(Int64(remaining * 1000))) }
                         guard !Task.isCancelled else { return }
-                        await self.timeOut(id)
+                        await self.timeOut(id, token: token)
                     }
                 }
                 let outcome = await execute(registration, id: id, input: input, token: token, recorded: recorded, deadline: deadline)
@@ -193,7 +199,7 @@ final class WorkflowEngine: Sendable {
                     self.releaseLoad(queue: queue, partition: partition)
                 }
                 return outcome
-            }
+            }, token: token)
             return true
         }
         if !launched, holdsLoad { releaseLoad(queue: queue, partition: partition) }
@@ -233,7 +239,7 @@ final class WorkflowEngine: Sendable {
         for entry in due {
             if let deadline = entry.deadline, deadline <= now {
                 guard parked.finishWaking(entry.id) else { continue }
-                await timeOut(entry.id)
+                await timeOut(entry.id, token: entry.token)
                 releaseLoad(of: entry)
             } else {
                 waking.append(entry)
@@ -278,7 +284,7 @@ final class WorkflowEngine: Sendable {
         if context.fatal == nil, context.stoppedAtDeadline {
             // Whatever the body did after that (it may have caught the error and returned), the workflow is
             // cancelled as of its deadline; the timer may not have recorded that yet, or at all.
-            await timeOut(id)
+            await timeOut(id, token: token)
             return .interrupted
         }
         if context.fatal == nil, let wakeTime = context.parkedWakeTime {
@@ -357,20 +363,44 @@ final class WorkflowEngine: Sendable {
         return previous != nil
     }
 
-    /// Interrupts this process's run of `id`, if any; it stops at its next durable operation.
-    func stopLocalRun(_ id: String) {
+    /// Interrupts this process's run of `id`, if any (only if it holds the workflow with `token`, when given);
+    /// it stops at its next durable operation.
+    func stopLocalRun(_ id: String, token: String? = nil) {
         // Both looked at under the engine's lock, which a run ending at a park holds while it moves from one to the
         // other (see `launch`).
-        let (run, entry) = state.withLock { current in (current.runs[id], parked.remove(id)) }
+        let (run, entry) = state.withLock { current -> (Task<RunOutcome, Never>?, ParkedRuns.Entry?) in
+            let run = current.runs[id].flatMap { token == nil || $0.token == token ? $0.task : nil }
+            let entry = token == nil || parked.token(of: id) == token ? parked.remove(id) : nil
+            return (run, entry)
+        }
         run?.cancel()
         if let entry { releaseLoad(of: entry) }
     }
 
+    /// A cancellation announced by NOTIFY (from this process or another). It may be stale: the workflow can have
+    /// been resumed since, even here, and the resumed run must go on. So a local run is stopped only once the
+    /// database shows that it no longer owns the workflow.
+    private func cancellationAnnounced(_ id: String) {
+        guard let token = state.withLock({ $0.runs[id]?.token }) ?? parked.token(of: id) else { return }
+        Task { [self] in
+            let owned = try? await database.stillOwned([id], tokens: [token])
+            // Unreadable: stop it (a cancel is the likelier news; if it still owns the workflow, recovery resumes it).
+            if owned?.contains(id) != true { stopLocalRun(id, token: token) }
+        }
+    }
+
     /// The deadline passed: the workflow is cancelled, as DBOS does.
-    private func timeOut(_ id: String) async {
-        logger.info("workflow timed out and is cancelled", metadata: ["workflow": "\(id)"])
+    ///
+    /// Only the run that owns the workflow (`token`) cancels it: a run still winding down here after the workflow
+    /// was cancelled and resumed elsewhere (say its step body ignores cancellation) must not cancel the new run.
+    private func timeOut(_ id: String, token: String) async {
         do {
-            try await cancel(id)
+            if try await database.timeOut(id: id, token: token) {
+                logger.info("workflow timed out and is cancelled", metadata: ["workflow": "\(id)"])
+            } else {
+                logger.debug("deadline passed for a run that no longer owns its workflow; left alone", metadata: ["workflow": "\(id)"])
+            }
+            stopLocalRun(id)
         } catch {
             // It will be cancelled when next recovered (its deadline is in the row); stop the local run now.
             logger.error("could not record the timeout", metadata: ["workflow": "\(id)", "error": "\(error)"])
@@ -415,7 +445,7 @@ final class WorkflowEngine: Sendable {
     func shutdown() async {
         let (runs, dispatcher, monitor, scheduler) = state.withLock { state -> ([Task<RunOutcome, Never>], QueueDispatcher?, ExecutorMonitor?, Scheduler?) in
             state.accepting = false
-            return (Array(state.runs.values), state.dispatcher, state.monitor, state.scheduler)
+            return (state.runs.values.map(\.task), state.dispatcher, state.monitor, state.scheduler)
         }
         // Interrupt running workflows first: stopping the background loops can take a while on a busy database,
         // and a workflow must not go on to finish in the meantime.
@@ -424,7 +454,7 @@ final class WorkflowEngine: Sendable {
         await monitor?.stop()
         await dispatcher?.stop()
         // Nothing new launches once `accepting` is off, but runs that were launching then are in the table now.
-        let remaining = state.withLock { Array($0.runs.values) }
+        let remaining = state.withLock { $0.runs.values.map(\.task) }
         for run in remaining { run.cancel() }
         for run in remaining { _ = await run.value }
         // Parked workflows stay PENDING under this executor, like interrupted ones, and are recovered on restart.
