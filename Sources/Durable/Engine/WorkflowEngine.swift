@@ -400,11 +400,11 @@ final class WorkflowEngine: Sendable {
             } else {
                 logger.debug("deadline passed for a run that no longer owns its workflow; left alone", metadata: ["workflow": "\(id)"])
             }
-            stopLocalRun(id)
+            stopLocalRun(id, token: token)
         } catch {
             // It will be cancelled when next recovered (its deadline is in the row); stop the local run now.
             logger.error("could not record the timeout", metadata: ["workflow": "\(id)", "error": "\(error)"])
-            stopLocalRun(id)
+            stopLocalRun(id, token: token)
         }
     }
 
