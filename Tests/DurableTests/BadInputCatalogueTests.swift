@@ -448,7 +448,7 @@ struct BadInputCatalogueTests {
         #expect(try await runtime.start(CatalogueBigResult.self, 2, id: setterID).result() == "payloadTooLarge")
         #expect(try await h.rows("workflow_events", of: setterID) == 0)
         let resultID = uniqueID("huge-result")
-        expectClear("result", await expectDurableError(.workflowFailed) { try await runtime.start(CatalogueBigResult.self, 0, id: resultID).result() })
+        expectClear("result", await expectDurableError(.payloadTooLarge) { try await runtime.start(CatalogueBigResult.self, 0, id: resultID).result() })
         #expect(try await h.json("SELECT error FROM {schema}.workflow_output WHERE workflow_uuid = $1", [resultID])?["code"] as? String == "payloadTooLarge")
         #expect(try await h.value("SELECT coalesce(length(output), -1) FROM {schema}.workflow_output WHERE workflow_uuid = $1", [resultID]) == "-1")
         try await h.expectUnharmed(before, excluding: [stepID, setterID, resultID])
@@ -551,7 +551,7 @@ struct BadInputCatalogueTests {
         try await h.query(
             "INSERT INTO {schema}.notifications (destination_uuid, topic, message, serialization) VALUES ($1, 't', $2, $3)",
             [receiver.id, damage.stored.text, damage.stored.serialization])
-        let failed = await expectDurableError(.workflowFailed) { try await receiver.result() }
+        let failed = await expectDurableError(.corruptedCheckpoint) { try await receiver.result() }
         #expect(failed.map { !String(describing: $0).contains(Damage.marker) } ?? true, "the error shows the message: \(String(describing: failed))")
         let recorded = try await h.json("SELECT error FROM {schema}.workflow_output WHERE workflow_uuid = $1", [receiver.id])
         #expect(recorded?["code"] as? String == "corruptedCheckpoint")

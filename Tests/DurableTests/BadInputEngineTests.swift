@@ -115,7 +115,7 @@ struct BadInputEngineTests {
             #expect(changed.affectedRows == 1)
         }
         #expect(try await runtime.handle(for: healthy, resultType: Int.self).result() == 3)
-        let error = await expectDurableError(.workflowFailed) {
+        let error = await expectDurableError(.corruptedCheckpoint) {
             try await runtime.handle(for: damaged, resultType: Int.self).result()
         }
         #expect(error?.message.contains("step 1 's-1'") == true, "\(String(describing: error))")
@@ -144,7 +144,7 @@ struct BadInputEngineTests {
         EngineGates.shared.open(id)
         let second = makeEngineRuntime(database, executor: "swallow") { $0.register(EngineRenamable(prefix: "same")) }
         try await second.launch()
-        await expectDurableError(.workflowFailed) { try await second.handle(for: id, resultType: String.self).result() }
+        await expectDurableError(.corruptedCheckpoint) { try await second.handle(for: id, resultType: String.self).result() }
         #expect(try await database.workflowError(id)?["code"] as? String == "corruptedCheckpoint")
         #expect(RunCounts.count("renamable:\(id):same") == 1)
         await second.shutdown()
@@ -165,7 +165,7 @@ struct BadInputEngineTests {
             #expect(changed.affectedRows == 1)
         }
         #expect(try await runtime.handle(for: healthy, resultType: Int.self).result() == 3)
-        let error = await expectDurableError(.workflowFailed) {
+        let error = await expectDurableError(.corruptedCheckpoint) {
             try await runtime.handle(for: damaged, resultType: Int.self).result()
         }
         #expect(error?.message.contains("input") == true, "\(String(describing: error))")
@@ -194,7 +194,7 @@ struct BadInputEngineTests {
         let second = makeEngineRuntime(database, executor: "shipments", register: registerEngineFixtures)
         try await second.launch()
         #expect(try await second.handle(for: fine, resultType: Int.self).result() == 5)
-        let error = await expectDurableError(.workflowFailed) { try await second.handle(for: broken, resultType: Int.self).result() }
+        let error = await expectDurableError(.corruptedCheckpoint) { try await second.handle(for: broken, resultType: Int.self).result() }
         #expect(error?.message.contains("count") == true)
         #expect(try await database.workflowError(broken)?["code"] as? String == "corruptedCheckpoint")
         #expect(try await database.steps(broken).isEmpty)
@@ -232,7 +232,7 @@ struct BadInputEngineTests {
         }
         await runtime.shutdown()
         let amplifying = makeEngineRuntime(database, executor: "bad-input", maxPayloadBytes: 4096) { $0.register(Amplify()) }
-        await expectDurableError(.workflowFailed) { try await amplifying.start(Amplify.self, 10_000, id: id).result() }
+        await expectDurableError(.payloadTooLarge) { try await amplifying.start(Amplify.self, 10_000, id: id).result() }
         #expect(try await database.status(id) == "ERROR")
         #expect(try await database.workflowError(id)?["code"] as? String == "payloadTooLarge")
         #expect(try await database.value("SELECT output FROM dbos.workflow_output WHERE workflow_uuid = $1", [id]) == nil)
@@ -258,7 +258,7 @@ struct BadInputEngineTests {
         try await strict.launch()
         #expect(try await strict.handle(for: small, resultType: Int.self).result() == 10)
         for id in [bigStep, bigInput] {
-            await expectDurableError(.workflowFailed) { try await strict.handle(for: id, resultType: Int.self).result() }
+            await expectDurableError(.payloadTooLarge) { try await strict.handle(for: id, resultType: Int.self).result() }
             #expect(try await database.status(id) == "ERROR")
             #expect(try await database.workflowError(id)?["code"] as? String == "payloadTooLarge", "\(id)")
         }

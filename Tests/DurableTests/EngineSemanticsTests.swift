@@ -320,7 +320,7 @@ struct EngineSemanticsTests {
 
         let uncaughtID = uniqueID("uncaught-\(mode)")
         let handle = try await runtime.start(EngineChildTask.self, ChildTaskInput(mode: mode, catchRefusal: false), id: uncaughtID)
-        let error = await expectDurableError(.workflowFailed) { try await handle.result() }
+        let error = await expectDurableError(.stepOutsideWorkflowTask) { try await handle.result() }
         #expect(error?.message.contains("child task") == true)
         #expect(try await database.workflowError(uncaughtID)?["code"] as? String == "stepOutsideWorkflowTask")
         #expect(try await database.steps(uncaughtID).isEmpty)
@@ -357,7 +357,7 @@ struct EngineSemanticsTests {
         // The same durable name, but the code now calls a different step at position 1.
         let second = makeEngineRuntime(database, executor: "fatal") { $0.register(EngineRenamable(prefix: "after")) }
         try await second.launch()
-        let error = await expectDurableError(.workflowFailed) {
+        let error = await expectDurableError(.nonDeterministicWorkflow) {
             try await second.handle(for: id, resultType: String.self).result()
         }
         #expect(error?.message.contains("'before-1'") == true)

@@ -169,7 +169,7 @@ struct MessagingTests {
             _ = try await bad.result()
             Issue.record("expected the workflow to fail")
         } catch let error as DurableError {
-            #expect(error.code == .workflowFailed)
+            #expect(error.code == .corruptedCheckpoint)
             #expect(error.message.contains("could not be decoded"))
         }
         #expect(try await good.result() == Approval(approved: false, by: "cfo"))

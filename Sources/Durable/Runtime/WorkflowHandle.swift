@@ -30,7 +30,10 @@ public struct WorkflowHandle<Output: Codable & Sendable>: Sendable {
     /// A run active in this process is awaited directly; otherwise the database is polled, starting at
     /// `minimumPollingInterval` and backing off to `maximumPollingInterval`.
     ///
-    /// - Throws: ``DurableError/Code/workflowFailed`` (with ``DurableError/errorName``) if the workflow threw,
+    /// - Throws: ``DurableError/Code/workflowFailed`` (with ``DurableError/errorName``) if the workflow threw;
+    ///   ``DurableError/Code/nonDeterministicWorkflow``, ``DurableError/Code/corruptedCheckpoint``,
+    ///   ``DurableError/Code/payloadTooLarge`` or ``DurableError/Code/stepOutsideWorkflowTask`` if the library
+    ///   had to end it for that reason;
     ///   ``DurableError/Code/workflowCancelled``, ``DurableError/Code/maxRecoveryAttemptsExceeded``, or
     ///   ``DurableError/Code/workflowNotFound`` if no workflow has this ID.
     public func result(
@@ -97,6 +100,17 @@ public struct WorkflowHandle<Output: Codable & Sendable>: Sendable {
     }
 
     private func workflowFailure(_ failure: PortableError) -> DurableError {
-        DurableError(.workflowFailed, "the workflow failed: \(failure.name): \(failure.message)", workflowID: id, errorName: failure.name)
+        // A run that the library itself had to end (the code no longer matches the recorded steps, a checkpoint it
+        // cannot read, a value over the limit, a durable call from a child task) fails with that code here too, as
+        // the README promises; any other error, the user's own included, is workflowFailed.
+        if failure.name == "DurableError", let raw = failure.code, Self.libraryEndings.contains(DurableError.Code(rawValue: raw)) {
+            return DurableError(DurableError.Code(rawValue: raw), "the workflow failed: \(failure.message)", workflowID: id, errorName: failure.name)
+        }
+        return DurableError(.workflowFailed, "the workflow failed: \(failure.name): \(failure.message)", workflowID: id, errorName: failure.name)
+    }
+
+    /// The codes with which the library ends a run it cannot go on with.
+    private static var libraryEndings: Set<DurableError.Code> {
+        [.nonDeterministicWorkflow, .corruptedCheckpoint, .payloadTooLarge, .stepOutsideWorkflowTask]
     }
 }
