@@ -1,3 +1,4 @@
+import EmbeddedPostgres
 import Durable
 import Foundation
 import Logging
@@ -41,12 +42,8 @@ struct PrimitiveBenchmarks {
         let sender = DurableRuntime(configuration: DurableConfiguration(databaseURL: url, schema: schema, executorID: "bench-sender"), logger: logger)
         try await sender.launch()
         let id = "ping-\(UUID().uuidString.prefix(8))"
-        let child = Process()
-        child.executableURL = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-        child.arguments = ["__receiver", url, schema, id, String(messages)]
-        let output = Pipe()
-        child.standardOutput = output
-        try child.run()
+        let child = try ChildProcess(try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"),
+                                     ["__receiver", url, schema, id, String(messages)], standardError: .inherit)
         // Wait until the receiver's workflow exists.
         while try await sender.status(of: id) == nil { try await Task.sleep(for: .milliseconds(20)) }
         for index in 1...messages {
@@ -56,8 +53,8 @@ struct PrimitiveBenchmarks {
                 try await Task.sleep(for: .milliseconds(1))
             }
         }
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        child.waitUntilExit()
+        let data = try child.standardOutput!.readToEnd() ?? Data()
+        await child.exited()
         await sender.shutdown()
         guard let json = String(decoding: data, as: UTF8.self).split(separator: "\n").last,
               let latencies = try? JSONDecoder().decode([Double].self, from: Data(json.utf8)) else {
@@ -68,16 +65,12 @@ struct PrimitiveBenchmarks {
 
     /// A child process starts `sleepers` workflows that sleep for an hour and reports its resident memory.
     private func sleepingMemory() async throws -> (Double, Double) {
-        let child = Process()
-        child.executableURL = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
         // A schema of their own: the sleepers stay PENDING after the child exits, and runtimes of later suites in
         // the main schema would otherwise take them over (their executor falls silent) in the middle of a figure.
-        child.arguments = ["__sleepers", url, schema + "_sleepers", String(sleepers)]
-        let output = Pipe()
-        child.standardOutput = output
-        try child.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        child.waitUntilExit()
+        let child = try ChildProcess(try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"),
+                                     ["__sleepers", url, schema + "_sleepers", String(sleepers)], standardError: .inherit)
+        let data = try child.standardOutput!.readToEnd() ?? Data()
+        await child.exited()
         let parts = String(decoding: data, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Double($0) }
         guard parts.count == 2 else { throw BenchError("the sleepers process did not report its memory") }
         return (parts[0], parts[1])

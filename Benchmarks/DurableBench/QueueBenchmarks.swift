@@ -1,3 +1,4 @@
+import EmbeddedPostgres
 import Durable
 import Foundation
 import Logging
@@ -61,10 +62,10 @@ struct QueueBenchmarks {
             latencies.append(try await handle.result(minimumPollingInterval: .milliseconds(1), maximumPollingInterval: .milliseconds(5)))
         }
         let oneWorker = try await throughput(producer)
-        stop(workers)
+        await stop(workers)
         let fourWorkers = try startWorkers(4)
         let fourWorkerRate = try await throughput(producer)
-        stop(fourWorkers)
+        await stop(fourWorkers)
         await producer.shutdown()
         let peer = try pythonPeer()
 
@@ -109,25 +110,20 @@ struct QueueBenchmarks {
         return Double(count) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
     }
 
-    private func startWorkers(_ count: Int) throws -> [Process] {
+    private func startWorkers(_ count: Int) throws -> [ChildProcess] {
         let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         return try (0..<count).map { _ in
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = ["__queueworker", url, schema]
-            let output = Pipe()
-            process.standardOutput = output
-            try process.run()
+            let process = try ChildProcess(executable, ["__queueworker", url, schema], standardError: .inherit)
             // Wait for READY so the measurement starts with warm, listening workers.
-            _ = output.fileHandleForReading.availableData
+            _ = process.standardOutput!.availableData
             return process
         }
     }
 
-    private func stop(_ workers: [Process]) {
+    private func stop(_ workers: [ChildProcess]) async {
         for worker in workers {
-            kill(worker.processIdentifier, SIGKILL)
-            worker.waitUntilExit()
+            worker.signal(SIGKILL)
+            await worker.exited()
         }
     }
 

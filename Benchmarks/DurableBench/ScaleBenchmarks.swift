@@ -1,3 +1,4 @@
+import EmbeddedPostgres
 import Durable
 import Foundation
 import LibPQ
@@ -133,23 +134,18 @@ struct ScaleBenchmarks {
 
     private func recoveryTime() async throws -> (total: Double, launch: Double) {
         let executor = "bench-recovery-\(UUID().uuidString.prefix(6))"
-        let child = Process()
-        child.executableURL = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-        child.arguments = ["__pending", url, schema, executor, String(pending)]
         var environment = ProcessInfo.processInfo.environment
         environment["BENCH_BLOCK"] = "1"
-        child.environment = environment
-        let output = Pipe()
-        child.standardOutput = output
-        try child.run()
+        let child = try ChildProcess(try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"),
+                                     ["__pending", url, schema, executor, String(pending)], environment: environment, standardError: .inherit)
         var seen = ""
         while !seen.contains("STARTED") {
-            let chunk = output.fileHandleForReading.availableData
+            let chunk = child.standardOutput!.availableData
             if chunk.isEmpty { throw BenchError("the process holding pending workflows ended early") }
             seen += String(decoding: chunk, as: UTF8.self)
         }
-        kill(child.processIdentifier, SIGKILL)
-        child.waitUntilExit()
+        child.signal(SIGKILL)
+        await child.exited()
 
         let clock = ContinuousClock()
         let start = clock.now

@@ -91,6 +91,20 @@ struct Torture {
             say("\(ok ? "PASS" : "FAIL") \(what)")
         }
         check(finished == workflows, "every workflow finished (\(finished)/\(workflows) SUCCESS, none hung)")
+        if finished < workflows {
+            // Where the stragglers are, for whoever reads a failed run: state, owner, attempts, checkpoints.
+            let stragglers = try await checker.query("""
+                SELECT ws.workflow_uuid, ws.status, coalesce(ws.executor_id, '-'), ws.recovery_attempts,
+                       coalesce(ws.queue_name, '-'), (SELECT count(*) FROM durable_torture.operation_outputs o WHERE o.workflow_uuid = ws.workflow_uuid),
+                       (extract(epoch FROM now()) * 1000)::bigint - ws.updated_at
+                FROM durable_torture.workflow_status ws WHERE ws.status <> 'SUCCESS' ORDER BY ws.workflow_uuid LIMIT 20
+                """)
+            for row in stragglers.rows {
+                say("  unfinished \(row.string(0) ?? "?"): \(row.string(1) ?? "?") executor=\(row.string(2) ?? "?") attempts=\(row.int(3) ?? -1) queue=\(row.string(4) ?? "?") steps=\(row.int(5) ?? -1) updated \(row.int64(6) ?? -1) ms ago")
+            }
+            let executors = try await checker.query("SELECT executor_id, count(*) FILTER (WHERE status = 'PENDING') FROM durable_torture.workflow_status GROUP BY 1 ORDER BY 1")
+            say("  pending by executor: " + executors.rows.map { "\($0.string(0) ?? "-")=\($0.int(1) ?? 0)" }.joined(separator: " "))
+        }
         let txSteps = (1...steps).filter { $0 % 2 == 1 }.count
         let plainSteps = steps - txSteps
         let txRows = try await checker.query("SELECT count(*), count(DISTINCT (workflow_id, step)) FROM durable_torture_app.tx_effects")
