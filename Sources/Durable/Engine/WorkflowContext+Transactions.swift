@@ -34,26 +34,34 @@ extension WorkflowContext {
             return try await transactionOnSystemDatabase(name, stepID: stepID, startedAt: startedAt, body)
         case .other(let pool):
             let statements = engine.database.transactions
-            // A crash after the other database committed but before the system checkpoint: adopt its record.
-            if let committed = try await pool.withConnection({ try await readCompletion(statements, stepID: stepID, on: $0) }) {
-                try await recordOutcome(name, stepID: stepID, startedAt: startedAt, output: committed, as: Output.self)
-                return try PortableJSON.decode(Output.self, from: committed, what: "the recorded result of transaction step \(stepID) '\(name)'")
-            }
-            let encoded: String
-            let output: Output
+            let run: OtherDatabaseAttempt<Output>
             do {
-                (output, encoded) = try await pool.withTransaction { connection in
-                    let output = try await StepScope.$isInsideStep.withValue(true) { try await body(connection) }
-                    let encoded = try PortableJSON.encode(output, limit: limit, what: "the result of transaction step '\(name)'")
-                    try await connection.query(statements.recordCompletion, [workflowID, stepID, encoded])
-                    return (output, encoded)
+                // Before each attempt, the completion row: a crash after the other database committed but before the
+                // system checkpoint, or a connection lost during COMMIT after the commit went through, left it there.
+                // Otherwise a lost connection rolled the transaction back, and it simply runs again.
+                run = try await engine.database.retry.run("run transaction step \(stepID)", workflowID: workflowID) {
+                    if let committed = try await pool.withConnection({ try await readCompletion(statements, stepID: stepID, on: $0) }) {
+                        return .committedBefore(committed)
+                    }
+                    return try await pool.withTransaction { connection in
+                        let output = try await StepScope.$isInsideStep.withValue(true) { try await body(connection) }
+                        let encoded = try PortableJSON.encode(output, limit: limit, what: "the result of transaction step '\(name)'")
+                        try await connection.query(statements.recordCompletion, [workflowID, stepID, encoded])
+                        return .ran(output, encoded)
+                    }
                 }
             } catch {
                 if Task.isCancelled { throw error }
                 try await recordFailure(name, stepID: stepID, startedAt: startedAt, error, as: Output.self)
             }
-            let adopted = try await recordOutcome(name, stepID: stepID, startedAt: startedAt, output: encoded, as: Output.self)
-            return adopted ?? output
+            switch run {
+            case .committedBefore(let committed):
+                try await recordOutcome(name, stepID: stepID, startedAt: startedAt, output: committed, as: Output.self)
+                return try PortableJSON.decode(Output.self, from: committed, what: "the recorded result of transaction step \(stepID) '\(name)'")
+            case .ran(let output, let encoded):
+                let adopted = try await recordOutcome(name, stepID: stepID, startedAt: startedAt, output: encoded, as: Output.self)
+                return adopted ?? output
+            }
         }
     }
 
@@ -128,4 +136,11 @@ extension WorkflowContext {
         ), as: Output.self)
         throw DurableError(.stepFailed, "step \(stepID) '\(name)' failed: \(failure.name): \(failure.message)", workflowID: workflowID, errorName: failure.name)
     }
+}
+
+/// What an attempt at a transaction step on another database found: the step had already committed there (its
+/// recorded result), or it ran now (its output and that output encoded).
+private enum OtherDatabaseAttempt<Output: Sendable>: Sendable {
+    case committedBefore(String)
+    case ran(Output, String)
 }
