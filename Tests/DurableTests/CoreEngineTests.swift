@@ -193,7 +193,7 @@ struct CoreEngineTests {
             _ = try await h.runtime.start(Racy.self, useGroup).result()
             Issue.record("expected stepOutsideWorkflowTask")
         } catch let error as DurableError {
-            #expect(error.code == .workflowFailed)
+            #expect(error.code == .stepOutsideWorkflowTask)
             #expect(error.message.contains("child task"))
         }
         #expect(try await h.runtime.start(Nested.self, 41, id: "nested").result() == 42)

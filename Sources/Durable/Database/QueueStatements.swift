@@ -9,6 +9,8 @@ struct QueueStatements: Sendable {
     let runningCount: String
     let recentStarts: String
     let claim: String
+    /// What a claim under one token took, for when its connection broke and the commit's fate is unknown.
+    let claimedUnder: String
     let registerQueue: String
     /// The same three, limited to one partition ($9 for the claim, $3 for the counts).
     let partitionRunningCount: String
@@ -137,6 +139,15 @@ struct QueueStatements: Sendable {
         }
         claim = claimStatement(partition: "")
         partitionClaim = claimStatement(partition: " AND queue_partition_key = $9")
+
+        // $1 token, $2 payload limit. The claim's columns, for the rows it left PENDING under its token.
+        claimedUnder = """
+            SELECT ws.workflow_uuid, ws.name, ws.recovery_attempts,
+                   CASE WHEN octet_length(COALESCE(i.inputs, ws.inputs)) <= $2 THEN COALESCE(i.inputs, ws.inputs) END,
+                   octet_length(COALESCE(i.inputs, ws.inputs)), ws.workflow_deadline_epoch_ms, ws.queue_partition_key
+            FROM \(s).workflow_status ws LEFT JOIN \(s).workflow_input i ON i.workflow_uuid = ws.workflow_uuid
+            WHERE ws.owner_xid = $1 AND ws.status = 'PENDING'
+            """
 
         // $1 name, $2 concurrency, $3 worker concurrency, $4 rate limit, $5 period (s), $6 partitioned,
         // $7 partition concurrency, $8 partition worker concurrency, $9 partition rate limit, $10 its period (s).

@@ -39,24 +39,34 @@ extension SystemDatabase {
     func claimQueued(queue: WorkflowQueue, partition: String?, limit: Int, token: String, executorID: String, applicationVersion: String, names: [String], payloadLimit: Int) async throws -> [ClaimedWorkflow] {
         guard limit > 0, !names.isEmpty else { return [] }
         let rateLimited = queue.rateLimit != nil || queue.partitionRateLimit != nil
-        func claim(_ connection: PostgresConnection, _ count: Int) async throws -> [ClaimedWorkflow] {
-            guard count > 0 else { return [] }
-            var parameters: [any PostgresParameter] = [
-                queue.name, count, token, executorID, applicationVersion, rateLimited, PostgresTextArray(names), payloadLimit,
-            ]
-            if let partition { parameters.append(partition) }
-            let rows = try await connection.query(partition == nil ? queues.claim : queues.partitionClaim, parameters)
-            return rows.rows.compactMap { row in
+        func claimed(_ rows: QueryResult) -> [ClaimedWorkflow] {
+            rows.rows.compactMap { row in
                 guard let id = row.string(0), let attempts = row.int(2) else { return nil }
                 return ClaimedWorkflow(id: id, name: row.string(1), recoveryAttempts: attempts, input: row.string(3),
                                        inputBytes: row.int(4) ?? 0, deadlineMilliseconds: row.int64(5), queueName: queue.name,
                                        partitionKey: row.string(6))
             }
         }
+        func claim(_ connection: PostgresConnection, _ count: Int) async throws -> [ClaimedWorkflow] {
+            guard count > 0 else { return [] }
+            var parameters: [any PostgresParameter] = [
+                queue.name, count, token, executorID, applicationVersion, rateLimited, PostgresTextArray(names), payloadLimit,
+            ]
+            if let partition { parameters.append(partition) }
+            return claimed(try await connection.query(partition == nil ? queues.claim : queues.partitionClaim, parameters))
+        }
         func count(_ connection: PostgresConnection, _ sql: String, _ parameters: [any PostgresParameter]) async throws -> Int {
             try await connection.query(sql, parameters).first?.int(0) ?? 0
         }
+        var attempt = 0
         return try await retry.run("claim queued workflows") {
+            attempt += 1
+            if attempt > 1 {
+                // The last attempt's connection broke, perhaps after its claim committed: what it took is PENDING under
+                // this token and would otherwise stay so, unrun, for as long as this process lives (seen in torture).
+                let earlier = claimed(try await pool.withConnection { try await $0.query(queues.claimedUnder, [token, payloadLimit]) })
+                if !earlier.isEmpty { return earlier }
+            }
             guard queue.hasSharedBudget else {
                 return try await pool.withConnection { try await claim($0, limit) }
             }
