@@ -140,33 +140,6 @@ struct GroupCommitTests {
         #expect(rows.first?.int(1) == 240)
         await runtime.shutdown()
     }
-
-    @Test("a queue claim whose connection broke after it committed hands over what it took when retried, instead of stranding it PENDING")
-    func claimAfterLostConnection() async throws {
-        let (database, harness) = try await database("claim_lost")
-        try await startWorkflows(database, ["taken", "waiting"], token: "creator")
-        // "taken" as a claim under tok-lost left it when the connection broke before the answer came back.
-        _ = try await harness.query("UPDATE dbos.workflow_status SET status = 'PENDING', owner_xid = 'tok-lost', queue_name = 'q' WHERE workflow_uuid = 'taken'")
-        _ = try await harness.query("UPDATE dbos.workflow_status SET status = 'ENQUEUED', owner_xid = NULL, queue_name = 'q' WHERE workflow_uuid = 'waiting'")
-        // The claim's first attempt fails as a lost connection would (SQLSTATE 57P01, once: a sequence is not rolled back).
-        _ = try await harness.query("CREATE SEQUENCE claim_trip")
-        _ = try await harness.query("""
-            CREATE FUNCTION claim_fails_once() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-                IF nextval('claim_trip') = 1 THEN RAISE EXCEPTION 'the connection broke' USING ERRCODE = '57P01'; END IF;
-                RETURN NEW;
-            END $$
-            """)
-        _ = try await harness.query("CREATE TRIGGER claim_fails_once BEFORE UPDATE ON dbos.workflow_status FOR EACH ROW EXECUTE FUNCTION claim_fails_once()")
-        let claimed = try await database.claimQueued(
-            queue: WorkflowQueue("q"), partition: nil, limit: 10, token: "tok-lost", executorID: "e", applicationVersion: "v",
-            names: ["w"], payloadLimit: 1_000_000)
-        // Before the fix the retry claimed "waiting" and "taken" stayed PENDING under a live executor, never run.
-        #expect(claimed.map(\.id) == ["taken"])
-        let waiting = try await harness.query("SELECT status FROM dbos.workflow_status WHERE workflow_uuid = 'waiting'")
-        #expect(waiting.first?.string(0) == "ENQUEUED")
-        await database.pool.close()
-    }
 }
 
 /// Three steps whose results depend on the input and the step, so a checkpoint filed under the wrong workflow

@@ -94,16 +94,21 @@ struct Statements: Sendable {
             """
 
         // $1 ids, $2 their owner tokens as listed, $3 new token, $4 executor they belong to, $5 payload limit,
-        // $6 executor taking them (this one; another only when taking over a dead executor's work)
+        // $6 executor taking them (this one; another only when taking over a dead executor's work). Rows already
+        // under $3 are returned again: the statement is retried after a lost connection, and the lost attempt may
+        // have committed (they would otherwise stay PENDING under this live executor, never run).
         claimForRecovery = """
             WITH candidates AS (
                 SELECT * FROM unnest($1::text[], $2::text[]) AS c(id, listed_owner)
             ), claimed AS (
                 UPDATE \(s).workflow_status ws
-                SET recovery_attempts = ws.recovery_attempts + 1, owner_xid = $3, executor_id = $6, updated_at = \(now)
+                SET recovery_attempts = ws.recovery_attempts + CASE WHEN ws.owner_xid = $3 THEN 0 ELSE 1 END,
+                    owner_xid = $3, executor_id = $6, updated_at = \(now)
                 FROM candidates c
-                WHERE ws.workflow_uuid = c.id AND ws.status = 'PENDING' AND ws.executor_id = $4
-                  AND ws.owner_xid IS NOT DISTINCT FROM c.listed_owner
+                WHERE ws.workflow_uuid = c.id AND ws.status = 'PENDING'
+                  AND ((ws.executor_id = $4 AND ws.owner_xid IS NOT DISTINCT FROM c.listed_owner)
+                       -- already ours: a retried attempt after a lost connection whose claim had committed
+                       OR ws.owner_xid = $3)
                 RETURNING ws.workflow_uuid, ws.name, ws.recovery_attempts, ws.inputs, ws.workflow_deadline_epoch_ms,
                           ws.queue_name, ws.queue_partition_key
             )
