@@ -53,14 +53,19 @@ public final class ChildProcess: Sendable {
 
     /// The child's process ID.
     public let pid: Int32
-    /// The read end of the child's stdout pipe (nil unless started with `.pipe`); closed when released.
+    /// The read end of the child's stdout pipe (nil unless started with `.pipe`); closed when this object goes.
     public let standardOutput: FileHandle?
-    /// The read end of the child's stderr pipe (nil unless started with `.pipe`); closed when released.
+    /// The read end of the child's stderr pipe (nil unless started with `.pipe`); closed when this object goes.
     public let standardError: FileHandle?
 
-    private let ended = Mutex<Exit?>(nil)
-    /// Entered at the start, left once the child is reaped: blocking and async waiters both wait on it.
-    private let reaped = DispatchGroup()
+    /// How the child ended, shared with the reaper thread (which must not hold `self`, or the pipes above could
+    /// never close while the child runs).
+    private final class Ending: Sendable {
+        let exit = Mutex<Exit?>(nil)
+        /// Entered at the start, left once the child is reaped: blocking and async waiters both wait on it.
+        let reaped = DispatchGroup()
+    }
+    private let ending = Ending()
 
     /// Starts `executable` (a path) with `arguments`, `environment` (ours when nil) and stdin from /dev/null.
     /// Throws ``EmbeddedPostgresError`` when it cannot be started.
@@ -78,19 +83,22 @@ public final class ChildProcess: Sendable {
         pid = child.pid
         self.standardOutput = child.stdout >= 0 ? FileHandle(fileDescriptor: child.stdout, closeOnDealloc: true) : nil
         self.standardError = child.stderr >= 0 ? FileHandle(fileDescriptor: child.stderr, closeOnDealloc: true) : nil
-        reaped.enter()
-        // Holds self until the child is reaped, so a dropped handle still reaps its child (no zombie).
-        let reaper = Thread { [self] in
-            let (status, signaled) = PosixSpawn.wait(pid)
-            ended.withLock { $0 = Exit(status: status, signaled: signaled) }
-            reaped.leave()
+        let ending = self.ending
+        ending.reaped.enter()
+        let reaper = Thread { [pid] in
+            // Wait without reaping, then reap under the lock `signal` takes: until then the child is a zombie that
+            // keeps its pid, so a signal can never reach another process that reused it.
+            var info = siginfo_t()
+            while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) == -1, errno == EINTR {}
+            ending.exit.withLock { $0 = Self.reap(pid) }
+            ending.reaped.leave()
         }
         reaper.name = "reaper \(pid)"
         reaper.start()
     }
 
     /// How it ended; nil while it runs.
-    public var exit: Exit? { ended.withLock { $0 } }
+    public var exit: Exit? { ending.exit.withLock { $0 } }
 
     /// Whether it still runs (it has not been reaped yet).
     public var isRunning: Bool { exit == nil }
@@ -98,7 +106,7 @@ public final class ChildProcess: Sendable {
     /// Sends `signal` (SIGKILL unless told otherwise) unless it has already been reaped.
     public func signal(_ signal: Int32 = SIGKILL) {
         // Under the lock, so the pid cannot have been reaped (and perhaps reused) in between.
-        ended.withLock { exit in
+        ending.exit.withLock { exit in
             if exit == nil { _ = kill(pid, signal) }
         }
     }
@@ -106,7 +114,7 @@ public final class ChildProcess: Sendable {
     /// Blocks the calling thread until the child ends. Never call it on Swift's cooperative pool.
     @discardableResult
     public func waitUntilExit() -> Exit {
-        reaped.wait()
+        ending.reaped.wait()
         return exit!
     }
 
@@ -114,7 +122,7 @@ public final class ChildProcess: Sendable {
     public func waitUntilExit(timeout: Duration) -> Exit? {
         let (seconds, attoseconds) = timeout.components
         let nanoseconds = Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
-        guard reaped.wait(timeout: .now() + .nanoseconds(nanoseconds)) == .success else { return nil }
+        guard ending.reaped.wait(timeout: .now() + .nanoseconds(nanoseconds)) == .success else { return nil }
         return exit
     }
 
@@ -122,10 +130,16 @@ public final class ChildProcess: Sendable {
     @discardableResult
     public func exited() async -> Exit {
         await withCheckedContinuation { (continuation: CheckedContinuation<Exit, Never>) in
-            reaped.notify(queue: .global()) { [self] in
-                continuation.resume(returning: exit!)
+            ending.reaped.notify(queue: .global()) { [ending] in
+                continuation.resume(returning: ending.exit.withLock { $0 }!)
             }
         }
+    }
+
+    /// Reaps the exited child and says how it ended.
+    private static func reap(_ pid: Int32) -> Exit {
+        let (status, signaled) = PosixSpawn.wait(pid)
+        return Exit(status: status, signaled: signaled)
     }
 
     private static func target(_ output: Output) -> PosixSpawn.Target {

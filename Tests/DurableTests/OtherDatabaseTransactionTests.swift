@@ -27,6 +27,9 @@ struct OtherDatabaseInput: Codable, Sendable {
     var database: String
     /// Terminate the transaction's own connection on its first attempt, before COMMIT.
     var loseConnectionOnce: Bool
+    /// While the body runs, another connection commits the step's completion row (result 7), as an earlier attempt
+    /// whose COMMIT the pre-check could not see yet would have.
+    var completionAppearsMeanwhile = false
 }
 
 /// One transaction step on the other database that inserts a row, then a plain step.
@@ -38,6 +41,11 @@ struct OtherDatabaseWriter: Workflow {
         let inserted = try await ctx.transaction("insert", on: .other(pool)) { connection in
             RunCounts.note("other-attempt-\(id)")
             try await connection.query("INSERT INTO app_rows (workflow_id) VALUES ($1)", [id])
+            if input.completionAppearsMeanwhile {
+                try await pool.withConnection { other in
+                    _ = try await other.query("INSERT INTO dbos.transaction_completion (workflow_id, step_id, output, serialization) VALUES ($1, 1, '7', 'portable_json')", [id])
+                }
+            }
             if input.loseConnectionOnce, RunCounts.count("other-attempt-\(id)") == 1 {
                 // The server ends this session mid-transaction, as a restart or a failover would.
                 _ = try await connection.query("SELECT pg_terminate_backend(pg_backend_pid())")
@@ -84,6 +92,18 @@ struct OtherDatabaseTransactionTests {
         #expect(try await h.runtime.start(OtherDatabaseWriter.self, OtherDatabaseInput(database: key, loseConnectionOnce: true), id: id).result() == 10)
         #expect(try await rows(other, id) == 1)
         #expect(RunCounts.count("other-attempt-\(id)") == 2)
+        await h.runtime.shutdown()
+        await other.pool.close()
+    }
+
+    @Test("a completion committed meanwhile by an earlier attempt wins: this run's SQL is rolled back and its result adopted")
+    func completionCommittedMeanwhile() async throws {
+        let (h, other, key) = try await setUp("other_db_meanwhile")
+        let id = "other-meanwhile"
+        // Before the fix both committed: the SQL ran twice and the step returned this run's own count.
+        #expect(try await h.runtime.start(OtherDatabaseWriter.self,
+                                          OtherDatabaseInput(database: key, loseConnectionOnce: false, completionAppearsMeanwhile: true), id: id).result() == 70)
+        #expect(try await rows(other, id) == 0)
         await h.runtime.shutdown()
         await other.pool.close()
     }

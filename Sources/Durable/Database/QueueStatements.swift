@@ -140,13 +140,13 @@ struct QueueStatements: Sendable {
         claim = claimStatement(partition: "")
         partitionClaim = claimStatement(partition: " AND queue_partition_key = $9")
 
-        // $1 token, $2 payload limit. The claim's columns, for the rows it left PENDING under its token.
+        // $1 token, $2 payload limit, $3 queue. The claim's columns, for the rows it left PENDING under its token.
         claimedUnder = """
             SELECT ws.workflow_uuid, ws.name, ws.recovery_attempts,
                    CASE WHEN octet_length(COALESCE(i.inputs, ws.inputs)) <= $2 THEN COALESCE(i.inputs, ws.inputs) END,
                    octet_length(COALESCE(i.inputs, ws.inputs)), ws.workflow_deadline_epoch_ms, ws.queue_partition_key
             FROM \(s).workflow_status ws LEFT JOIN \(s).workflow_input i ON i.workflow_uuid = ws.workflow_uuid
-            WHERE ws.owner_xid = $1 AND ws.status = 'PENDING'
+            WHERE ws.owner_xid = $1 AND ws.status = 'PENDING' AND ws.queue_name = $3
             """
 
         // $1 name, $2 concurrency, $3 worker concurrency, $4 rate limit, $5 period (s), $6 partitioned,

@@ -64,7 +64,7 @@ extension SystemDatabase {
             if attempt > 1 {
                 // The last attempt's connection broke, perhaps after its claim committed: what it took is PENDING under
                 // this token and would otherwise stay so, unrun, for as long as this process lives (seen in torture).
-                let earlier = claimed(try await pool.withConnection { try await $0.query(queues.claimedUnder, [token, payloadLimit]) })
+                let earlier = claimed(try await pool.withConnection { try await $0.query(queues.claimedUnder, [token, payloadLimit, queue.name]) })
                 if !earlier.isEmpty { return earlier }
             }
             guard queue.hasSharedBudget else {

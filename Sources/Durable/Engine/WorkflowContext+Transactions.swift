@@ -43,11 +43,21 @@ extension WorkflowContext {
                     if let committed = try await pool.withConnection({ try await readCompletion(statements, stepID: stepID, on: $0) }) {
                         return .committedBefore(committed)
                     }
-                    return try await pool.withTransaction { connection in
-                        let output = try await StepScope.$isInsideStep.withValue(true) { try await body(connection) }
-                        let encoded = try PortableJSON.encode(output, limit: limit, what: "the result of transaction step '\(name)'")
-                        try await connection.query(statements.recordCompletion, [workflowID, stepID, encoded])
-                        return .ran(output, encoded)
+                    do {
+                        return try await pool.withTransaction { connection in
+                            let output = try await StepScope.$isInsideStep.withValue(true) { try await body(connection) }
+                            let encoded = try PortableJSON.encode(output, limit: limit, what: "the result of transaction step '\(name)'")
+                            let written = try await connection.query(statements.recordCompletion, [workflowID, stepID, encoded])
+                            // Already there: an earlier attempt's COMMIT, which the check above could not see yet,
+                            // went through. Throwing rolls this second run of the SQL back.
+                            guard !written.rows.isEmpty else { throw CompletionRecordedMeanwhile() }
+                            return .ran(output, encoded)
+                        }
+                    } catch is CompletionRecordedMeanwhile {
+                        guard let committed = try await pool.withConnection({ try await readCompletion(statements, stepID: stepID, on: $0) }) else {
+                            throw RunInterrupted(reason: "the completion of transaction step \(stepID) vanished")
+                        }
+                        return .committedBefore(committed)
                     }
                 }
             } catch {
@@ -137,6 +147,9 @@ extension WorkflowContext {
         throw DurableError(.stepFailed, "step \(stepID) '\(name)' failed: \(failure.name): \(failure.message)", workflowID: workflowID, errorName: failure.name)
     }
 }
+
+/// Thrown inside a transaction step's transaction on another database when its completion row is already there.
+private struct CompletionRecordedMeanwhile: Error {}
 
 /// What an attempt at a transaction step on another database found: the step had already committed there (its
 /// recorded result), or it ran now (its output and that output encoded).

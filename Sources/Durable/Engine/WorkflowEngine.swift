@@ -358,9 +358,17 @@ final class WorkflowEngine: Sendable {
     /// - Returns: false when no workflow has this ID.
     @discardableResult
     func cancel(_ id: String) async throws -> Bool {
+        // The run to stop is the one here now: a run that a concurrent resume starts while the cancel is being
+        // written must go on (the NOTIFY covers a run that appears meanwhile and loses the workflow).
+        let token = localToken(of: id)
         let previous = try await database.cancel(id: id)
-        stopLocalRun(id)
+        if let token { stopLocalRun(id, token: token) }
         return previous != nil
+    }
+
+    /// The owner token of this process's run of `id`, running or parked.
+    private func localToken(of id: String) -> String? {
+        state.withLock { $0.runs[id]?.token } ?? parked.token(of: id)
     }
 
     /// Interrupts this process's run of `id`, if any (only if it holds the workflow with `token`, when given);
@@ -381,11 +389,12 @@ final class WorkflowEngine: Sendable {
     /// been resumed since, even here, and the resumed run must go on. So a local run is stopped only once the
     /// database shows that it no longer owns the workflow.
     private func cancellationAnnounced(_ id: String) {
-        guard let token = state.withLock({ $0.runs[id]?.token }) ?? parked.token(of: id) else { return }
+        guard let token = localToken(of: id) else { return }
         Task { [self] in
-            let owned = try? await database.stillOwned([id], tokens: [token])
-            // Unreadable: stop it (a cancel is the likelier news; if it still owns the workflow, recovery resumes it).
-            if owned?.contains(id) != true { stopLocalRun(id, token: token) }
+            // Unreadable: leave the run alone. Stopping it could strand a workflow it still owns (nothing in a live
+            // process would run it again), while a run that lost it finds out at its next checkpoint write.
+            guard let owned = try? await database.stillOwned([id], tokens: [token]) else { return }
+            if !owned.contains(id) { stopLocalRun(id, token: token) }
         }
     }
 
@@ -402,7 +411,9 @@ final class WorkflowEngine: Sendable {
             }
             stopLocalRun(id, token: token)
         } catch {
-            // It will be cancelled when next recovered (its deadline is in the row); stop the local run now.
+            // The database stayed unreachable past the reconnect timeout. The run stops here and the workflow stays
+            // PENDING until it is recovered (this executor's next start, or a takeover), which cancels it then: its
+            // deadline is in the row.
             logger.error("could not record the timeout", metadata: ["workflow": "\(id)", "error": "\(error)"])
             stopLocalRun(id, token: token)
         }

@@ -32,8 +32,9 @@ public struct WorkflowHandle<Output: Codable & Sendable>: Sendable {
     ///
     /// - Throws: ``DurableError/Code/workflowFailed`` (with ``DurableError/errorName``) if the workflow threw;
     ///   ``DurableError/Code/nonDeterministicWorkflow``, ``DurableError/Code/corruptedCheckpoint``,
-    ///   ``DurableError/Code/payloadTooLarge`` or ``DurableError/Code/stepOutsideWorkflowTask`` if the library
-    ///   had to end it for that reason;
+    ///   ``DurableError/Code/payloadTooLarge`` or ``DurableError/Code/stepOutsideWorkflowTask`` if a
+    ///   `DurableError` with that code ended it (the library's reasons for ending a run; such an error that the
+    ///   workflow let through from a child or threw itself reads the same);
     ///   ``DurableError/Code/workflowCancelled``, ``DurableError/Code/maxRecoveryAttemptsExceeded``, or
     ///   ``DurableError/Code/workflowNotFound`` if no workflow has this ID.
     public func result(
