@@ -13,10 +13,16 @@ final class DemoWorker: Sendable {
         let (lines, continuation) = AsyncStream.makeStream(of: String.self)
         let output = process.standardOutput!
         // A thread of its own reads the pipe (blocking) and hands on each complete line.
+        // read(2), not FileHandle: `read(upToCount:)` waits for the whole count, and Foundation's other reads trap on
+        // EINTR.
         Thread {
             var pending = Data()
-            while let chunk = try? output.read(upToCount: 64 * 1024), !chunk.isEmpty {
-                pending.append(chunk)
+            var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(output.fileDescriptor, $0.baseAddress, $0.count) }
+                if count < 0, errno == EINTR { continue }
+                guard count > 0 else { break }
+                pending.append(contentsOf: buffer[0..<count])
                 while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
                     continuation.yield(String(decoding: pending[pending.startIndex..<newline], as: UTF8.self))
                     pending.removeSubrange(pending.startIndex...newline)
