@@ -11,12 +11,13 @@ import Musl
 
 /// A child process for tests, the demo and the benchmarks (worker processes to SIGKILL, CLIs to run): started
 /// with `posix_spawn`, keeping none of our descriptors but stdin/stdout/stderr, and reaped by a thread of its
-/// own blocked in `waitpid` on its pid.
+/// own blocked in `waitid` on its pid.
 ///
 /// Why not Foundation's `Process`: on Linux it learns that a child ended from EOF on a socket the child
 /// inherits, and nothing stops a second child, spawned at the same moment from another thread, from
 /// inheriting that socket too. The first child's exit then goes unnoticed until the second one ends as
-/// well: a crash test waited 30 s for a worker it had SIGKILLed, and a full CI run hung until it was stopped.
+/// well: under load a crash test waited 30 s for a worker it had SIGKILLed, and a test blocked in such a wait
+/// on Swift's two-thread cooperative pool can stall every other test with it.
 public final class ChildProcess: Sendable {
     /// Where the child's stdout or stderr goes.
     public enum Output: Sendable {
