@@ -12,22 +12,10 @@ final class DemoWorker: Sendable {
         let process = try ChildProcess(executable, arguments, standardError: .inherit)
         let (lines, continuation) = AsyncStream.makeStream(of: String.self)
         let output = process.standardOutput!
-        // A thread of its own reads the pipe (blocking) and hands on each complete line.
-        // read(2), not FileHandle: `read(upToCount:)` waits for the whole count, and Foundation's other reads trap on
-        // EINTR.
+        // A thread of its own reads the pipe (blocking, see PipeReading) and hands on each complete line.
         Thread {
-            var pending = Data()
-            var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-            while true {
-                let count = buffer.withUnsafeMutableBytes { read(output.fileDescriptor, $0.baseAddress, $0.count) }
-                if count < 0, errno == EINTR { continue }
-                guard count > 0 else { break }
-                pending.append(contentsOf: buffer[0..<count])
-                while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                    continuation.yield(String(decoding: pending[pending.startIndex..<newline], as: UTF8.self))
-                    pending.removeSubrange(pending.startIndex...newline)
-                }
-            }
+            var buffer = LineBuffer()
+            PipeReading.readChunks(output) { chunk in buffer.lines(adding: chunk).forEach { continuation.yield($0) } }
             continuation.finish()
         }.start()
         self.process = process

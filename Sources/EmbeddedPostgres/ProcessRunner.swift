@@ -168,7 +168,7 @@ enum ProcessRunner {
     ) {
         group.enter()
         DispatchQueue.global().async {
-            let data = (try? handle.readToEnd()) ?? Data()
+            let data = PipeReading.readToEnd(handle)
             try? handle.close()
             collected.withLock { $0[keyPath: field] = data }
             group.leave()

@@ -58,53 +58,57 @@ struct OtherDatabaseWriter: Workflow {
 
 @Suite("Transaction steps on another database")
 struct OtherDatabaseTransactionTests {
-    func setUp(_ prefix: String) async throws -> (MessagingHarness, OtherDatabase, String) {
+    /// What one run of `OtherDatabaseWriter` left: its result, its rows in the other database, how many times its
+    /// transaction body ran, and the steps the system database recorded ("name output").
+    struct Outcome {
+        var result: Int
+        var rows: Int
+        var attempts: Int
+        var recorded: [String]
+    }
+
+    /// Runs the writer once as workflow `id` in a fresh system database and a fresh other database.
+    func run(_ prefix: String, id: String, loseConnectionOnce: Bool = false, completionAppearsMeanwhile: Bool = false) async throws -> Outcome {
         let h = try await MessagingHarness.make(prefix: prefix) { $0.register(OtherDatabaseWriter()) }
         let other = OtherDatabase(url: try await SharedDatabaseURL.fresh(prefix + "_app"))
         try await other.pool.withConnection { try await $0.query("CREATE TABLE app_rows (workflow_id text NOT NULL)") }
         let key = prefix + "-" + UUID().uuidString
         OtherDatabase.register(other, as: key)
-        return (h, other, key)
-    }
-
-    func rows(_ other: OtherDatabase, _ id: String) async throws -> Int {
-        try await other.pool.withConnection { try await $0.query("SELECT count(*) FROM app_rows WHERE workflow_id = $1", [id]).first?.int(0) ?? -1 }
+        let input = OtherDatabaseInput(database: key, loseConnectionOnce: loseConnectionOnce, completionAppearsMeanwhile: completionAppearsMeanwhile)
+        let result = try await h.runtime.start(OtherDatabaseWriter.self, input, id: id).result()
+        let rows = try await other.pool.withConnection {
+            try await $0.query("SELECT count(*) FROM app_rows WHERE workflow_id = $1", [id]).first?.int(0) ?? -1
+        }
+        let recorded = try await h.query("SELECT function_name, output FROM dbos.operation_outputs WHERE workflow_uuid = $1 ORDER BY function_id", [id])
+        await h.runtime.shutdown()
+        await other.pool.close()
+        return Outcome(result: result, rows: rows, attempts: RunCounts.count("other-attempt-\(id)"),
+                       recorded: recorded.rows.map { "\($0.string(0) ?? "") \($0.string(1) ?? "")" })
     }
 
     @Test("the SQL and its completion commit together, once; the step's result is checkpointed in the system database")
     func commitsOnce() async throws {
-        let (h, other, key) = try await setUp("other_db_once")
-        let id = "other-once"
-        #expect(try await h.runtime.start(OtherDatabaseWriter.self, OtherDatabaseInput(database: key, loseConnectionOnce: false), id: id).result() == 10)
-        #expect(try await rows(other, id) == 1)
-        #expect(RunCounts.count("other-attempt-\(id)") == 1)
-        let recorded = try await h.query("SELECT function_name, output FROM dbos.operation_outputs WHERE workflow_uuid = $1 ORDER BY function_id", [id])
-        #expect(recorded.rows.map { "\($0.string(0) ?? "") \($0.string(1) ?? "")" } == ["insert 1", "after 10"])
-        await h.runtime.shutdown()
-        await other.pool.close()
+        let outcome = try await run("other_db_once", id: "other-once")
+        #expect(outcome.result == 10)
+        #expect(outcome.rows == 1)
+        #expect(outcome.attempts == 1)
+        #expect(outcome.recorded == ["insert 1", "after 10"])
     }
 
     @Test("a connection lost inside the transaction is retried: the SQL commits once and the workflow succeeds")
     func connectionLostIsRetried() async throws {
-        let (h, other, key) = try await setUp("other_db_lost")
-        let id = "other-lost"
         // Before the fix the lost connection was recorded as the step's failure and the workflow ended ERROR.
-        #expect(try await h.runtime.start(OtherDatabaseWriter.self, OtherDatabaseInput(database: key, loseConnectionOnce: true), id: id).result() == 10)
-        #expect(try await rows(other, id) == 1)
-        #expect(RunCounts.count("other-attempt-\(id)") == 2)
-        await h.runtime.shutdown()
-        await other.pool.close()
+        let outcome = try await run("other_db_lost", id: "other-lost", loseConnectionOnce: true)
+        #expect(outcome.result == 10)
+        #expect(outcome.rows == 1)
+        #expect(outcome.attempts == 2)
     }
 
     @Test("a completion committed meanwhile by an earlier attempt wins: this run's SQL is rolled back and its result adopted")
     func completionCommittedMeanwhile() async throws {
-        let (h, other, key) = try await setUp("other_db_meanwhile")
-        let id = "other-meanwhile"
         // Before the fix both committed: the SQL ran twice and the step returned this run's own count.
-        #expect(try await h.runtime.start(OtherDatabaseWriter.self,
-                                          OtherDatabaseInput(database: key, loseConnectionOnce: false, completionAppearsMeanwhile: true), id: id).result() == 70)
-        #expect(try await rows(other, id) == 0)
-        await h.runtime.shutdown()
-        await other.pool.close()
+        let outcome = try await run("other_db_meanwhile", id: "other-meanwhile", completionAppearsMeanwhile: true)
+        #expect(outcome.result == 70)
+        #expect(outcome.rows == 0)
     }
 }

@@ -82,9 +82,14 @@ final class ParkedRuns: Sendable {
     }
 
     /// Takes a workflow's entry out (it was cancelled, resumed or is being shut down), waiting or waking; nil if
-    /// it is not parked.
-    func remove(_ id: String) -> Entry? {
-        state.withLock { $0.entries.removeValue(forKey: id) ?? $0.waking.removeValue(forKey: id) }
+    /// it is not parked, or when `token` is given and the entry holds the workflow under another owner token.
+    func remove(_ id: String, token: String? = nil) -> Entry? {
+        state.withLock { state in
+            guard let entry = state.entries[id] ?? state.waking[id], token == nil || entry.token == token else { return nil }
+            state.entries.removeValue(forKey: id)
+            state.waking.removeValue(forKey: id)
+            return entry
+        }
     }
 
     /// The owner token of a workflow's entry, waiting or waking; nil if it is not parked.

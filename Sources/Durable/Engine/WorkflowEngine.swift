@@ -378,8 +378,7 @@ final class WorkflowEngine: Sendable {
         // other (see `launch`).
         let (run, entry) = state.withLock { current -> (Task<RunOutcome, Never>?, ParkedRuns.Entry?) in
             let run = current.runs[id].flatMap { token == nil || $0.token == token ? $0.task : nil }
-            let entry = token == nil || parked.token(of: id) == token ? parked.remove(id) : nil
-            return (run, entry)
+            return (run, parked.remove(id, token: token))
         }
         run?.cancel()
         if let entry { releaseLoad(of: entry) }

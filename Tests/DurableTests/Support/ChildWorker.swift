@@ -8,7 +8,7 @@ final class ChildWorker: Sendable {
     /// Lines read so far, and the bytes of an unfinished line.
     private final class Buffer: Sendable {
         let lines = Mutex<[String]>([])
-        let pending = Mutex(Data())
+        let pending = Mutex(LineBuffer())
     }
 
     private let process: ChildProcess
@@ -27,15 +27,7 @@ final class ChildWorker: Sendable {
         // A thread of its own reads the pipe with read(2) (see PipeReading) and splits it into lines.
         let reader = Thread { [buffer] in
             PipeReading.readChunks(output) { chunk in
-                let complete: [String] = buffer.pending.withLock { bytes in
-                    bytes.append(chunk)
-                    var found: [String] = []
-                    while let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) {
-                        found.append(String(decoding: bytes[bytes.startIndex..<newline], as: UTF8.self))
-                        bytes.removeSubrange(bytes.startIndex...newline)
-                    }
-                    return found
-                }
+                let complete = buffer.pending.withLock { $0.lines(adding: chunk) }
                 buffer.lines.withLock { $0.append(contentsOf: complete) }
             }
         }

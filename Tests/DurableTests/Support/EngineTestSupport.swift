@@ -220,21 +220,13 @@ enum RunCounts {
 final class WorkerProcess: Sendable {
     private final class Lines: Sendable {
         let complete = Mutex<[String]>([])
-        let partial = Mutex(Data())
+        let partial = Mutex(LineBuffer())
         let ended = Atomic<Bool>(false)
         /// Called on the reading thread with every line so far, each time new lines arrive.
         let observer = Mutex<(@Sendable ([String]) -> Void)?>(nil)
 
         func take(_ chunk: Data) {
-            let found: [String] = partial.withLock { bytes in
-                bytes.append(chunk)
-                var lines: [String] = []
-                while let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) {
-                    lines.append(String(decoding: bytes[bytes.startIndex..<newline], as: UTF8.self))
-                    bytes.removeSubrange(bytes.startIndex...newline)
-                }
-                return lines
-            }
+            let found = partial.withLock { $0.lines(adding: chunk) }
             guard !found.isEmpty else { return }
             let all = complete.withLock { lines in
                 lines.append(contentsOf: found)
@@ -243,21 +235,10 @@ final class WorkerProcess: Sendable {
             observer.withLock { $0 }?(all)
         }
 
-        /// Reads `fd` to its end on a thread of its own, with plain read(2): Foundation's FileHandle reads
-        /// trap on EINTR, which the SIGCHLDs of killed workers make likely. Closes `fd` at the end.
+        /// Reads `fd` to its end on a thread of its own (see ``PipeReading``). Closes `fd` at the end.
         func drain(_ fd: Int32) {
             let thread = Thread { [self] in
-                var buffer = [UInt8](repeating: 0, count: 4096)
-                while true {
-                    let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                    if count > 0 {
-                        take(Data(buffer[0..<count]))
-                    } else if count < 0 && errno == EINTR {
-                        continue
-                    } else {
-                        break
-                    }
-                }
+                PipeReading.readChunks(fd) { take($0) }
                 close(fd)
                 ended.store(true, ordering: .releasing)
             }

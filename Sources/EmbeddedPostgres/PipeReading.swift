@@ -1,0 +1,61 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+/// Reading a child process's pipe with plain read(2), retrying when a signal interrupts it.
+///
+/// Foundation's `readDataToEndOfFile()` and `availableData` crash on EINTR (they `try!` inside), which the
+/// SIGCHLDs of other children cause now and then, and `read(upToCount:)` waits for the whole count. These block:
+/// call them on a thread of their own, never on Swift's cooperative pool.
+public enum PipeReading {
+    /// Calls `chunk` with each piece read from `descriptor` until end of file.
+    public static func readChunks(_ descriptor: Int32, _ chunk: (Data) -> Void) {
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count > 0 {
+                chunk(Data(buffer[0..<count]))
+            } else if count < 0, errno == EINTR {
+                continue
+            } else {
+                return
+            }
+        }
+    }
+
+    /// Calls `chunk` with each piece read from `handle` until end of file.
+    public static func readChunks(_ handle: FileHandle, _ chunk: (Data) -> Void) {
+        readChunks(handle.fileDescriptor, chunk)
+    }
+
+    /// Reads `handle` until end of file.
+    public static func readToEnd(_ handle: FileHandle) -> Data {
+        var data = Data()
+        readChunks(handle) { data.append($0) }
+        return data
+    }
+}
+
+/// Bytes read so far, cut into complete lines as they arrive.
+public struct LineBuffer: Sendable {
+    private var pending = Data()
+
+    /// An empty buffer.
+    public init() {}
+
+    /// Adds `chunk` and returns the lines it completed, without their newlines; an unfinished line waits.
+    public mutating func lines(adding chunk: Data) -> [String] {
+        pending.append(chunk)
+        var found: [String] = []
+        while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+            found.append(String(decoding: pending[pending.startIndex..<newline], as: UTF8.self))
+            pending.removeSubrange(pending.startIndex...newline)
+        }
+        return found
+    }
+}
