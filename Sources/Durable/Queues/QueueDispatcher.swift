@@ -25,8 +25,9 @@ final class QueueDispatcher: Sendable {
     private let partitionCursors = Mutex<[String: String]>([:])
     /// Queued workflows already reported as having a name this process does not register (each is told once).
     private let reportedStrangers = Mutex<Set<String>>([])
-    /// When to look for queued workflows whose names nobody here registered: soon after start, then rarely (the
-    /// look scans the queues' waiting rows).
+    /// When to look for queued workflows whose names nobody here registered: soon after start, then at doubling
+    /// intervals up to a minute (the look scans the queues' waiting rows, so it stays rare, yet a workflow an
+    /// outside client enqueues shortly after start is reported within seconds, not a minute later).
     static let firstStrangerCheck = Duration.seconds(2)
     static let strangerCheckInterval = Duration.seconds(60)
 
@@ -53,7 +54,8 @@ final class QueueDispatcher: Sendable {
     private func dispatchUntilCancelled() async {
         let listener = engine.listener
         var lastPromotion = ContinuousClock.now.advanced(by: .seconds(-10))
-        var nextStrangerCheck = ContinuousClock.now.advanced(by: Self.firstStrangerCheck)
+        var strangerCheckGap = Self.firstStrangerCheck
+        var nextStrangerCheck = ContinuousClock.now.advanced(by: strangerCheckGap)
         var failures = 0
         while !Task.isCancelled {
             let ticket = listener.ticket(channel: QueueStatements.wakeupChannel, payload: NotificationListener.anyPayload)
@@ -68,7 +70,8 @@ final class QueueDispatcher: Sendable {
                     more = try await dispatch(queue) || more
                 }
                 if ContinuousClock.now >= nextStrangerCheck {
-                    nextStrangerCheck = ContinuousClock.now.advanced(by: Self.strangerCheckInterval)
+                    strangerCheckGap = min(strangerCheckGap * 2, Self.strangerCheckInterval)
+                    nextStrangerCheck = ContinuousClock.now.advanced(by: strangerCheckGap)
                     try await reportUnregisteredNames()
                 }
                 failures = 0
