@@ -1,6 +1,7 @@
 import Durable
 import Foundation
 import Logging
+import Synchronization
 import Testing
 
 /// A worker SIGKILLed and never restarted: a live executor notices its silence and finishes its workflows.
@@ -86,6 +87,77 @@ struct TakeoverTests {
         #expect(ghostRows == 0)
         await aware.shutdown()
         await unaware.shutdown()
+    }
+
+    @Test("a silent executor's queued workflows go back to their queue and run under its per-process limit, not all at once in the taker")
+    func queuedWorkflowsGoBackToTheirQueue() async throws {
+        let url = try await SharedDatabaseURL.fresh("takeover_queued")
+        var quiet = Logger(label: "takeover-tests")
+        quiet.logLevel = .critical
+        let taker = DurableRuntime(configuration: DurableConfiguration(
+            databaseURL: url, executorID: "taker", applicationVersion: "takeover", maxConnections: 4,
+            heartbeatInterval: .milliseconds(200), takeoverAfter: .milliseconds(1_000)
+        ), logger: quiet)
+        taker.register(TakeoverOneAtATime())
+        taker.register(queue: WorkflowQueue(TakeoverOneAtATime.queue, workerConcurrency: 1))
+        try await taker.launch()
+        let harness = MessagingHarness(url: url, runtime: taker)
+
+        // A dead executor ("ghost") had dequeued four workflows of a one-at-a-time queue (its limit allowed that,
+        // or it was configured otherwise), and last beat long ago; its heartbeat row goes in last.
+        let ids = (1...4).map { "queued-orphan-\($0)" }
+        for (offset, id) in ids.enumerated() {
+            _ = try await harness.query("""
+                INSERT INTO dbos.workflow_status (workflow_uuid, status, name, queue_name, executor_id, application_version,
+                    owner_xid, recovery_attempts, serialization, started_at_epoch_ms)
+                VALUES ($1, 'PENDING', $2, $3, 'ghost', 'takeover', 'ghost-token', 1, 'portable_json', 1)
+                """, [id, TakeoverOneAtATime.name, TakeoverOneAtATime.queue])
+            _ = try await harness.query("INSERT INTO dbos.workflow_input (workflow_uuid, inputs) VALUES ($1, $2)", [
+                id, "{\"positionalArgs\":[\(offset)],\"namedArgs\":{}}",
+            ])
+        }
+        _ = try await harness.query("INSERT INTO dbos.durable_executors (executor_id, application_version, last_heartbeat) VALUES ('ghost', 'takeover', 0)")
+
+        var finished = 0
+        for _ in 0..<300 where finished != ids.count {
+            finished = try await harness.query("SELECT count(*) FROM dbos.workflow_status WHERE queue_name = $1 AND status = 'SUCCESS'", [
+                TakeoverOneAtATime.queue,
+            ]).first?.int(0) ?? 0
+            if finished != ids.count { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(finished == ids.count, "the ghost's queued workflows did not all finish")
+        // The taker claimed them all at once before (4 running under a per-process limit of 1).
+        #expect(TakeoverOneAtATime.mostAtOnce.withLock { $0 } == 1)
+        let rows = try await harness.query("SELECT executor_id, recovery_attempts FROM dbos.workflow_status WHERE queue_name = $1", [
+            TakeoverOneAtATime.queue,
+        ])
+        #expect(rows.rows.allSatisfy { $0.string(0) == "taker" && $0.int(1) == 2 }, "executors and attempts: \(rows.rows.map { ($0.string(0), $0.int(1)) })")
+        for (offset, id) in ids.enumerated() where finished == ids.count {
+            let result: Int = try await taker.handle(for: id).result()
+            #expect(result == offset * 10)
+        }
+        await taker.shutdown()
+    }
+}
+
+/// A queued workflow that records how many of its kind run at once in this process.
+struct TakeoverOneAtATime: Workflow {
+    static let name = "takeover-one-at-a-time"
+    static let queue = "takeover-one-at-a-time"
+    static let running = Mutex(0)
+    static let mostAtOnce = Mutex(0)
+
+    func run(_ ctx: WorkflowContext, _ value: Int) async throws -> Int {
+        let now = Self.running.withLock { running in
+            running += 1
+            return running
+        }
+        Self.mostAtOnce.withLock { $0 = max($0, now) }
+        defer { Self.running.withLock { $0 -= 1 } }
+        return try await ctx.step("work") {
+            try await Task.sleep(for: .milliseconds(300))
+            return value * 10
+        }
     }
 }
 

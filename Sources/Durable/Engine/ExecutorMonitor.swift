@@ -7,7 +7,8 @@ import Synchronization
 /// DBOS recovers an executor's workflows only when a process with the same executor ID starts again, so work of
 /// a machine that never comes back is stuck. Here every live executor records a heartbeat; when one has been
 /// silent past ``DurableConfiguration/takeoverAfter``, a live executor of the same application version claims
-/// its pending workflows (the claim's owner guard lets exactly one claimant win each) and resumes them.
+/// its pending workflows (the claim's owner guard lets exactly one claimant win each) and resumes them. Workflows
+/// that came from a queue go back to it instead, so they run again under the queue's limits.
 final class ExecutorMonitor: Sendable {
     private let engine: WorkflowEngine
     private let loop = BackgroundLoop()
@@ -58,9 +59,15 @@ final class ExecutorMonitor: Sendable {
         for row in silent.rows {
             guard let executor = row.string(0), !Task.isCancelled else { continue }
             if leftBehind.withLock({ $0.contains(executor) }) { continue }
+            // Queued workflows first go back to their queues, to be dispatched again under their limits by
+            // whichever process serves them (the statement's NOTIFY wakes the dispatchers, this one's too); the
+            // rest are claimed and resumed here.
+            let requeued = try await database.query("requeue a silent executor's queued workflows", database.executors.requeueQueued, [
+                executor, configuration.applicationVersion,
+            ]).first?.int(0) ?? 0
             let resumed = try await engine.recoverPendingWorkflows(of: executor)
             engine.logger.warning("took over the pending workflows of a silent executor", metadata: [
-                "executor": "\(executor)", "resumed": "\(resumed)",
+                "executor": "\(executor)", "resumed": "\(resumed)", "requeued": "\(requeued)",
             ])
             // Only workflows this process cannot run keep the executor findable; others still under it were
             // claimed by someone else meanwhile (or by the executor itself, back from a pause).
