@@ -199,7 +199,13 @@ struct CrashRecoveryTests {
         // It polls for the result, which never comes; give recovery ample time to (wrongly) touch the row.
         try await Task.sleep(for: .seconds(1))
         #expect(second.isRunning, "the worker must not crash on an unknown workflow name")
-        #expect(second.logLines.contains { $0.contains("no registered code") && $0.contains(id) }, "\(second.logLines)")
+        // The warning comes on stderr, read by its own thread: allow it to lag behind stdout's READY.
+        var warned = false
+        for _ in 0..<200 where !warned {
+            warned = second.logLines.contains { $0.contains("no registered code") && $0.contains(id) }
+            if !warned { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(warned, "\(second.logLines)")
         #expect(try await snapshot(database, id) == before)
         #expect(second.lines(startingWith: "BODY").isEmpty)
         await second.kill()

@@ -85,10 +85,18 @@ struct ParkingTests {
         let runtime = Self.runtime(url: url, executor: "park2", parkAfter: .milliseconds(200))
         let id = "swallower"
         let handle = try await runtime.start(SwallowingSleeper.self, ParkingInput(sleepMilliseconds: 1_200), id: id)
-        try await Task.sleep(for: .milliseconds(500))
-        #expect(ParkingCounters.count("after-\(id)") == 0)
         #expect(try await handle.result() == "done")
         #expect(ParkingCounters.count("after-\(id)") == 1)
+        // The next step began only at the recorded wake-up time (both from this machine's clock), judged from the
+        // checkpoints rather than by looking at a fixed moment, which a loaded machine can overshoot.
+        let rows = try await MessagingHarness(url: url, runtime: runtime).query(
+            "SELECT function_name, output, started_at_epoch_ms FROM dbos.operation_outputs WHERE workflow_uuid = $1 ORDER BY function_id", [id])
+        #expect(rows.rows.map { $0.string(0) } == ["DBOS.sleep", "after"])
+        if rows.rows.count == 2, let wakeSeconds = rows.rows[0].string(1).flatMap(Double.init), let afterStarted = rows.rows[1].int64(2) {
+            #expect(afterStarted >= Int64((wakeSeconds * 1000).rounded(.down)), "the step after the sleep began \(Int64(wakeSeconds * 1000) - afterStarted) ms early")
+        } else {
+            Issue.record("the sleep's wake-up time or the next step's start is missing: \(rows.rows.map { ($0.string(1), $0.int64(2)) })")
+        }
         await runtime.shutdown()
     }
 
@@ -154,9 +162,17 @@ struct ParkingTests {
         let url = try await SharedDatabaseURL.fresh("parking_restart")
         let first = Self.runtime(url: url, executor: "park6", parkAfter: .milliseconds(200))
         let id = "restarted-sleeper"
-        _ = try await first.start(ParkingSleeper.self, ParkingInput(sleepMilliseconds: 1_000), id: id)
-        while ParkingCounters.count("before-\(id)") == 0 { try await Task.sleep(for: .milliseconds(20)) }
-        try await Task.sleep(for: .milliseconds(300))
+        // Long enough that the sleep is surely still on when the first runtime stops, however slow the machine
+        // (a 1 s sleep sometimes ended first); the second start sleeps only what is left.
+        _ = try await first.start(ParkingSleeper.self, ParkingInput(sleepMilliseconds: 5_000), id: id)
+        let harness = MessagingHarness(url: url, runtime: first)
+        for _ in 0..<500 {
+            let recorded = try await harness.query(
+                "SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid = $1 AND function_name = 'DBOS.sleep'", [id])
+            if recorded.first?.int(0) == 1 { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        try await Task.sleep(for: .milliseconds(300))  // parked by now (after 200 ms), though the test holds either way
         await first.shutdown()
         #expect(try await MessagingHarness(url: url, runtime: first).query(
             "SELECT status FROM dbos.workflow_status WHERE workflow_uuid = $1", [id]).first?.string(0) == "PENDING")

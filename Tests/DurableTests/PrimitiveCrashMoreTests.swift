@@ -261,8 +261,8 @@ struct PrimitiveCrashMoreTests {
         try await withDatabase("crash_more_timeout") { database, _ in
             let id = "deadline"
             let child = id + "-child"
-            // 5 s: room for the worker to reach the kill point on a busy machine before the deadline.
-            let first = try WorkerProcess("first", workerFlags(database, id: id) + ["--parent", "--start", "--timeout-ms", "5000", "--pause-after", "1"])
+            // 10 s: room for the worker to start and reach the kill point on a busy machine before the deadline.
+            let first = try WorkerProcess("first", workerFlags(database, id: id) + ["--parent", "--start", "--timeout-ms", "10000", "--pause-after", "1"])
             #expect(await first.waitFor(line: "CHILD_STARTED") == "CHILD_STARTED \(child)")
             #expect(await first.waitFor(line: "AFTER_STEP 1") != nil)
             await first.kill()

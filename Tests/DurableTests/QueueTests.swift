@@ -162,9 +162,10 @@ struct QueueTests {
         let runtime = Self.runtime(url: url, executor: "p1")
         try await runtime.launch()
         let (name, tracker) = Trackers.make()
-        // The blocker takes the only slot while the rest are enqueued.
-        let blocker = try await runtime.enqueue(Tracked.self, TrackedInput(tracker: name, label: "blocker", holdMilliseconds: 700), queue: "local-one")
-        try await Task.sleep(for: .milliseconds(200))
+        // The blocker takes the only slot while the rest are enqueued: it has begun before they are, and holds the
+        // slot long enough for four enqueues on a busy machine.
+        let blocker = try await runtime.enqueue(Tracked.self, TrackedInput(tracker: name, label: "blocker", holdMilliseconds: 3_000), queue: "local-one")
+        while tracker.order.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
         var handles: [WorkflowHandle<String>] = []
         for (label, priority) in [("p5", 5), ("p1", 1), ("p3", 3), ("p0", 0)] {
             handles.append(try await runtime.enqueue(Tracked.self, TrackedInput(tracker: name, label: label, holdMilliseconds: 1), queue: "local-one", options: EnqueueOptions(priority: priority)))
@@ -180,7 +181,8 @@ struct QueueTests {
         let url = try await SharedDatabaseURL.fresh("queue_dedup")
         let runtime = Self.runtime(url: url, executor: "d1")
         let (name, _) = Trackers.make()
-        let input = TrackedInput(tracker: name, label: "x", holdMilliseconds: 500)
+        // Held long enough to be live through the next two enqueues however slow the machine.
+        let input = TrackedInput(tracker: name, label: "x", holdMilliseconds: 4_000)
         let first = try await runtime.enqueue(Tracked.self, input, queue: "work", options: EnqueueOptions(deduplicationID: "invoice-7"))
         do {
             _ = try await runtime.enqueue(Tracked.self, input, queue: "work", options: EnqueueOptions(deduplicationID: "invoice-7"))
@@ -192,7 +194,7 @@ struct QueueTests {
         #expect(holder.id == first.id)
         _ = try await first.result()
         // Once it finished the ID is free again.
-        let again = try await runtime.enqueue(Tracked.self, input, queue: "work", options: EnqueueOptions(deduplicationID: "invoice-7"))
+        let again = try await runtime.enqueue(Tracked.self, TrackedInput(tracker: name, label: "y", holdMilliseconds: 10), queue: "work", options: EnqueueOptions(deduplicationID: "invoice-7"))
         #expect(again.id != first.id)
         _ = try await again.result()
         await runtime.shutdown()
@@ -204,10 +206,11 @@ struct QueueTests {
         let runtime = Self.runtime(url: url, executor: "dl1")
         let (name, tracker) = Trackers.make()
         let enqueuedAt = Date()
-        let handle = try await runtime.enqueue(Tracked.self, TrackedInput(tracker: name, label: "later", holdMilliseconds: 1), queue: "work", options: EnqueueOptions(delay: .milliseconds(1_200)))
+        let handle = try await runtime.enqueue(Tracked.self, TrackedInput(tracker: name, label: "later", holdMilliseconds: 1), queue: "work", options: EnqueueOptions(delay: .milliseconds(3_000)))
+        // Long enough that the status read surely comes before the delay ends.
         #expect(try await handle.status().state == .delayed)
         _ = try await handle.result()
-        #expect(tracker.starts.first.map { $0.timeIntervalSince(enqueuedAt) } ?? 0 >= 1.1)
+        #expect(tracker.starts.first.map { $0.timeIntervalSince(enqueuedAt) } ?? 0 >= 2.9)
         await runtime.shutdown()
     }
 

@@ -94,7 +94,17 @@ struct SecurityTests {
         try certificates.install(into: server.dataDirectory)
         _ = try await server.runSQL("ALTER SYSTEM SET ssl = on; ALTER SYSTEM SET ssl_cert_file = 'server.crt'; ALTER SYSTEM SET ssl_key_file = 'server.key';")
         _ = try await server.runSQL("SELECT pg_reload_conf();")
-        try await Task.sleep(for: .milliseconds(500))
+        // pg_reload_conf only signals the server: wait until it accepts TLS (a fixed pause was sometimes too short).
+        let reloadDeadline = ContinuousClock.now.advanced(by: .seconds(30))
+        while true {
+            do {
+                let probe = try await PostgresConnection.connect(PostgresConfiguration(connectionString: ConnectionString(server.url + "?sslmode=require")))
+                await probe.close()
+                break
+            } catch where ContinuousClock.now < reloadDeadline {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
 
         for query in ["sslmode=require", "sslmode=verify-full&sslrootcert=\(certificates.caPath)"] {
             let url = server.url + "?" + query

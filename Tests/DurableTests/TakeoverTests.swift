@@ -69,7 +69,7 @@ struct TakeoverTests {
         try await aware.launch()
         // Bounded: with the ghost forgotten, nothing would ever run it and the wait would never end.
         var status: String?
-        for _ in 0..<150 where status != "SUCCESS" {
+        for _ in 0..<300 where status != "SUCCESS" {
             status = try await harness.query("SELECT status FROM dbos.workflow_status WHERE workflow_uuid = 'haunted'").first?.string(0)
             if status != "SUCCESS" { try await Task.sleep(for: .milliseconds(100)) }
         }
@@ -80,7 +80,7 @@ struct TakeoverTests {
         }
         // Emptied now, the ghost is forgotten (right after the takeover pass that ran it).
         var ghostRows = 1
-        for _ in 0..<50 where ghostRows != 0 {
+        for _ in 0..<300 where ghostRows != 0 {
             ghostRows = try await harness.query("SELECT count(*) FROM dbos.durable_executors WHERE executor_id = 'ghost'").first?.int(0) ?? -1
             if ghostRows != 0 { try await Task.sleep(for: .milliseconds(100)) }
         }
