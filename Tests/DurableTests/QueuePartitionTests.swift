@@ -204,6 +204,33 @@ struct QueuePartitionTests {
         }
     }
 
+    @Test("a workflow an outside client enqueued onto a partitioned queue without a key stays ENQUEUED, and the log says why")
+    func keylessFromOutside() async throws {
+        let url = try await SharedDatabaseURL.fresh("queue_partition_keyless")
+        let log = CapturedLog()
+        let runtime = DurableRuntime(configuration: DurableConfiguration(databaseURL: url, executorID: "pkeyless", maxConnections: 6), logger: log.logger(level: .info))
+        runtime.register(Tracked())
+        for queue in Self.queues { runtime.register(queue: queue) }
+        try await runtime.launch()
+        let harness = MessagingHarness(url: url, runtime: runtime)
+        // As DBOS's SQL-level client enqueues, with no partition key (our own enqueue refuses that).
+        let (name, _) = Trackers.make()
+        let input = String(decoding: try JSONEncoder().encode(TrackedInput(tracker: name, label: "keyless", holdMilliseconds: 1)), as: UTF8.self)
+        _ = try await harness.query("SELECT dbos.enqueue_workflow($1, 'per-tenant', ARRAY[$2::json], workflow_id => 'keyless')", [Tracked.name, input])
+        let keyed = try await runtime.enqueue(Tracked.self, TrackedInput(tracker: name, label: "keyed", holdMilliseconds: 1), queue: "per-tenant", options: EnqueueOptions(partitionKey: "t"))
+        #expect(try await keyed.result() == "keyed")
+
+        var warned = false
+        for _ in 0..<800 where !warned {
+            warned = log.all.contains { $0.contains("keyless") && $0.contains("no partition key") }
+            if !warned { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(warned, "no log line names the workflow without a partition key")
+        #expect(!log.all.contains { $0.contains("keyless") && $0.contains("not registered") })
+        #expect(try await harness.query("SELECT status FROM dbos.workflow_status WHERE workflow_uuid = 'keyless'").first?.string(0) == "ENQUEUED")
+        await runtime.shutdown()
+    }
+
     @Test("more partitions than one pass looks at are all served (the pass goes on from where the last one stopped)")
     func manyPartitions() async throws {
         let url = try await SharedDatabaseURL.fresh("queue_partition_many")

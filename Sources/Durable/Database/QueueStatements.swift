@@ -18,7 +18,7 @@ struct QueueStatements: Sendable {
     let partitionClaim: String
     let activePartitions: String
     let activePartitionsAfter: String
-    let unregisteredQueued: String
+    let unservableQueued: String
 
     init(schema s: String) {
         let now = Statements.nowMilliseconds
@@ -76,11 +76,16 @@ struct QueueStatements: Sendable {
         recentStarts = recent(partition: "")
         partitionRecentStarts = recent(partition: " AND queue_partition_key = $3")
 
-        // $1 queues, $2 registered names, $3 version: waiting workflows this process could claim but for their
-        // names (an outside client enqueued a workflow no process here registers). A few, for a warning.
-        unregisteredQueued = """
-            SELECT workflow_uuid, name, queue_name FROM \(s).workflow_status
-            WHERE status = 'ENQUEUED' AND queue_name = ANY($1::text[]) AND NOT (name = ANY($2::text[]))
+        // $1 queues, $2 registered names, $3 version, $4 partitioned queues: waiting workflows this process
+        // serves the queue of yet never claims, because no process here registers the name (an outside client
+        // enqueued it) or because it has no partition key on a partitioned queue (DBOS's clients allow that; the
+        // dispatch, as DBOS's, only takes workflows of some partition). A few, for a warning; the last column
+        // says whether the name is known (so the missing key is the reason).
+        unservableQueued = """
+            SELECT workflow_uuid, name, queue_name, coalesce(name = ANY($2::text[]), false) FROM \(s).workflow_status
+            WHERE status = 'ENQUEUED' AND queue_name = ANY($1::text[])
+              AND (name IS NULL OR NOT (name = ANY($2::text[]))
+                   OR (queue_partition_key IS NULL AND queue_name = ANY($4::text[])))
               AND (application_version = $3 OR application_version IS NULL)
             LIMIT 20
             """

@@ -94,14 +94,24 @@ extension SystemDatabase {
         }
     }
 
-    /// A few `ENQUEUED` workflows on these queues whose names are not among `names`: (id, name, queue).
-    func unregisteredQueued(queues: [String], names: [String], applicationVersion: String) async throws -> [(id: String, name: String, queue: String)] {
-        let result = try await query("look for queued workflows of unknown names", self.queues.unregisteredQueued, [
-            PostgresTextArray(queues), PostgresTextArray(names), applicationVersion,
+    /// An `ENQUEUED` workflow this process leaves alone although it serves its queue.
+    struct UnservableQueued: Sendable {
+        var id: String
+        var name: String?
+        var queue: String
+        /// Its name is registered here: what is missing is its partition key (on a partitioned queue).
+        var nameIsKnown: Bool
+    }
+
+    /// A few `ENQUEUED` workflows on `queues` that no dispatch here takes: their names are not among `names`,
+    /// or they lack a partition key on one of `partitioned`.
+    func unservableQueued(queues: [String], partitioned: [String], names: [String], applicationVersion: String) async throws -> [UnservableQueued] {
+        let result = try await query("look for queued workflows this process cannot take", self.queues.unservableQueued, [
+            PostgresTextArray(queues), PostgresTextArray(names), applicationVersion, PostgresTextArray(partitioned),
         ])
         return result.rows.compactMap { row in
             guard let id = row.string(0), let queue = row.string(2) else { return nil }
-            return (id, row.string(1) ?? "<none>", queue)
+            return UnservableQueued(id: id, name: row.string(1), queue: queue, nameIsKnown: row.bool(3) ?? false)
         }
     }
 

@@ -23,13 +23,13 @@ final class QueueDispatcher: Sendable {
     private let ticket = Mutex<WakeTicket?>(nil)
     /// Per partitioned queue, the last partition key the previous pass reached (nil: start from the first).
     private let partitionCursors = Mutex<[String: String]>([:])
-    /// Queued workflows already reported as having a name this process does not register (each is told once).
-    private let reportedStrangers = Mutex<Set<String>>([])
-    /// When to look for queued workflows whose names nobody here registered: soon after start, then at doubling
+    /// Queued workflows already reported as left alone here (an unregistered name, a missing partition key), each told once.
+    private let reportedUnservable = Mutex<Set<String>>([])
+    /// When to look for queued workflows this process leaves alone (``reportUnservable()``): soon after start, then at doubling
     /// intervals up to a minute (the look scans the queues' waiting rows, so it stays rare, yet a workflow an
     /// outside client enqueues shortly after start is reported within seconds, not a minute later).
-    static let firstStrangerCheck = Duration.seconds(2)
-    static let strangerCheckInterval = Duration.seconds(60)
+    static let firstUnservableCheck = Duration.seconds(2)
+    static let unservableCheckInterval = Duration.seconds(60)
 
     init(engine: WorkflowEngine, queues: [WorkflowQueue], workflowNames: [String]) {
         self.engine = engine
@@ -54,8 +54,8 @@ final class QueueDispatcher: Sendable {
     private func dispatchUntilCancelled() async {
         let listener = engine.listener
         var lastPromotion = ContinuousClock.now.advanced(by: .seconds(-10))
-        var strangerCheckGap = Self.firstStrangerCheck
-        var nextStrangerCheck = ContinuousClock.now.advanced(by: strangerCheckGap)
+        var unservableCheckGap = Self.firstUnservableCheck
+        var nextUnservableCheck = ContinuousClock.now.advanced(by: unservableCheckGap)
         var failures = 0
         while !Task.isCancelled {
             let ticket = listener.ticket(channel: QueueStatements.wakeupChannel, payload: NotificationListener.anyPayload)
@@ -69,10 +69,10 @@ final class QueueDispatcher: Sendable {
                 for queue in queues where !Task.isCancelled {
                     more = try await dispatch(queue) || more
                 }
-                if ContinuousClock.now >= nextStrangerCheck {
-                    strangerCheckGap = min(strangerCheckGap * 2, Self.strangerCheckInterval)
-                    nextStrangerCheck = ContinuousClock.now.advanced(by: strangerCheckGap)
-                    try await reportUnregisteredNames()
+                if ContinuousClock.now >= nextUnservableCheck {
+                    unservableCheckGap = min(unservableCheckGap * 2, Self.unservableCheckInterval)
+                    nextUnservableCheck = ContinuousClock.now.advanced(by: unservableCheckGap)
+                    try await reportUnservable()
                 }
                 failures = 0
             } catch {
@@ -107,23 +107,30 @@ final class QueueDispatcher: Sendable {
         return more
     }
 
-    /// Warns, once per workflow, about queued workflows this process skips because it does not register their
-    /// name (an outside client enqueued them, or another service shares the queue): they stay `ENQUEUED` for a
-    /// process that knows them, and the log says why nothing happens.
-    private func reportUnregisteredNames() async throws {
+    /// Warns, once per workflow, about queued workflows this process skips although it serves their queue:
+    /// their name is not registered here (an outside client enqueued them, or another service shares the queue),
+    /// or they have no partition key on a partitioned queue (a DBOS client can enqueue so). They stay `ENQUEUED`,
+    /// and the log says why nothing happens to them.
+    private func reportUnservable() async throws {
         let configuration = engine.configuration
-        let strangers = try await engine.database.unregisteredQueued(
-            queues: queues.map(\.name), names: names, applicationVersion: configuration.applicationVersion
+        let unservable = try await engine.database.unservableQueued(
+            queues: queues.map(\.name), partitioned: queues.filter(\.isPartitioned).map(\.name), names: names,
+            applicationVersion: configuration.applicationVersion
         )
-        for stranger in strangers {
-            let isNew = reportedStrangers.withLock { reported in
+        for workflow in unservable {
+            let isNew = reportedUnservable.withLock { reported in
                 if reported.count > 10_000 { reported.removeAll() }  // bounded; a repeat warning is harmless
-                return reported.insert(stranger.id).inserted
+                return reported.insert(workflow.id).inserted
             }
             guard isNew else { continue }
-            engine.logger.warning("a queued workflow's name is not registered in this process; it stays ENQUEUED until a process that registers it serves the queue", metadata: [
-                "workflow": "\(stranger.id)", "workflowName": "\(stranger.name)", "queue": "\(stranger.queue)",
-            ])
+            let metadata: Logger.Metadata = [
+                "workflow": "\(workflow.id)", "workflowName": "\(workflow.name ?? "<none>")", "queue": "\(workflow.queue)",
+            ]
+            if workflow.nameIsKnown {
+                engine.logger.warning("a workflow on a partitioned queue has no partition key, so no dispatch takes it; it stays ENQUEUED (enqueue it with a partition key)", metadata: metadata)
+            } else {
+                engine.logger.warning("a queued workflow's name is not registered in this process; it stays ENQUEUED until a process that registers it serves the queue", metadata: metadata)
+            }
         }
     }
 
