@@ -48,6 +48,12 @@ public struct DurableConfiguration: Sendable {
     /// on. This is what lets one process hold many thousands of sleeping workflows. nil keeps every sleeper in
     /// memory. Code outside steps runs again at each replay, as it does after a crash.
     public var parkSleepsLongerThan: Duration?
+    /// How often a waiting `recv`, `getEvent` or stream reader looks in the database when no notification comes,
+    /// while LISTEN/NOTIFY works: a safety net only, as notifications wake waiters at once and a listener that
+    /// reconnects wakes them all to look. Each look is a query per waiter, so thousands of workflows waiting days
+    /// for an approval would keep the database busy if this were short. (DBOS waits 60 s.) When LISTEN/NOTIFY does
+    /// not reach this process (a transaction-mode pooler), waiters look every 200 ms whatever this says.
+    public var notificationFallbackInterval: Duration
 
     /// The application version used when neither the configuration nor `DBOS__APPVERSION` names one.
     public static let defaultApplicationVersion = "1"
@@ -69,7 +75,8 @@ public struct DurableConfiguration: Sendable {
         servedQueues: Set<String>? = nil,
         heartbeatInterval: Duration = .seconds(5),
         takeoverAfter: Duration? = .seconds(60),
-        parkSleepsLongerThan: Duration? = .seconds(30)
+        parkSleepsLongerThan: Duration? = .seconds(30),
+        notificationFallbackInterval: Duration = .seconds(30)
     ) {
         let environment = ProcessInfo.processInfo.environment
         self.databaseURL = databaseURL
@@ -90,6 +97,7 @@ public struct DurableConfiguration: Sendable {
         self.heartbeatInterval = heartbeatInterval
         self.takeoverAfter = takeoverAfter
         self.parkSleepsLongerThan = parkSleepsLongerThan
+        self.notificationFallbackInterval = notificationFallbackInterval
     }
 
     /// Checks the values before anything connects, so a mistake surfaces as one clear error at launch.
@@ -108,6 +116,7 @@ public struct DurableConfiguration: Sendable {
         if maxPayloadBytes < 1024 { throw invalid("maxPayloadBytes must be at least 1024") }
         if heartbeatInterval <= .zero { throw invalid("heartbeatInterval must be positive") }
         if let parkSleepsLongerThan, parkSleepsLongerThan < .zero { throw invalid("parkSleepsLongerThan must not be negative") }
+        if notificationFallbackInterval <= .zero { throw invalid("notificationFallbackInterval must be positive") }
         if let takeoverAfter, takeoverAfter <= heartbeatInterval * 2 {
             throw invalid("takeoverAfter (\(takeoverAfter)) must be more than twice heartbeatInterval (\(heartbeatInterval)), or a live executor could be taken over")
         }

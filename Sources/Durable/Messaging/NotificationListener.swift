@@ -23,17 +23,22 @@ final class NotificationListener: Sendable {
 
     private let configuration: PostgresConfiguration
     private let logger: Logger
+    private let fallbackInterval: Duration
     private let state = Mutex(State())
     private let loop = BackgroundLoop()
 
-    init(configuration: PostgresConfiguration, logger: Logger) {
+    /// - Parameter fallbackInterval: how often waiters look in the database while notifications arrive
+    ///   (``DurableConfiguration/notificationFallbackInterval``).
+    init(configuration: PostgresConfiguration, logger: Logger, fallbackInterval: Duration = .seconds(30)) {
         self.configuration = configuration
         self.logger = logger
+        self.fallbackInterval = fallbackInterval
     }
 
-    /// How often a waiter re-checks the database when no notification comes.
+    /// How often a waiter re-checks the database when no notification comes: rarely while notifications work
+    /// (each look is a query per waiter), often when they do not reach this process.
     var pollingInterval: Duration {
-        state.withLock { $0.healthy } ? .seconds(1) : .milliseconds(200)
+        state.withLock { $0.healthy } ? fallbackInterval : .milliseconds(200)
     }
 
     static func key(channel: String, payload: String) -> String { channel + "|" + payload }

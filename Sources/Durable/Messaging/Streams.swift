@@ -64,7 +64,9 @@ extension DurableRuntime {
                         }
                         // Nothing at this offset: the stream ends with its workflow, or we wait for the next write.
                         if let state = row.string(0).flatMap(WorkflowState.init), state.isFinal { break }
-                        await ticket.wait(timeout: engine.listener.pollingInterval)
+                        // At least once a second: a workflow that ends without closing its stream sends no
+                        // notification, and its readers should end soon after it (readers are few).
+                        await ticket.wait(timeout: min(engine.listener.pollingInterval, .seconds(1)))
                     }
                     continuation.finish()
                 } catch {

@@ -233,7 +233,7 @@ public final class DurableRuntime: Service, Sendable {
             }
             let database = SystemDatabase(pool: pool, schema: configuration.schema, retry: retry)
             try await database.registerApplicationVersion(configuration.applicationVersion)
-            let listener = NotificationListener(configuration: connections, logger: logger)
+            let listener = NotificationListener(configuration: connections, logger: logger, fallbackInterval: configuration.notificationFallbackInterval)
             startedListener = listener
             listener.start()
             let engine = WorkflowEngine(configuration: configuration, database: database, registry: registry, listener: listener, queues: declaredQueues, logger: logger)

@@ -1,0 +1,102 @@
+import Durable
+import Foundation
+import Logging
+import Testing
+
+/// Waiting workflows rely on LISTEN/NOTIFY and look in the database only rarely while notifications work, so
+/// many workflows waiting days for a message cost the database next to nothing; the rare look still delivers a
+/// message whose notification was lost.
+@Suite("Waiting without polling")
+struct NotificationFallbackTests {
+    static func runtime(url: String, executor: String, fallback: Duration = .seconds(30)) -> DurableRuntime {
+        var logger = Logger(label: "notification-fallback-tests")
+        logger.logLevel = .critical
+        let runtime = DurableRuntime(configuration: DurableConfiguration(
+            databaseURL: url, executorID: executor, maxConnections: 6, notificationFallbackInterval: fallback
+        ), logger: logger)
+        runtime.register(AwaitApproval())
+        return runtime
+    }
+
+    /// Waits until `count` workflows have recorded their wait's deadline (they are then in the wait loop).
+    static func waitUntilWaiting(_ harness: MessagingHarness, count: Int) async throws {
+        for _ in 0..<600 {
+            let waiting = try await harness.query("SELECT count(*) FROM dbos.operation_outputs WHERE function_name = 'DBOS.sleep'").first?.int(0)
+            if waiting == count { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        Issue.record("the workflows did not all reach their recv")
+    }
+
+    /// How often the `notifications` table has been read (every look of a waiting recv reads it).
+    static func notificationReads(_ harness: MessagingHarness) async throws -> Int {
+        try await harness.query("""
+            SELECT coalesce(seq_scan, 0) + coalesce(idx_scan, 0) FROM pg_stat_user_tables
+            WHERE schemaname = 'dbos' AND relname = 'notifications'
+            """).first?.int(0) ?? 0
+    }
+
+    @Test("forty workflows waiting for a message do not query the database while nothing happens (they once looked every second each)")
+    func idleWaitersCostNothing() async throws {
+        let url = try await SharedDatabaseURL.fresh("fallback_idle")
+        let runtime = Self.runtime(url: url, executor: "idle-waiters")
+        try await runtime.launch()
+        let harness = MessagingHarness(url: url, runtime: runtime)
+        let waiters = 40
+        var handles: [WorkflowHandle<Approval?>] = []
+        for index in 0..<waiters {
+            handles.append(try await runtime.start(AwaitApproval.self, 120_000, id: "idle-\(index)"))
+        }
+        try await Self.waitUntilWaiting(harness, count: waiters)
+        // Each waiter's first look comes right after its deadline checkpoint; statistics reach the view within
+        // about a second of a backend going idle.
+        try await Task.sleep(for: .seconds(2))
+        let before = try await Self.notificationReads(harness)
+        try await Task.sleep(for: .seconds(6))
+        let after = try await Self.notificationReads(harness)
+        // Looking once a second each, forty waiters read the table about 240 times in six seconds.
+        #expect(after - before < waiters, "\(after - before) reads of notifications in 6 s by \(waiters) idle waiters")
+
+        // Notifications still wake every one of them at once.
+        let sentAt = ContinuousClock.now
+        for index in 0..<waiters {
+            try await runtime.send(to: "idle-\(index)", topic: "approval", Approval(approved: true, by: "m\(index)"))
+        }
+        for (index, handle) in handles.enumerated() {
+            #expect(try await handle.result() == Approval(approved: true, by: "m\(index)"))
+        }
+        #expect(sentAt.duration(to: .now) < .seconds(25), "the waiters were not woken by their notifications")
+        await runtime.shutdown()
+    }
+
+    @Test("a message whose notification was lost is still received, at the next fallback look")
+    func lostNotification() async throws {
+        let url = try await SharedDatabaseURL.fresh("fallback_lost")
+        let runtime = Self.runtime(url: url, executor: "lost-notification", fallback: .seconds(1))
+        try await runtime.launch()
+        let harness = MessagingHarness(url: url, runtime: runtime)
+        let handle = try await runtime.start(AwaitApproval.self, 120_000, id: "unnotified")
+        try await Self.waitUntilWaiting(harness, count: 1)
+        // The NOTIFY comes from the table's trigger: without it the row arrives silently.
+        _ = try await harness.query("ALTER TABLE dbos.notifications DISABLE TRIGGER USER")
+        let sentAt = ContinuousClock.now
+        try await runtime.send(to: "unnotified", topic: "approval", Approval(approved: true, by: "quietly"))
+        #expect(try await handle.result() == Approval(approved: true, by: "quietly"))
+        #expect(sentAt.duration(to: .now) < .seconds(20), "the fallback look (every second here) did not find the message")
+        await runtime.shutdown()
+    }
+
+    @Test("a fallback interval that is not positive is refused at launch")
+    func invalidFallback() async throws {
+        let url = try await SharedDatabaseURL.fresh("fallback_invalid")
+        let runtime = Self.runtime(url: url, executor: "invalid-fallback", fallback: .zero)
+        do {
+            try await runtime.launch()
+            Issue.record("expected invalidConfiguration")
+            await runtime.shutdown()
+        } catch let error as DurableError {
+            #expect(error.code == .invalidConfiguration)
+            #expect(error.message.contains("notificationFallbackInterval"))
+        }
+    }
+}
