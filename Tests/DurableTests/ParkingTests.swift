@@ -66,9 +66,11 @@ struct ParkingTests {
         try await runtime.launch()
         let id = "sleeper-\(parking)-\(UUID().uuidString)"
         let started = ContinuousClock.now
-        let handle = try await runtime.start(ParkingSleeper.self, ParkingInput(sleepMilliseconds: 1_500), id: id)
+        // Parking needs the sleep still to have more than 200 ms to go once its checkpoint is written: 4 s leaves
+        // room for a database stalled for seconds (1.5 s once did not, and the run stayed in memory).
+        let handle = try await runtime.start(ParkingSleeper.self, ParkingInput(sleepMilliseconds: 4_000), id: id)
         #expect(try await handle.result() == "ab")
-        #expect(started.duration(to: .now) >= .milliseconds(1_450))
+        #expect(started.duration(to: .now) >= .milliseconds(3_950))
         // Parked: the body began twice (the first run, then the replay at the wake-up); kept in memory: once.
         #expect(ParkingCounters.count("body-\(id)") == (parking ? 2 : 1))
         #expect(ParkingCounters.count("before-\(id)") == 1)

@@ -1,4 +1,4 @@
-import Durable
+@testable import Durable
 import Foundation
 import Logging
 import Synchronization
@@ -137,6 +137,79 @@ struct TakeoverTests {
             #expect(result == offset * 10)
         }
         await taker.shutdown()
+    }
+
+    /// A queued workflow of this process, sleeping (parked or in memory), is put back on its queue as a takeover
+    /// does when this executor looked silent (a pause, or a restart before its first heartbeat); the dispatcher
+    /// here claims it again while the old run (or its parked entry) is still here.
+    @Test("a workflow requeued from under a live run here is claimed back and finishes; the old run gives way and its queue slot is freed",
+          arguments: [false, true])
+    func claimedBackFromUnderOldRun(parked: Bool) async throws {
+        let url = try await SharedDatabaseURL.fresh("takeover_stale")
+        var quiet = Logger(label: "takeover-tests")
+        quiet.logLevel = .critical
+        let runtime = DurableRuntime(configuration: DurableConfiguration(
+            databaseURL: url, executorID: "paused", applicationVersion: "takeover", maxConnections: 4,
+            parkSleepsLongerThan: parked ? .milliseconds(200) : nil
+        ), logger: quiet)
+        runtime.register(TakeoverNapper())
+        // No per-process limit, so the dispatcher claims the workflow back while the old run still holds its slot.
+        runtime.register(queue: WorkflowQueue(TakeoverNapper.queue))
+        try await runtime.launch()
+        let harness = MessagingHarness(url: url, runtime: runtime)
+
+        let first = try await runtime.enqueue(TakeoverNapper.self, 3_000, queue: TakeoverNapper.queue)
+        for _ in 0..<600 {
+            let sleeping = try await harness.query(
+                "SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid = $1 AND function_name = 'DBOS.sleep'", [first.id])
+            if sleeping.first?.int(0) == 1 { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        try await Task.sleep(for: .milliseconds(400))  // parked by now, when it parks
+        // What a takeover's requeue does to it, and the NOTIFY that goes with it.
+        let requeued = try await harness.query("""
+            UPDATE dbos.workflow_status SET status = 'ENQUEUED', owner_xid = NULL, started_at_epoch_ms = NULL
+            WHERE workflow_uuid = $1 AND status = 'PENDING' RETURNING pg_notify('durable_queue_wakeup', queue_name)
+            """, [first.id])
+        #expect(requeued.rows.count == 1)
+
+        // Before, the claimed-back workflow was never run (launching it was refused while the old run was here)
+        // and stayed PENDING for good.
+        let outcome = try await withThrowingTaskGroup(of: Int?.self) { group in
+            group.addTask { try await first.result() }
+            group.addTask {
+                try await Task.sleep(for: .seconds(30))
+                return nil
+            }
+            let outcome = try await group.next() ?? nil
+            group.cancelAll()
+            return outcome
+        }
+        #expect(outcome == 3_000, "the workflow claimed back did not finish")
+        // Before, a parked entry replaced by the new run's kept its queue slot counted for good.
+        let engine = try await runtime.launchedEngine()
+        var load = -1
+        for _ in 0..<100 where load != 0 {
+            load = engine.load(of: TakeoverNapper.queue)
+            if load != 0 { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(load == 0, "queue slots still counted after every run ended")
+        let steps = try await harness.query(
+            "SELECT function_name FROM dbos.operation_outputs WHERE workflow_uuid = $1 ORDER BY function_id", [first.id])
+        #expect(steps.rows.map { $0.string(0) } == ["before", "DBOS.sleep", "after"])
+        await runtime.shutdown()
+    }
+}
+
+/// A step, a durable sleep, a step.
+struct TakeoverNapper: Workflow {
+    static let name = "takeover-napper"
+    static let queue = "takeover-napper"
+    func run(_ ctx: WorkflowContext, _ milliseconds: Int) async throws -> Int {
+        _ = try await ctx.step("before") { 1 }
+        try await ctx.sleep(for: .milliseconds(milliseconds))
+        _ = try await ctx.step("after") { 2 }
+        return milliseconds
     }
 }
 

@@ -154,7 +154,7 @@ struct BadInputTests {
         }
         func attempt(_ configuration: PostgresConfiguration) async -> Result<PostgresConnection, any Error> {
             do {
-                return .success(try await within(15, "connecting as \(role)") { try await PostgresConnection.connect(configuration) })
+                return .success(try await within(60, "connecting as \(role)") { try await PostgresConnection.connect(configuration) })
             } catch {
                 return .failure(error)
             }

@@ -40,13 +40,13 @@ struct HeldConnection {
                 await release.wait()
             }
         }
-        try await within(15, "the first caller to get a connection") { await acquired.wait() }
+        try await within(60, "the first caller to get a connection") { await acquired.wait() }
         return HeldConnection(task: task, release: release)
     }
 
     func finish() async throws {
         release.open()
-        try await within(15, "the holder to hand its connection back") { try await task.value }
+        try await within(60, "the holder to hand its connection back") { try await task.value }
     }
 }
 
@@ -106,7 +106,7 @@ struct PoolTests {
         await pool.close()
         #expect(pool.statistics.open == 0)
         let admin = try await Self.database.connect()
-        try await eventually(15, "the pool's backends to disconnect after close()") {
+        try await eventually(60, "the pool's backends to disconnect after close()") {
             try await backendCount(applicationName: applicationName, admin: admin) == 0
         }
         await admin.close()
@@ -121,7 +121,7 @@ struct PoolTests {
         let pids = Recorder<Int>()
         // Each caller holds its connection until all four are inside: this only finishes if the pool really
         // lends four connections at the same time.
-        try await within(15, "four callers holding four connections together") {
+        try await within(60, "four callers holding four connections together") {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for _ in 0..<limit {
                     group.addTask {
@@ -173,12 +173,12 @@ struct PoolTests {
                 }
             })
             // The next waiter is started only once this one is in line, so the arrival order is known.
-            try await eventually(15, "waiter \(index) to queue") { pool.statistics.waiting == index + 1 }
+            try await eventually(60, "waiter \(index) to queue") { pool.statistics.waiting == index + 1 }
         }
         #expect(pool.statistics.open == 1)
         try await holder.finish()
         for waiter in waiters {
-            try await within(15, "a queued waiter to be served") { try await waiter.value }
+            try await within(60, "a queued waiter to be served") { try await waiter.value }
         }
         #expect(await order.items == Array(0..<6))
         #expect(pool.statistics.waiting == 0)
@@ -192,7 +192,7 @@ struct PoolTests {
         let holder = try await HeldConnection.hold(pool)
         let start = ContinuousClock.now
         let error = await expectPostgresError {
-            try await within(15, "acquire with a 300 ms timeout") { try await pool.withConnection { _ in } }
+            try await within(60, "acquire with a 300 ms timeout") { try await pool.withConnection { _ in } }
         }
         let waited = seconds(since: start)
         #expect(error?.kind == .poolTimeout)
@@ -221,7 +221,7 @@ struct PoolTests {
         let holder = try await HeldConnection.hold(pool)
         for _ in 0..<20 {
             let error = await expectPostgresError {
-                try await within(15, "acquire with a zero timeout") { try await pool.withConnection { _ in } }
+                try await within(60, "acquire with a zero timeout") { try await pool.withConnection { _ in } }
             }
             #expect(error?.kind == .poolTimeout)
         }
@@ -237,19 +237,19 @@ struct PoolTests {
         let holder = try await HeldConnection.hold(pool)
         let served = Recorder<String>()
         let cancelled = Task { try await pool.withConnection { _ in await served.append("cancelled") } }
-        try await eventually(15, "the first waiter to queue") { pool.statistics.waiting == 1 }
+        try await eventually(60, "the first waiter to queue") { pool.statistics.waiting == 1 }
         let next = Task { try await pool.withConnection { _ in await served.append("next") } }
-        try await eventually(15, "the second waiter to queue") { pool.statistics.waiting == 2 }
+        try await eventually(60, "the second waiter to queue") { pool.statistics.waiting == 2 }
 
         cancelled.cancel()
         await #expect(throws: CancellationError.self) {
-            try await within(15, "a cancelled waiter to give up") { try await cancelled.value }
+            try await within(60, "a cancelled waiter to give up") { try await cancelled.value }
         }
         #expect(pool.statistics.waiting == 1)
 
         // The connection goes to the remaining waiter, not to the cancelled one.
         try await holder.finish()
-        try await within(15, "the remaining waiter") { try await next.value }
+        try await within(60, "the remaining waiter") { try await next.value }
         #expect(await served.items == ["next"])
         #expect(pool.statistics.waiting == 0)
         #expect(pool.statistics.open == 1)
@@ -267,7 +267,7 @@ struct PoolTests {
         }
         // With a 60 s acquire timeout, only honouring the cancellation finishes this within the bound.
         await #expect(throws: CancellationError.self) {
-            try await within(15, "an already-cancelled caller to give up") { try await caller.value }
+            try await within(60, "an already-cancelled caller to give up") { try await caller.value }
         }
         #expect(pool.statistics.waiting == 0)
         try await holder.finish()
@@ -283,19 +283,19 @@ struct PoolTests {
         var waiters: [Task<Void, any Error>] = []
         for index in 0..<3 {
             waiters.append(Task { try await pool.withConnection { _ in } })
-            try await eventually(15, "waiter \(index) to queue") { pool.statistics.waiting == index + 1 }
+            try await eventually(60, "waiter \(index) to queue") { pool.statistics.waiting == index + 1 }
         }
         await pool.close()
         for waiter in waiters {
             let error = await expectPostgresError {
-                try await within(15, "a waiter to fail after close()") { try await waiter.value }
+                try await within(60, "a waiter to fail after close()") { try await waiter.value }
             }
             #expect(error?.kind == .closed)
         }
         #expect(pool.statistics.waiting == 0)
 
         // New callers are refused at once.
-        let late = await expectPostgresError { try await within(15, "a call after close()") { try await pool.withConnection { _ in } } }
+        let late = await expectPostgresError { try await within(60, "a call after close()") { try await pool.withConnection { _ in } } }
         #expect(late?.kind == .closed)
 
         // The lease that was out when the pool closed ends normally; its connection is then closed.
@@ -303,7 +303,7 @@ struct PoolTests {
         #expect(pool.statistics.open == 0)
         #expect(pool.statistics.idle == 0)
         let admin = try await Self.database.connect()
-        try await eventually(15, "the held connection to disconnect") {
+        try await eventually(60, "the held connection to disconnect") {
             try await backendCount(applicationName: applicationName, admin: admin) == 0
         }
         await admin.close()

@@ -98,7 +98,7 @@ func within<T: Sendable>(
 
 /// Polls `condition` every 50 ms until it holds, failing with ``TimedOut`` after `seconds`.
 func eventually(
-    _ seconds: Double = 15,
+    _ seconds: Double = 60,
     _ what: String,
     _ condition: @escaping @Sendable () async throws -> Bool
 ) async throws {
@@ -205,7 +205,7 @@ func backendCount(applicationName: String, admin: PostgresConnection) async thro
 func terminateBackend(_ pid: Int, admin: PostgresConnection) async throws {
     let terminated = try await admin.query("SELECT pg_terminate_backend($1)", [pid]).first?.bool(0)
     #expect(terminated == true, "pg_terminate_backend(\(pid)) should find the backend")
-    try await eventually(15, "backend \(pid) to exit") {
+    try await eventually(60, "backend \(pid) to exit") {
         try await admin.query("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", [pid]).first?.int(0) == 0
     }
 }

@@ -31,10 +31,9 @@ final class ExecutorMonitor: Sendable {
 
     private func monitorUntilCancelled() async {
         let configuration = engine.configuration
-        let database = engine.database
         while !Task.isCancelled {
             do {
-                _ = try await database.query("record heartbeat", database.executors.heartbeat, [configuration.executorID, configuration.applicationVersion])
+                try await Self.recordHeartbeat(of: engine)
                 if let limit = configuration.takeoverAfter {
                     try await takeOverSilentExecutors(limit: WorkflowEngine.milliseconds(limit))
                 }
@@ -44,6 +43,14 @@ final class ExecutorMonitor: Sendable {
             }
             try? await Task.sleep(for: configuration.heartbeatInterval)
         }
+    }
+
+    /// Records that this executor is alive now.
+    static func recordHeartbeat(of engine: WorkflowEngine) async throws {
+        let configuration = engine.configuration
+        _ = try await engine.database.query("record heartbeat", engine.database.executors.heartbeat, [
+            configuration.executorID, configuration.applicationVersion,
+        ])
     }
 
     private func takeOverSilentExecutors(limit: Int64) async throws {

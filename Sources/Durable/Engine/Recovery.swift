@@ -79,8 +79,20 @@ extension WorkflowEngine {
             logger.debug("running claimed workflow", metadata: [
                 "workflow": "\(workflow.id)", "workflowName": "\(name)", "recordedSteps": "\(steps[workflow.id]?.count ?? 0)",
             ])
-            launch(registration, id: workflow.id, input: input, token: token, recorded: steps[workflow.id] ?? [:],
-                   deadline: workflow.deadlineMilliseconds, queue: workflow.queueName, partitionKey: workflow.partitionKey)
+            let recorded = steps[workflow.id] ?? [:]
+            if let stale = clearStaleLocalRun(workflow.id, claimedUnder: token) {
+                logger.warning("claimed a workflow that an older run here lost meanwhile; it runs again once that run has stopped", metadata: [
+                    "workflow": "\(workflow.id)",
+                ])
+                Task { [self] in
+                    _ = await stale.value
+                    launch(registration, id: workflow.id, input: input, token: token, recorded: recorded,
+                           deadline: workflow.deadlineMilliseconds, queue: workflow.queueName, partitionKey: workflow.partitionKey)
+                }
+            } else {
+                launch(registration, id: workflow.id, input: input, token: token, recorded: recorded,
+                       deadline: workflow.deadlineMilliseconds, queue: workflow.queueName, partitionKey: workflow.partitionKey)
+            }
             launched += 1
         }
         return launched

@@ -384,6 +384,21 @@ final class WorkflowEngine: Sendable {
         if let entry { releaseLoad(of: entry) }
     }
 
+    /// Clears what this process still holds of a workflow it has just claimed under `token` (by recovery, a
+    /// takeover or from a queue) under an older token: a run or a parked entry left from before this executor
+    /// was judged silent (paused, or restarted before its first heartbeat) and the workflow was requeued or
+    /// claimed, and now claimed back here. Those lost the workflow. The parked entry is dropped and its queue slot
+    /// released; the run is cancelled and returned, so the new run is launched only once it has ended (`launch`
+    /// refuses a second run of one workflow, which would strand the claim).
+    func clearStaleLocalRun(_ id: String, claimedUnder token: String) -> Task<RunOutcome, Never>? {
+        let run = state.withLock { current in current.runs[id].flatMap { $0.token != token ? $0.task : nil } }
+        if let parkedToken = parked.token(of: id), parkedToken != token, let entry = parked.remove(id, token: parkedToken) {
+            releaseLoad(of: entry)
+        }
+        run?.cancel()
+        return run
+    }
+
     /// A cancellation announced by NOTIFY (from this process or another). It may be stale: the workflow can have
     /// been resumed since, even here, and the resumed run must go on. So a local run is stopped only once the
     /// database shows that it no longer owns the workflow.

@@ -240,6 +240,10 @@ public final class DurableRuntime: Service, Sendable {
             for queue in declaredQueues where queue.name != WorkflowQueue.internalQueueName {
                 try await database.registerQueue(queue)
             }
+            // Alive before resuming anything: a restarted executor whose last heartbeat is old would otherwise be
+            // taken over by a live one while it recovers its own workflows (each claim has one winner, but the
+            // loser's work is wasted).
+            if ownTablesReady { try await ExecutorMonitor.recordHeartbeat(of: engine) }
             try await engine.recoverPendingWorkflows()
             let served = engine.declaredQueues.values.filter { queue in
                 queue.name == WorkflowQueue.internalQueueName || configuration.servedQueues.map { $0.contains(queue.name) } ?? true
