@@ -100,3 +100,29 @@ struct NotificationFallbackTests {
         }
     }
 }
+
+extension NotificationFallbackTests {
+    @Test("on a schema whose messages come without a notification (DBOS with LISTEN/NOTIFY off), waiters look every second, and the log says why")
+    func schemaWithoutMessageTrigger() async throws {
+        let url = try await SharedDatabaseURL.fresh("fallback_no_trigger")
+        let builder = Self.runtime(url: url, executor: "schema-builder")
+        try await builder.launch()
+        _ = try await MessagingHarness(url: url, runtime: builder).query("DROP TRIGGER dbos_notifications_trigger ON dbos.notifications")
+        await builder.shutdown()
+
+        let log = CapturedLog()
+        let runtime = DurableRuntime(configuration: DurableConfiguration(databaseURL: url, executorID: "no-trigger", maxConnections: 6), logger: log.logger(level: .warning))
+        runtime.register(AwaitApproval())
+        try await runtime.launch()
+        #expect(log.contains("no trigger announcing new messages"))
+        let harness = MessagingHarness(url: url, runtime: runtime)
+        let handle = try await runtime.start(AwaitApproval.self, 120_000, id: "unannounced")
+        try await Self.waitUntilWaiting(harness, count: 1)
+        let sentAt = ContinuousClock.now
+        try await runtime.send(to: "unannounced", topic: "approval", Approval(approved: true, by: "silently"))
+        #expect(try await handle.result() == Approval(approved: true, by: "silently"))
+        // The default fallback look (30 s) would be the first to find it without the one-second looks.
+        #expect(sentAt.duration(to: .now) < .seconds(15), "the message was found only after \(sentAt.duration(to: .now))")
+        await runtime.shutdown()
+    }
+}

@@ -14,6 +14,17 @@ extension SystemDatabase {
         return OwnedWrite(workflowStatus: result.first?.string(0), stillOwner: result.first?.bool(1) ?? false)
     }
 
+    /// Whether the `notifications` table has a trigger that NOTIFYs each new message, as DBOS creates it. A schema
+    /// DBOS built with LISTEN/NOTIFY turned off has none, and then only looking in the table finds messages.
+    func hasMessageTrigger() async throws -> Bool {
+        let result = try await query(
+            "look for the message trigger",
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass($1) AND NOT tgisinternal AND tgenabled <> 'D'",
+            [SQLIdentifier.quote(schema) + ".notifications"]
+        )
+        return (result.first?.int(0) ?? 0) > 0
+    }
+
     func sendFromOutside(messageID: String, destination: String, topic: String, message: String) async throws {
         _ = try await messagingQuery("send a message", workflowID: destination, messaging.sendFromOutside, [messageID, destination, topic, message])
     }

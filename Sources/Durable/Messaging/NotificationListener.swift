@@ -18,6 +18,8 @@ final class NotificationListener: Sendable {
     private struct State {
         var waiters: [String: [ObjectIdentifier: WakeTicket]] = [:]
         var healthy = false
+        /// New messages send no notification (the schema has no message trigger): waiters must look more often.
+        var messagesUnannounced = false
         var onCancellation: (@Sendable (String) -> Void)?
     }
 
@@ -38,7 +40,14 @@ final class NotificationListener: Sendable {
     /// How often a waiter re-checks the database when no notification comes: rarely while notifications work
     /// (each look is a query per waiter), often when they do not reach this process.
     var pollingInterval: Duration {
-        state.withLock { $0.healthy } ? fallbackInterval : .milliseconds(200)
+        let (healthy, unannounced) = state.withLock { ($0.healthy, $0.messagesUnannounced) }
+        guard healthy else { return .milliseconds(200) }
+        return unannounced ? min(fallbackInterval, .seconds(1)) : fallbackInterval
+    }
+
+    /// Tells waiters that new messages come without a notification, so they look at least once a second.
+    func messagesComeUnannounced() {
+        state.withLock { $0.messagesUnannounced = true }
     }
 
     static func key(channel: String, payload: String) -> String { channel + "|" + payload }
@@ -94,7 +103,8 @@ final class NotificationListener: Sendable {
                     }
                 }
             } catch {
-                setHealthy(false)
+                // Waiters may be in a long wait counting on notifications: wake them to look now and then poll.
+                if setHealthy(false) { wakeEveryone() }
                 if !Task.isCancelled {
                     logger.warning("notification listener lost its connection; waiters poll until it is back", metadata: ["error": "\(error)"])
                     try? await Task.sleep(for: delay)
@@ -127,8 +137,13 @@ final class NotificationListener: Sendable {
         logger.warning("LISTEN/NOTIFY does not reach this process (a transaction-mode pooler?); waiting workflows poll the database instead")
     }
 
-    private func setHealthy(_ healthy: Bool) {
-        state.withLock { $0.healthy = healthy }
+    /// Returns whether it was healthy before.
+    @discardableResult
+    private func setHealthy(_ healthy: Bool) -> Bool {
+        state.withLock { state in
+            defer { state.healthy = healthy }
+            return state.healthy
+        }
     }
 
     private func deliver(_ notification: PostgresNotification) {

@@ -236,6 +236,10 @@ public final class DurableRuntime: Service, Sendable {
             let listener = NotificationListener(configuration: connections, logger: logger, fallbackInterval: configuration.notificationFallbackInterval)
             startedListener = listener
             listener.start()
+            if try await !database.hasMessageTrigger() {
+                listener.messagesComeUnannounced()
+                logger.warning("the notifications table has no trigger announcing new messages (DBOS built this schema with LISTEN/NOTIFY off?); waiting workflows look for messages every second instead")
+            }
             let engine = WorkflowEngine(configuration: configuration, database: database, registry: registry, listener: listener, queues: declaredQueues, logger: logger)
             for queue in declaredQueues where queue.name != WorkflowQueue.internalQueueName {
                 try await database.registerQueue(queue)
