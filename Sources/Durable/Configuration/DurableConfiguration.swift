@@ -48,7 +48,7 @@ public struct DurableConfiguration: Sendable {
     /// on. This is what lets one process hold many thousands of sleeping workflows. nil keeps every sleeper in
     /// memory. Code outside steps runs again at each replay, as it does after a crash.
     public var parkSleepsLongerThan: Duration?
-    /// How often a waiting `recv`, `getEvent` or stream reader looks in the database when no notification comes,
+    /// How often a waiting `recv` or `getEvent` looks in the database when no notification comes,
     /// while LISTEN/NOTIFY works: a safety net only, as notifications wake waiters at once and a listener that
     /// reconnects wakes them all to look. Each look is a query per waiter, so thousands of workflows waiting days
     /// for an approval would keep the database busy if this were short. (DBOS waits 60 s.) When LISTEN/NOTIFY does

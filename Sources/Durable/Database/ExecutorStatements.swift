@@ -28,7 +28,9 @@ struct ExecutorStatements: Sendable {
         // them at once would exceed its per-process concurrency). Their recorded steps stay; the claim that
         // dispatches them counts the recovery attempt and keeps their deadline. Each row is taken only while it is
         // still the silent executor's and PENDING, so a concurrent taker's claim and this never both win a row.
-        // One NOTIFY per queue wakes the dispatchers of every process.
+        // If the executor was alive after all (paused), its run finds the workflow gone at its next write, and
+        // should its own dispatcher take the workflow back, the engine retires the old run first
+        // (`clearStaleLocalRun`). One NOTIFY per queue wakes the dispatchers of every process.
         requeueQueued = """
             WITH requeued AS (
                 UPDATE \(s).workflow_status

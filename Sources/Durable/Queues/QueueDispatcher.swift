@@ -6,8 +6,9 @@ import Synchronization
 ///
 /// An enqueue anywhere NOTIFYs the dispatchers of every process, so an idle dispatcher looks at once; a periodic
 /// pass covers lost notifications and delayed workflows coming due. A queued run ending here frees a slot and
-/// wakes the dispatcher too. Which process starts a workflow is decided by the claim in the database, so no
-/// workflow ever runs in two processes at once.
+/// wakes the dispatcher too. Which process starts a workflow is decided by the claim in the database, and every
+/// checkpoint write is guarded by the claim's owner token, so only one run of a workflow ever records progress
+/// (a run that lost its claim, say in a process paused past a takeover, stops at its next write).
 final class QueueDispatcher: Sendable {
     /// The most workflows one claim statement takes.
     static let batchSize = 100
