@@ -24,11 +24,12 @@ final class QueueDispatcher: Sendable {
     private let ticket = Mutex<WakeTicket?>(nil)
     /// Per partitioned queue, the last partition key the previous pass reached (nil: start from the first).
     private let partitionCursors = Mutex<[String: String]>([:])
-    /// Queued workflows already reported as left alone here (an unregistered name, a missing partition key), each told once.
+    /// Queued workflows already reported as left alone here (an unregistered name, a missing partition key), each
+    /// told once.
     private let reportedUnservable = Mutex<Set<String>>([])
-    /// When to look for queued workflows this process leaves alone (``reportUnservable()``): soon after start, then at doubling
-    /// intervals up to a minute (the look scans the queues' waiting rows, so it stays rare, yet a workflow an
-    /// outside client enqueues shortly after start is reported within seconds, not a minute later).
+    /// When to look for queued workflows this process leaves alone (``reportUnservable()``): soon after start,
+    /// then at doubling intervals up to a minute (the look scans the queues' waiting rows, so it stays rare, yet
+    /// a workflow an outside client enqueues shortly after start is reported within seconds, not a minute later).
     static let firstUnservableCheck = Duration.seconds(2)
     static let unservableCheckInterval = Duration.seconds(60)
 
