@@ -126,3 +126,42 @@ extension NotificationFallbackTests {
         await runtime.shutdown()
     }
 }
+
+extension NotificationFallbackTests {
+    @Test("a waiting workflow cancelled by a tool that sends no notification (DBOS's CLI) stops within a heartbeat or two and frees its queue slot")
+    func cancelledWithoutNotification() async throws {
+        let url = try await SharedDatabaseURL.fresh("fallback_silent_cancel")
+        var logger = Logger(label: "notification-fallback-tests")
+        logger.logLevel = .critical
+        let runtime = DurableRuntime(configuration: DurableConfiguration(
+            databaseURL: url, executorID: "silent-cancel", maxConnections: 6, heartbeatInterval: .milliseconds(300)
+        ), logger: logger)
+        runtime.register(AwaitApproval())
+        runtime.register(queue: WorkflowQueue("one-slot", workerConcurrency: 1))
+        try await runtime.launch()
+        let harness = MessagingHarness(url: url, runtime: runtime)
+        let waiter = try await runtime.enqueue(AwaitApproval.self, 120_000, queue: "one-slot")
+        try await Self.waitUntilWaiting(harness, count: 1)
+        // As DBOS's cancel_workflows writes it, with no NOTIFY.
+        _ = try await harness.query("""
+            UPDATE dbos.workflow_status SET status = 'CANCELLED', owner_xid = NULL, queue_name = NULL, deduplication_id = NULL
+            WHERE workflow_uuid = $1
+            """, [waiter.id])
+        // The next workflow on the one-slot queue runs only once the cancelled one's run has stopped (before, it
+        // held the slot until its recv next looked, 30 s later).
+        let next = try await runtime.enqueue(AwaitApproval.self, 10, queue: "one-slot")
+        let started = ContinuousClock.now
+        let outcome = try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask { try await next.result() == nil }
+            group.addTask {
+                try await Task.sleep(for: .seconds(20))
+                return false
+            }
+            let outcome = try await group.next() ?? false
+            group.cancelAll()
+            return outcome
+        }
+        #expect(outcome, "the next workflow did not run within 20 s (\(started.duration(to: .now)))")
+        await runtime.shutdown()
+    }
+}

@@ -2,7 +2,8 @@ import Foundation
 import Logging
 import Synchronization
 
-/// Keeps this executor's heartbeat fresh and takes over the `PENDING` workflows of executors that went silent.
+/// Keeps this executor's heartbeat fresh, stops local runs whose workflow is no longer theirs, and takes over the
+/// `PENDING` workflows of executors that went silent.
 ///
 /// DBOS recovers an executor's workflows only when a process with the same executor ID starts again, so work of
 /// a machine that never comes back is stuck. Here every live executor records a heartbeat; when one has been
@@ -34,6 +35,7 @@ final class ExecutorMonitor: Sendable {
         while !Task.isCancelled {
             do {
                 try await Self.recordHeartbeat(of: engine)
+                await engine.stopRunsNoLongerOwned()
                 if let limit = configuration.takeoverAfter {
                     try await takeOverSilentExecutors(limit: WorkflowEngine.milliseconds(limit))
                 }

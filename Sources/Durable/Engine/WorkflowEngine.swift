@@ -384,6 +384,20 @@ final class WorkflowEngine: Sendable {
         if let entry { releaseLoad(of: entry) }
     }
 
+    /// Stops the local runs whose workflow the database no longer shows as theirs: cancelled by a tool that sends
+    /// no notification (DBOS's CLI and client), or requeued or claimed elsewhere while this process was paused.
+    /// A notification stops most such runs at once and every checkpoint write finds out; this sweep, made with
+    /// each heartbeat, catches a run that is waiting (a `recv`, a sleep in memory, a long step) and would
+    /// otherwise hold its queue slot until it next looked. An unreadable check leaves every run alone.
+    func stopRunsNoLongerOwned() async {
+        let local = state.withLock { $0.runs.map { (id: $0.key, token: $0.value.token) } }
+        guard !local.isEmpty, let owned = try? await database.stillOwned(local.map(\.id), tokens: local.map(\.token)) else { return }
+        for run in local where !owned.contains(run.id) {
+            logger.debug("a run's workflow is no longer its own; stopping it", metadata: ["workflow": "\(run.id)"])
+            stopLocalRun(run.id, token: run.token)
+        }
+    }
+
     /// Clears what this process still holds of a workflow it has just claimed under `token` (by recovery, a
     /// takeover or from a queue) under an older token: a run or a parked entry left from before this executor
     /// was judged silent (paused, or restarted before its first heartbeat) and the workflow was requeued or
