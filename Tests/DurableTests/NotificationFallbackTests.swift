@@ -151,16 +151,7 @@ extension NotificationFallbackTests {
         // held the slot until its recv next looked, 30 s later).
         let next = try await runtime.enqueue(AwaitApproval.self, 10, queue: "one-slot")
         let started = ContinuousClock.now
-        let outcome = try await withThrowingTaskGroup(of: Bool.self) { group in
-            group.addTask { try await next.result() == nil }
-            group.addTask {
-                try await Task.sleep(for: .seconds(20))
-                return false
-            }
-            let outcome = try await group.next() ?? false
-            group.cancelAll()
-            return outcome
-        }
+        let outcome = try await valueWithin(.seconds(20)) { try await next.result() == nil } ?? false
         #expect(outcome, "the next workflow did not run within 20 s (\(started.duration(to: .now)))")
         await runtime.shutdown()
     }

@@ -41,19 +41,10 @@ struct PrimitiveCrashMoreTests {
 
     /// Every value of `stream` until it ends; nil when it has not ended within `limit`.
     func collect(_ stream: AsyncThrowingStream<String, any Error>, within limit: Duration) async throws -> [String]? {
-        try await withThrowingTaskGroup(of: [String]?.self) { group in
-            group.addTask {
-                var values: [String] = []
-                for try await value in stream { values.append(value) }
-                return values
-            }
-            group.addTask {
-                try await Task.sleep(for: limit)
-                return nil
-            }
-            let first = try await group.next() ?? nil
-            group.cancelAll()
-            return first
+        try await valueWithin(limit) {
+            var values: [String] = []
+            for try await value in stream { values.append(value) }
+            return values
         }
     }
 

@@ -125,12 +125,7 @@ struct QueuePartitionTests {
         let waited = ids
         for label in ["x0", "y0"] {
             let id = waited[label] ?? ""
-            let finished = try await withThrowingTaskGroup(of: String?.self) { group in
-                group.addTask { try await runtime.handle(for: id, resultType: String.self).result() }
-                group.addTask { try await Task.sleep(for: .seconds(30)); return nil }
-                defer { group.cancelAll() }
-                return try await group.next() ?? nil
-            }
+            let finished = try await valueWithin(.seconds(30)) { try await runtime.handle(for: id, resultType: String.self).result() }
             #expect(finished == label, "\(label) did not run within 30 s")
         }
         #expect(try await runtime.status(of: ids["x1"]!)?.state == .enqueued)

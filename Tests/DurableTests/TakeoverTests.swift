@@ -175,16 +175,7 @@ struct TakeoverTests {
 
         // Before, the claimed-back workflow was never run (launching it was refused while the old run was here)
         // and stayed PENDING for good.
-        let outcome = try await withThrowingTaskGroup(of: Int?.self) { group in
-            group.addTask { try await first.result() }
-            group.addTask {
-                try await Task.sleep(for: .seconds(30))
-                return nil
-            }
-            let outcome = try await group.next() ?? nil
-            group.cancelAll()
-            return outcome
-        }
+        let outcome = try await valueWithin(.seconds(30)) { try await first.result() }
         #expect(outcome == 3_000, "the workflow claimed back did not finish")
         // Before, a parked entry replaced by the new run's kept its queue slot counted for good.
         let engine = try await runtime.launchedEngine()

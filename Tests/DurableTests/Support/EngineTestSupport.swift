@@ -165,6 +165,20 @@ func expectDurableError<T>(
     }
 }
 
+/// What `body` returns, or nil when it has not returned within `timeout` (it is then cancelled): for awaiting a
+/// result that a bug would make wait forever.
+func valueWithin<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T? {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: timeout)
+            return nil
+        }
+        defer { group.cancelAll() }
+        return try await group.next() ?? nil
+    }
+}
+
 /// A unique workflow ID: in-process counters and gates are shared by all tests of the process.
 func uniqueID(_ prefix: String) -> String {
     "\(prefix)-\(UUID().uuidString.lowercased().prefix(13))"
