@@ -11,6 +11,9 @@ struct Torture {
     let workers: Int
     let seconds: Int
     let stepMilliseconds: Int
+    /// When set, a killed worker comes back under a new executor ID, so its workflows are finished only by the
+    /// takeover of live workers (silent this long), not by its own recovery.
+    let takeoverMilliseconds: Int?
 
     func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
 
@@ -23,7 +26,7 @@ struct Torture {
             embedded = try await EmbeddedPostgres.start()
             url = embedded!.url
         }
-        say("torture: \(workflows) workflows × \(steps) steps, \(workers) workers, \(seconds) s of chaos\(embedded == nil ? " (no Postgres restarts: DATABASE_URL)" : "")")
+        say("torture: \(workflows) workflows × \(steps) steps, \(workers) workers, \(seconds) s of chaos\(embedded == nil ? " (no Postgres restarts: DATABASE_URL)" : "")\(takeoverMilliseconds.map { ", killed workers replaced under new executor IDs (takeover after \($0) ms)" } ?? "")")
         let admin = try await PostgresConnection.connect(PostgresConfiguration(connectionString: ConnectionString(url), usePreparedStatements: false))
         try await admin.execute("""
             DROP SCHEMA IF EXISTS durable_torture CASCADE; DROP SCHEMA IF EXISTS durable_torture_app CASCADE;
@@ -44,7 +47,8 @@ struct Torture {
         await producer.shutdown()
 
         let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
-        var processes: [ChildProcess] = try (0..<workers).map { try startWorker(executable, url: url, index: $0) }
+        var generations = Array(repeating: 0, count: workers)
+        var processes: [ChildProcess] = try (0..<workers).map { try startWorker(executable, url: url, index: $0, generation: 0) }
         var kills = 0, restarts = 0, terminations = 0
         let chaosEnd = ContinuousClock.now.advanced(by: .seconds(seconds))
         while ContinuousClock.now < chaosEnd {
@@ -56,7 +60,8 @@ struct Torture {
                 let victim = Int.random(in: 0..<workers)
                 processes[victim].signal(SIGKILL)
                 await processes[victim].exited()
-                processes[victim] = try startWorker(executable, url: url, index: victim)
+                if takeoverMilliseconds != nil { generations[victim] += 1 }
+                processes[victim] = try startWorker(executable, url: url, index: victim, generation: generations[victim])
                 kills += 1
             case 6..<8:
                 _ = try? await admin.query("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name LIKE 'durable:torture-%' AND random() < 0.3")
@@ -84,6 +89,9 @@ struct Torture {
             process.signal(SIGKILL)
             await process.exited()
         }
+
+        let resumed = try await checker.query("SELECT count(*) FROM durable_torture.workflow_status WHERE workflow_uuid LIKE 't-%' AND recovery_attempts > 1")
+        say("\(resumed.first?.int(0) ?? 0) workflows were dispatched or resumed more than once (after an interruption)")
 
         var passed = 0, failed = 0
         func check(_ ok: Bool, _ what: String) {
@@ -128,12 +136,14 @@ struct Torture {
     }
 
     /// A worker process (ChildProcess rather than Foundation's Process, whose exit detection can miss a child).
-    private func startWorker(_ executable: String, url: String, index: Int) throws -> ChildProcess {
+    private func startWorker(_ executable: String, url: String, index: Int, generation: Int) throws -> ChildProcess {
         // TORTURE_LOG_DIR keeps each worker's log (its level from TORTURE_LOG_LEVEL), for looking into a failure.
         var log = ChildProcess.Output.null
         if let directory = ProcessInfo.processInfo.environment["TORTURE_LOG_DIR"] {
             log = .file("\(directory)/worker-\(index)-\(UUID().uuidString.prefix(8)).log")
         }
-        return try ChildProcess(executable, ["__worker", url, "torture-\(index)"], standardOutput: .null, standardError: log)
+        let executor = generation == 0 ? "torture-\(index)" : "torture-\(index)-\(generation)"
+        let takeover = takeoverMilliseconds.map { [String($0)] } ?? []
+        return try ChildProcess(executable, ["__worker", url, executor] + takeover, standardOutput: .null, standardError: log)
     }
 }

@@ -6,10 +6,14 @@ import Testing
 /// at random, connections terminated and — on the throwaway cluster — PostgreSQL restarted with `-m immediate`.
 @Suite("Torture run (short)")
 struct TortureTests {
-    @Test("every workflow finishes, transactional effects exactly once, nothing hangs")
-    func shortTorture() async throws {
+    /// Without takeover, killed workers come back under their own executor IDs and recover their workflows; with
+    /// it, they come back under new IDs and the others take the dead ones' workflows over (queued ones go back to
+    /// the queue), while Postgres restarts make live workers look silent to each other now and then.
+    @Test("every workflow finishes, transactional effects exactly once, nothing hangs", arguments: [nil, 3_000])
+    func shortTorture(takeoverMilliseconds: Int?) async throws {
         let executable = URL(fileURLWithPath: ChildWorker.executable).deletingLastPathComponent().appendingPathComponent("durable-torture").path
         let arguments = ["--workflows", "300", "--steps", "4", "--workers", "2", "--seconds", "10", "--step-ms", "400"]
+            + (takeoverMilliseconds.map { ["--takeover-ms", String($0)] } ?? [])
         var environment = ProcessInfo.processInfo.environment
         if environment["DATABASE_URL"] != nil {
             // Against a user's server: a database of its own (and no Postgres restarts).
