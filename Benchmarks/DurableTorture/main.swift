@@ -67,7 +67,7 @@ while let flag = iterator.next() {
     case "--workers": workerCount = value
     case "--seconds": seconds = value
     case "--step-ms": stepMilliseconds = value
-    case "--takeover-ms" where value > 0: takeoverMilliseconds = value
+    case "--takeover-ms" where value >= 10: takeoverMilliseconds = value  // the heartbeat is a quarter of it
     default:
         FileHandle.standardError.write(Data("usage: durable-torture [--workflows N] [--steps S] [--workers W] [--seconds T] [--step-ms M] [--takeover-ms K]\n".utf8))
         exit(2)

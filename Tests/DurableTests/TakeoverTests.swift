@@ -190,6 +190,53 @@ struct TakeoverTests {
         #expect(steps.rows.map { $0.string(0) } == ["before", "DBOS.sleep", "after"])
         await runtime.shutdown()
     }
+
+    /// This process was paused long enough for another executor to take its workflow, and that executor then
+    /// died: taking it over from the dead one must not be skipped because the old, cancelled run here has not
+    /// ended yet (its step ignores cancellation).
+    @Test("a workflow taken from this process while it was paused, whose taker then died, is taken back even while the old run here winds down")
+    func takenBackFromDeadTaker() async throws {
+        let url = try await SharedDatabaseURL.fresh("takeover_back")
+        var quiet = Logger(label: "takeover-tests")
+        quiet.logLevel = .critical
+        let runtime = DurableRuntime(configuration: DurableConfiguration(
+            databaseURL: url, executorID: "was-paused", applicationVersion: "takeover", maxConnections: 4,
+            heartbeatInterval: .milliseconds(200), takeoverAfter: .milliseconds(1_000)
+        ), logger: quiet)
+        runtime.register(TakeoverStubborn())
+        try await runtime.launch()
+        let harness = MessagingHarness(url: url, runtime: runtime)
+        let id = "stubborn-\(UUID().uuidString.prefix(8))"
+        let handle = try await runtime.start(TakeoverStubborn.self, id, id: id)
+        while !TakeoverStubborn.started.withLock({ $0.contains(id) }) { try await Task.sleep(for: .milliseconds(10)) }
+        // What another executor's takeover wrote while this one was paused; that executor died right after.
+        _ = try await harness.query(
+            "UPDATE dbos.workflow_status SET executor_id = 'dead-taker', owner_xid = 'dead-taker-token' WHERE workflow_uuid = $1", [id])
+        _ = try await harness.query(
+            "INSERT INTO dbos.durable_executors (executor_id, application_version, last_heartbeat) VALUES ('dead-taker', 'takeover', 0)")
+        // Before, the takeover skipped it (a run of it was still here), forgot the dead taker, and it stayed
+        // PENDING for good.
+        let outcome = try await valueWithin(.seconds(30)) { try await handle.result() }
+        #expect(outcome == 2, "the workflow was not finished")
+        let row = try await harness.query("SELECT executor_id FROM dbos.workflow_status WHERE workflow_uuid = $1", [id])
+        #expect(row.first?.string(0) == "was-paused")
+        await runtime.shutdown()
+    }
+}
+
+/// A step that ignores cancellation for two seconds (a body that does not check), then a second step.
+struct TakeoverStubborn: Workflow {
+    static let name = "takeover-stubborn"
+    static let started = Mutex<Set<String>>([])
+    func run(_ ctx: WorkflowContext, _ id: String) async throws -> Int {
+        let first: Int = try await ctx.step("slow") {
+            Self.started.withLock { _ = $0.insert(id) }
+            let end = ContinuousClock.now.advanced(by: .seconds(2))
+            while ContinuousClock.now < end { try? await Task.sleep(for: .milliseconds(50)) }
+            return 1
+        }
+        return try await ctx.step("after") { first + 1 }
+    }
 }
 
 /// A step, a durable sleep, a step.

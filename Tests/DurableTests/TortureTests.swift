@@ -4,7 +4,9 @@ import Testing
 
 /// The short setting of the torture run (Benchmarks/DurableTorture), as CI runs it: worker processes SIGKILLed
 /// at random, connections terminated and — on the throwaway cluster — PostgreSQL restarted with `-m immediate`.
-@Suite("Torture run (short)")
+// Serialized: each case starts a PostgreSQL cluster of its own, and two initdb runs at the start of the whole
+// test run add to the load every suite's start-up already puts on the machine.
+@Suite("Torture run (short)", .serialized)
 struct TortureTests {
     /// Without takeover, killed workers come back under their own executor IDs and recover their workflows; with
     /// it, they come back under new IDs and the others take the dead ones' workflows over (queued ones go back to

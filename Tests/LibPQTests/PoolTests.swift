@@ -34,13 +34,23 @@ struct HeldConnection {
     static func hold(_ pool: ConnectionPool) async throws -> HeldConnection {
         let acquired = Gate()
         let release = Gate()
+        // A failure to get the connection (say the connect failed) opens the gate too and is thrown at once,
+        // rather than waiting out the bound below as if it hung.
+        let failure = Mutex<(any Error)?>(nil)
         let task = Task {
-            try await pool.withConnection { _ in
+            do {
+                try await pool.withConnection { _ in
+                    acquired.open()
+                    await release.wait()
+                }
+            } catch {
+                failure.withLock { $0 = error }
                 acquired.open()
-                await release.wait()
+                throw error
             }
         }
         try await within(60, "the first caller to get a connection") { await acquired.wait() }
+        if let error = failure.withLock({ $0 }) { throw error }
         return HeldConnection(task: task, release: release)
     }
 

@@ -40,7 +40,9 @@ final class SuiteDatabase: Sendable {
     ) async throws -> PostgresConfiguration {
         PostgresConfiguration(
             connectionString: ConnectionString(try await url()),
-            connectTimeoutSeconds: 5,
+            // Generous: at the start of a run every suite creates databases and connects at once, and a busy
+            // server then takes seconds to start a backend (5 s once failed connects that only looked like hangs).
+            connectTimeoutSeconds: 30,
             applicationName: applicationName,
             usePreparedStatements: usePreparedStatements
         )

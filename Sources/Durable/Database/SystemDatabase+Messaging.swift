@@ -19,7 +19,7 @@ extension SystemDatabase {
     func hasMessageTrigger() async throws -> Bool {
         let result = try await query(
             "look for the message trigger",
-            "SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass($1) AND NOT tgisinternal AND tgenabled <> 'D'",
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = 'dbos_notifications_trigger' AND tgenabled <> 'D'",
             [SQLIdentifier.quote(schema) + ".notifications"]
         )
         return (result.first?.int(0) ?? 0) > 0

@@ -69,16 +69,23 @@ final class ParkedRuns: Sendable {
         await loop.stop()
     }
 
-    /// Parks a run; replaces an earlier entry of the same workflow.
-    func add(_ entry: Entry) {
-        let ticket = state.withLock { state -> WakeTicket? in
-            state.entries[entry.id] = entry
+    /// Parks a run; replaces an earlier entry of the same workflow, which it returns.
+    @discardableResult
+    func add(_ entry: Entry) -> Entry? {
+        let (ticket, replaced) = state.withLock { state -> (WakeTicket?, Entry?) in
+            let replaced = state.entries.updateValue(entry, forKey: entry.id)
             let earliest = state.timers.earliest?.time
             state.timers.insert(.init(time: entry.dueTime, key: entry.id))
             // Only an entry due before everything else changes how long the loop must wait.
-            return earliest.map { entry.dueTime < $0 } ?? true ? state.ticket : nil
+            return (earliest.map { entry.dueTime < $0 } ?? true ? state.ticket : nil, replaced)
         }
         ticket?.fire()
+        return replaced
+    }
+
+    /// The workflow and owner token of every parked entry (not those being woken).
+    var tokens: [(id: String, token: String)] {
+        state.withLock { $0.entries.values.map { (id: $0.id, token: $0.token) } }
     }
 
     /// Takes a workflow's entry out (it was cancelled, resumed or is being shut down), waiting or waking; nil if

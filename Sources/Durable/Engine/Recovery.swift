@@ -26,7 +26,9 @@ extension WorkflowEngine {
                 ])
                 continue
             }
-            if activeRun(workflow.id) == nil { runnable.append(workflow) }
+            // Left alone only while a run here still owns it as listed; an older run of it here that lost it (this
+            // process was paused and it was taken over) is retired when the claim goes through.
+            if localToken(of: workflow.id).map({ $0 != workflow.ownerToken }) ?? true { runnable.append(workflow) }
         }
         var resumed = 0
         var start = 0
@@ -57,6 +59,7 @@ extension WorkflowEngine {
         for workflow in claimed {
             // DBOS counts the first run as attempt 1, so `max` recoveries are allowed before the dead letter.
             if workflow.recoveryAttempts > configuration.maxRecoveryAttempts + 1 {
+                _ = clearStaleLocalRun(workflow.id, claimedUnder: token)  // an older run here lost it to this claim
                 try await database.deadLetter(id: workflow.id, token: token)
                 logger.error("workflow exceeded its recovery attempts and was moved to MAX_RECOVERY_ATTEMPTS_EXCEEDED", metadata: [
                     "workflow": "\(workflow.id)", "attempts": "\(workflow.recoveryAttempts)",
@@ -79,20 +82,8 @@ extension WorkflowEngine {
             logger.debug("running claimed workflow", metadata: [
                 "workflow": "\(workflow.id)", "workflowName": "\(name)", "recordedSteps": "\(steps[workflow.id]?.count ?? 0)",
             ])
-            let recorded = steps[workflow.id] ?? [:]
-            if let stale = clearStaleLocalRun(workflow.id, claimedUnder: token) {
-                logger.warning("claimed a workflow that an older run here lost meanwhile; it runs again once that run has stopped", metadata: [
-                    "workflow": "\(workflow.id)",
-                ])
-                Task { [self] in
-                    _ = await stale.value
-                    launch(registration, id: workflow.id, input: input, token: token, recorded: recorded,
-                           deadline: workflow.deadlineMilliseconds, queue: workflow.queueName, partitionKey: workflow.partitionKey)
-                }
-            } else {
-                launch(registration, id: workflow.id, input: input, token: token, recorded: recorded,
-                       deadline: workflow.deadlineMilliseconds, queue: workflow.queueName, partitionKey: workflow.partitionKey)
-            }
+            launchClaimed(registration, id: workflow.id, input: input, token: token, recorded: steps[workflow.id] ?? [:],
+                          deadline: workflow.deadlineMilliseconds, queue: workflow.queueName, partitionKey: workflow.partitionKey)
             launched += 1
         }
         return launched

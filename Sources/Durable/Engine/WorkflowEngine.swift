@@ -155,7 +155,9 @@ final class WorkflowEngine: Sendable {
     /// Runs a workflow body in its own task, and records its outcome.
     ///
     /// - Parameter holdsLoad: the run is a parked one waking up, whose queue slot is still counted.
-    func launch(_ registration: WorkflowRegistration, id: String, input: String, token: String, recorded: [Int: RecordedStep], deadline: Int64? = nil, queue: String? = nil, partitionKey: String? = nil, holdsLoad: Bool = false) {
+    /// - Returns: false when it was not started: the runtime is shutting down, or a run of the workflow is here.
+    @discardableResult
+    func launch(_ registration: WorkflowRegistration, id: String, input: String, token: String, recorded: [Int: RecordedStep], deadline: Int64? = nil, queue: String? = nil, partitionKey: String? = nil, holdsLoad: Bool = false) -> Bool {
         let partition = QueuePartition.of(queue: queue, key: partitionKey)
         let launched = state.withLock { current -> Bool in
             // After shutdown began, a claimed workflow is not started: it stays PENDING under this executor and is
@@ -186,12 +188,13 @@ final class WorkflowEngine: Sendable {
                 }
                 // Leaving `runs` and entering the parked set happen under one lock, the one `stopLocalRun` holds
                 // to look in both: a cancel finds the workflow in one or the other, never in neither.
-                let parked = self.state.withLock { current -> Bool in
+                let (parked, replaced) = self.state.withLock { current -> (Bool, ParkedRuns.Entry?) in
                     current.runs.removeValue(forKey: id)
-                    guard let parkedEntry, current.accepting, !Task.isCancelled else { return false }
-                    self.parked.add(parkedEntry)
-                    return true
+                    guard let parkedEntry, current.accepting, !Task.isCancelled else { return (false, nil) }
+                    return (true, self.parked.add(parkedEntry))
                 }
+                // An entry of an older run it replaced lost the workflow to this run; its slot goes.
+                if let replaced { self.releaseLoad(of: replaced) }
                 if parked {
                     // The queue slot stays taken while it sleeps, as it would for a sleeper kept in memory.
                     self.startParking(id: id, wakeTime: parkedEntry?.wakeTime ?? 0)
@@ -203,6 +206,7 @@ final class WorkflowEngine: Sendable {
             return true
         }
         if !launched, holdsLoad { releaseLoad(queue: queue, partition: partition) }
+        return launched
     }
 
     /// Frees a run's queue slot and lets the dispatcher fill it.
@@ -306,7 +310,11 @@ final class WorkflowEngine: Sendable {
                 return await adoptRecordedOutcome(id)
             }
             if Task.isCancelled, context.fatal == nil {
-                logger.info("run interrupted by shutdown; the workflow stays PENDING for recovery")
+                if state.withLock({ $0.accepting }) {
+                    logger.info("run stopped: its workflow was cancelled, or is no longer this run's")
+                } else {
+                    logger.info("run interrupted by shutdown; the workflow stays PENDING for recovery")
+                }
                 return .interrupted
             }
             if let durable = error as? DurableError, durable.code == .workflowCancelled {
@@ -367,7 +375,7 @@ final class WorkflowEngine: Sendable {
     }
 
     /// The owner token of this process's run of `id`, running or parked.
-    private func localToken(of id: String) -> String? {
+    func localToken(of id: String) -> String? {
         state.withLock { $0.runs[id]?.token } ?? parked.token(of: id)
     }
 
@@ -387,10 +395,10 @@ final class WorkflowEngine: Sendable {
     /// Stops the local runs whose workflow the database no longer shows as theirs: cancelled by a tool that sends
     /// no notification (DBOS's CLI and client), or requeued or claimed elsewhere while this process was paused.
     /// A notification stops most such runs at once and every checkpoint write finds out; this sweep, made with
-    /// each heartbeat, catches a run that is waiting (a `recv`, a sleep in memory, a long step) and would
+    /// each heartbeat, catches a run that is waiting (a `recv`, a sleep, a long step) or parked, which would
     /// otherwise hold its queue slot until it next looked. An unreadable check leaves every run alone.
     func stopRunsNoLongerOwned() async {
-        let local = state.withLock { $0.runs.map { (id: $0.key, token: $0.value.token) } }
+        let local = state.withLock { $0.runs.map { (id: $0.key, token: $0.value.token) } } + parked.tokens
         guard !local.isEmpty, let owned = try? await database.stillOwned(local.map(\.id), tokens: local.map(\.token)) else { return }
         for run in local where !owned.contains(run.id) {
             logger.debug("a run's workflow is no longer its own; stopping it", metadata: ["workflow": "\(run.id)"])
@@ -398,19 +406,63 @@ final class WorkflowEngine: Sendable {
         }
     }
 
-    /// Clears what this process still holds of a workflow it has just claimed under `token` (by recovery, a
-    /// takeover or from a queue) under an older token: a run or a parked entry left from before this executor
-    /// was judged silent (paused, or restarted before its first heartbeat) and the workflow was requeued or
-    /// claimed, and now claimed back here. Those lost the workflow. The parked entry is dropped and its queue slot
-    /// released; the run is cancelled and returned, so the new run is launched only once it has ended (`launch`
-    /// refuses a second run of one workflow, which would strand the claim).
+    /// Clears what this process still holds of a workflow it has just claimed under `token` under an older token:
+    /// a run or a parked entry left from before this executor was judged silent (paused, or restarted before its
+    /// first heartbeat) and the workflow was requeued or claimed, and now claimed back here. Those lost the
+    /// workflow. The parked entry is dropped and its queue slot released; the run is cancelled and returned, so
+    /// the new run is launched only once it has ended (`launch` refuses a second run of one workflow).
     func clearStaleLocalRun(_ id: String, claimedUnder token: String) -> Task<RunOutcome, Never>? {
-        let run = state.withLock { current in current.runs[id].flatMap { $0.token != token ? $0.task : nil } }
-        if let parkedToken = parked.token(of: id), parkedToken != token, let entry = parked.remove(id, token: parkedToken) {
-            releaseLoad(of: entry)
+        // Both looked at under the engine's lock, which a run ending at a park holds while it moves from one to
+        // the other (see `launch`).
+        let (run, entry) = state.withLock { current -> (Task<RunOutcome, Never>?, ParkedRuns.Entry?) in
+            let run = current.runs[id].flatMap { $0.token != token ? $0.task : nil }
+            let entry = parked.token(of: id).flatMap { $0 != token ? parked.remove(id, token: $0) : nil }
+            return (run, entry)
         }
         run?.cancel()
+        if let entry { releaseLoad(of: entry) }
         return run
+    }
+
+    /// Launches a run this process has just claimed under `token` (by recovery, a takeover, a queue or `resume`).
+    /// An older run or parked entry of the workflow still here lost it to this claim and is retired first; the
+    /// launch then waits for that run to end, checks that the claim still holds (a cancel or a resume may have
+    /// come meanwhile) and reloads the checkpoints (the old run may have recorded a step since they were read).
+    func launchClaimed(_ registration: WorkflowRegistration, id: String, input: String, token: String, recorded: [Int: RecordedStep],
+                       deadline: Int64?, queue: String?, partitionKey: String?) {
+        if clearStaleLocalRun(id, claimedUnder: token) == nil,
+           launch(registration, id: id, input: input, token: token, recorded: recorded, deadline: deadline, queue: queue, partitionKey: partitionKey) {
+            return
+        }
+        guard state.withLock({ $0.accepting }) else { return }  // shutting down: it stays PENDING for the next start
+        logger.warning("claimed a workflow an older run here still held; it runs once that run has stopped", metadata: ["workflow": "\(id)"])
+        Task { [self] in
+            await launchOnceStaleRunsEnd(registration, id: id, input: input, token: token, deadline: deadline, queue: queue, partitionKey: partitionKey)
+        }
+    }
+
+    private func launchOnceStaleRunsEnd(_ registration: WorkflowRegistration, id: String, input: String, token: String,
+                                        deadline: Int64?, queue: String?, partitionKey: String?) async {
+        let logger = self.logger.with(workflow: id, name: registration.name)
+        for _ in 0..<5 {
+            while let stale = clearStaleLocalRun(id, claimedUnder: token) { _ = await stale.value }
+            do {
+                guard try await database.stillOwned([id], tokens: [token]).contains(id) else {
+                    logger.debug("the claimed workflow was cancelled or taken meanwhile; not launched")
+                    return
+                }
+                let steps = try await database.loadSteps(workflowIDs: [id], limit: configuration.maxPayloadBytes)
+                if launch(registration, id: id, input: input, token: token, recorded: steps[id] ?? [:],
+                          deadline: deadline, queue: queue, partitionKey: partitionKey) {
+                    return
+                }
+            } catch {
+                logger.error("could not launch a claimed workflow; it stays PENDING until this executor restarts or is taken over", metadata: ["error": "\(error)"])
+                return
+            }
+            guard state.withLock({ $0.accepting }) else { return }
+        }
+        logger.error("could not launch a claimed workflow: another run of it kept appearing here; it stays PENDING until this executor restarts")
     }
 
     /// A cancellation announced by NOTIFY (from this process or another). It may be stale: the workflow can have
@@ -470,7 +522,9 @@ final class WorkflowEngine: Sendable {
             throw DurableError(.payloadTooLarge, "the recorded input is \(claimed.inputBytes) bytes, above DurableConfiguration.maxPayloadBytes", workflowID: id)
         }
         let steps = try await database.loadSteps(workflowIDs: [id], limit: configuration.maxPayloadBytes)
-        launch(registration, id: id, input: input, token: token, recorded: steps[id] ?? [:])
+        // Through launchClaimed: a run of it may have appeared here meanwhile (a claim that took it back), and it
+        // lost the workflow to this resume.
+        launchClaimed(registration, id: id, input: input, token: token, recorded: steps[id] ?? [:], deadline: nil, queue: nil, partitionKey: nil)
     }
 
     static func milliseconds(_ duration: Duration) -> Int64 {
