@@ -7,6 +7,18 @@ import Testing
 /// A worker SIGKILLed and never restarted: a live executor notices its silence and finishes its workflows.
 @Suite("Takeover of a dead executor's workflows")
 struct TakeoverTests {
+    /// A quiet runtime of application version "takeover", not launched. With `fastTakeover` it beats every 200 ms
+    /// and takes over executors silent for a second (and sweeps its runs that often); else the defaults.
+    static func runtime(url: String, executor: String, fastTakeover: Bool = true, parkAfter: Duration? = .seconds(30)) -> DurableRuntime {
+        var quiet = Logger(label: "takeover-tests")
+        quiet.logLevel = .critical
+        return DurableRuntime(configuration: DurableConfiguration(
+            databaseURL: url, executorID: executor, applicationVersion: "takeover", maxConnections: 4,
+            heartbeatInterval: fastTakeover ? .milliseconds(200) : .seconds(5), takeoverAfter: fastTakeover ? .milliseconds(1_000) : .seconds(60),
+            parkSleepsLongerThan: parkAfter
+        ), logger: quiet)
+    }
+
     @Test("a live executor resumes the workflows of one that was SIGKILLed and never came back")
     func takeover() async throws {
         let url = try await SharedDatabaseURL.fresh("takeover")
@@ -36,13 +48,8 @@ struct TakeoverTests {
     @Test("a silent executor's workflow that the taker cannot run is not stranded: a process that registers it takes it later")
     func leftForOneWhoKnows() async throws {
         let url = try await SharedDatabaseURL.fresh("takeover_unknown")
-        var quiet = Logger(label: "takeover-tests")
-        quiet.logLevel = .critical
         func runtime(_ executor: String, register: (DurableRuntime) -> Void) -> DurableRuntime {
-            let runtime = DurableRuntime(configuration: DurableConfiguration(
-                databaseURL: url, executorID: executor, applicationVersion: "takeover", maxConnections: 4,
-                heartbeatInterval: .milliseconds(200), takeoverAfter: .milliseconds(1_000)
-            ), logger: quiet)
+            let runtime = Self.runtime(url: url, executor: executor)
             register(runtime)
             return runtime
         }
@@ -92,12 +99,7 @@ struct TakeoverTests {
     @Test("a silent executor's queued workflows go back to their queue and run under its per-process limit, not all at once in the taker")
     func queuedWorkflowsGoBackToTheirQueue() async throws {
         let url = try await SharedDatabaseURL.fresh("takeover_queued")
-        var quiet = Logger(label: "takeover-tests")
-        quiet.logLevel = .critical
-        let taker = DurableRuntime(configuration: DurableConfiguration(
-            databaseURL: url, executorID: "taker", applicationVersion: "takeover", maxConnections: 4,
-            heartbeatInterval: .milliseconds(200), takeoverAfter: .milliseconds(1_000)
-        ), logger: quiet)
+        let taker = Self.runtime(url: url, executor: "taker")
         taker.register(TakeoverOneAtATime())
         taker.register(queue: WorkflowQueue(TakeoverOneAtATime.queue, workerConcurrency: 1))
         try await taker.launch()
@@ -146,12 +148,8 @@ struct TakeoverTests {
           arguments: [false, true])
     func claimedBackFromUnderOldRun(parked: Bool) async throws {
         let url = try await SharedDatabaseURL.fresh("takeover_stale")
-        var quiet = Logger(label: "takeover-tests")
-        quiet.logLevel = .critical
-        let runtime = DurableRuntime(configuration: DurableConfiguration(
-            databaseURL: url, executorID: "paused", applicationVersion: "takeover", maxConnections: 4,
-            parkSleepsLongerThan: parked ? .milliseconds(200) : nil
-        ), logger: quiet)
+        // Default heartbeats: the claim path, not the heartbeat's sweep, must retire the old run here.
+        let runtime = Self.runtime(url: url, executor: "paused", fastTakeover: false, parkAfter: parked ? .milliseconds(200) : nil)
         runtime.register(TakeoverNapper())
         // No per-process limit, so the dispatcher claims the workflow back while the old run still holds its slot.
         runtime.register(queue: WorkflowQueue(TakeoverNapper.queue))
@@ -197,12 +195,7 @@ struct TakeoverTests {
     @Test("a workflow taken from this process while it was paused, whose taker then died, is taken back even while the old run here winds down")
     func takenBackFromDeadTaker() async throws {
         let url = try await SharedDatabaseURL.fresh("takeover_back")
-        var quiet = Logger(label: "takeover-tests")
-        quiet.logLevel = .critical
-        let runtime = DurableRuntime(configuration: DurableConfiguration(
-            databaseURL: url, executorID: "was-paused", applicationVersion: "takeover", maxConnections: 4,
-            heartbeatInterval: .milliseconds(200), takeoverAfter: .milliseconds(1_000)
-        ), logger: quiet)
+        let runtime = Self.runtime(url: url, executor: "was-paused")
         runtime.register(TakeoverStubborn())
         try await runtime.launch()
         let harness = MessagingHarness(url: url, runtime: runtime)
