@@ -156,7 +156,8 @@ struct TakeoverTests {
         try await runtime.launch()
         let harness = MessagingHarness(url: url, runtime: runtime)
 
-        let first = try await runtime.enqueue(TakeoverNapper.self, 3_000, queue: TakeoverNapper.queue)
+        // Ten seconds: the sleep must still be on when the row is requeued below, however slow the machine.
+        let first = try await runtime.enqueue(TakeoverNapper.self, 10_000, queue: TakeoverNapper.queue)
         for _ in 0..<600 {
             let sleeping = try await harness.query(
                 "SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid = $1 AND function_name = 'DBOS.sleep'", [first.id])
@@ -173,8 +174,8 @@ struct TakeoverTests {
 
         // Before, the claimed-back workflow was never run (launching it was refused while the old run was here)
         // and stayed PENDING for good.
-        let outcome = try await valueWithin(.seconds(30)) { try await first.result() }
-        #expect(outcome == 3_000, "the workflow claimed back did not finish")
+        let outcome = try await valueWithin(.seconds(60)) { try await first.result() }
+        #expect(outcome == 10_000, "the workflow claimed back did not finish")
         // Before, a parked entry replaced by the new run's kept its queue slot counted for good.
         let engine = try await runtime.launchedEngine()
         var load = -1

@@ -116,7 +116,8 @@ enum MigrationTestSupport {
     ) -> DurableConfiguration {
         DurableConfiguration(
             databaseURL: url, schema: schema, executorID: executorID, applicationVersion: "migration-tests",
-            maxConnections: 4, reconnectTimeout: .seconds(5), autoMigrate: autoMigrate
+            // Generous: at the start of a run every suite connects at once, and one connect can take seconds.
+            maxConnections: 4, connectTimeout: .seconds(30), reconnectTimeout: .seconds(60), autoMigrate: autoMigrate
         )
     }
 
