@@ -23,7 +23,7 @@ struct PrimitiveBenchmarks {
         print("")
         print("resident memory of one process: \(format(before)) MB launched, \(format(after)) MB holding \(sleepers) sleeping workflows (target < 150 MB)")
         struct PeerMemory: Decodable { var before: Double; var after: Double }
-        let peer = try PythonPeer.run(script: "sleepers_memory.py", [url, String(sleepers)], as: PeerMemory.self)
+        let peer = try await PythonPeer.run(script: "sleepers_memory.py", [url, String(sleepers)], as: PeerMemory.self)
         if let peer {
             print("DBOS Python 3.4.0 (async workflows, one event loop): \(format(peer.before)) MB launched, \(format(peer.after)) MB holding \(sleepers); ours / theirs: \(String(format: "%.2f×", after / peer.after))")
         }
@@ -53,7 +53,7 @@ struct PrimitiveBenchmarks {
                 try await Task.sleep(for: .milliseconds(1))
             }
         }
-        let data = PipeReading.readToEnd(child.standardOutput!)
+        let data = await PipeReads.toEnd(child.standardOutput!)
         await child.exited()
         await sender.shutdown()
         guard let json = String(decoding: data, as: UTF8.self).split(separator: "\n").last,
@@ -69,7 +69,7 @@ struct PrimitiveBenchmarks {
         // the main schema would otherwise take them over (their executor falls silent) in the middle of a figure.
         let child = try ChildProcess(try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"),
                                      ["__sleepers", url, schema + "_sleepers", String(sleepers)], standardError: .inherit)
-        let data = PipeReading.readToEnd(child.standardOutput!)
+        let data = await PipeReads.toEnd(child.standardOutput!)
         await child.exited()
         let parts = String(decoding: data, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Double($0) }
         guard parts.count == 2 else { throw BenchError("the sleepers process did not report its memory") }

@@ -18,20 +18,20 @@ enum PythonPeer {
     static var isAvailable: Bool { paths(of: "sequential_workflows.py") != nil }
 
     /// One round of the sequential workloads: the samples by step count (0, 1, 10), in milliseconds.
-    static func sequentialSamples(url: String, counts: (Int, Int, Int)) throws -> [Int: [Double]] {
-        let decoded = try run(script: "sequential_workflows.py", [url, String(counts.0), String(counts.1), String(counts.2)], as: [String: [Double]].self) ?? [:]
+    static func sequentialSamples(url: String, counts: (Int, Int, Int)) async throws -> [Int: [Double]] {
+        let decoded = try await run(script: "sequential_workflows.py", [url, String(counts.0), String(counts.1), String(counts.2)], as: [String: [Double]].self) ?? [:]
         var samples: [Int: [Double]] = [:]
         for (key, values) in decoded { if let steps = Int(key) { samples[steps] = values } }
         return samples
     }
 
     /// Runs one of the peer scripts and decodes the JSON it prints; nil when the virtualenv is missing.
-    static func run<Output: Decodable>(script name: String, _ arguments: [String], as type: Output.Type) throws -> Output? {
+    static func run<Output: Decodable>(script name: String, _ arguments: [String], as type: Output.Type) async throws -> Output? {
         guard let (python, script) = paths(of: name) else { return nil }
         // stderr dropped: DBOS's own warnings (e.g. sleepers cancelled at exit).
         let process = try ChildProcess(python, [script] + arguments, standardError: .null)
-        let data = PipeReading.readToEnd(process.standardOutput!)
-        let ended = process.waitUntilExit()
+        let data = await PipeReads.toEnd(process.standardOutput!)
+        let ended = await process.exited()
         guard ended.succeeded else { throw BenchError("the DBOS Python peer \(name) failed (\(ended))") }
         return try JSONDecoder().decode(Output.self, from: data)
     }

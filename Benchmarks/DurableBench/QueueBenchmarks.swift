@@ -55,7 +55,7 @@ struct QueueBenchmarks {
         try await producer.launch()
         func format(_ value: Double) -> String { String(format: "%.2f", value) }
 
-        let workers = try startWorkers(1)
+        let workers = try await startWorkers(1)
         var latencies: [Double] = []
         for index in 0..<latencySamples {
             let handle = try await producer.enqueue(QueuedOneStep.self, QueuedInput(index: index, enqueuedAt: Date().timeIntervalSince1970), queue: Self.queue.name)
@@ -63,11 +63,11 @@ struct QueueBenchmarks {
         }
         let oneWorker = try await throughput(producer)
         await stop(workers)
-        let fourWorkers = try startWorkers(4)
+        let fourWorkers = try await startWorkers(4)
         let fourWorkerRate = try await throughput(producer)
         await stop(fourWorkers)
         await producer.shutdown()
-        let peer = try pythonPeer()
+        let peer = try await pythonPeer()
 
         let latency = LatencySummary(latencies)
         print("| queue workload | figure | ours / DBOS Python |")
@@ -110,14 +110,16 @@ struct QueueBenchmarks {
         return Double(count) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
     }
 
-    private func startWorkers(_ count: Int) throws -> [ChildProcess] {
+    private func startWorkers(_ count: Int) async throws -> [ChildProcess] {
         let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
-        return try (0..<count).map { _ in
+        var workers: [ChildProcess] = []
+        for _ in 0..<count {
             let process = try ChildProcess(executable, ["__queueworker", url, schema], standardError: .inherit)
             // Wait for READY so the measurement starts with warm, listening workers.
-            _ = process.standardOutput!.availableData
-            return process
+            _ = await PipeReads.next(process.standardOutput!)
+            workers.append(process)
         }
+        return workers
     }
 
     private func stop(_ workers: [ChildProcess]) async {
@@ -127,8 +129,8 @@ struct QueueBenchmarks {
         }
     }
 
-    private func pythonPeer() throws -> Double? {
+    private func pythonPeer() async throws -> Double? {
         struct Result: Decodable { var per_second: Double }
-        return try PythonPeer.run(script: "queue_throughput.py", [url, "300"], as: Result.self)?.per_second
+        return try await PythonPeer.run(script: "queue_throughput.py", [url, "300"], as: Result.self)?.per_second
     }
 }

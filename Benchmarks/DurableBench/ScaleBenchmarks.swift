@@ -61,7 +61,7 @@ struct ScaleBenchmarks {
             rows.append((try await commitRate(concurrency), try await workflowRate(concurrency)))
         }
         // The peer right after, on the same server: one-step workflows from as many threads.
-        let peer = try PythonPeer.run(script: "throughput.py", [url, String(seconds)] + concurrencies.map(String.init), as: [String: Double].self)
+        let peer = try await PythonPeer.run(script: "throughput.py", [url, String(seconds)] + concurrencies.map(String.init), as: [String: Double].self)
         print("| concurrency | raw insert commits/s | one-step workflows/s | commits/s the workflows needed (3 each) | share of the commit ceiling | DBOS Python 3.4.0 workflows/s | ours / DBOS Python |")
         print("|---:|---:|---:|---:|---:|---:|---:|")
         for (concurrency, row) in zip(concurrencies, rows) {
@@ -140,7 +140,7 @@ struct ScaleBenchmarks {
                                      ["__pending", url, schema, executor, String(pending)], environment: environment, standardError: .inherit)
         var seen = ""
         while !seen.contains("STARTED") {
-            let chunk = child.standardOutput!.availableData
+            let chunk = await PipeReads.next(child.standardOutput!)
             if chunk.isEmpty { throw BenchError("the process holding pending workflows ended early") }
             seen += String(decoding: chunk, as: UTF8.self)
         }

@@ -116,7 +116,7 @@ for round in 1...rounds {
         add(these, to: index)
     }
     if peerAvailable {
-        let measured = try PythonPeer.sequentialSamples(url: url, counts: (workloads[1].perRound, workloads[2].perRound, workloads[3].perRound))
+        let measured = try await PythonPeer.sequentialSamples(url: url, counts: (workloads[1].perRound, workloads[2].perRound, workloads[3].perRound))
         for (offset, steps) in [0, 1, 10].enumerated() { add(measured[steps] ?? [], to: workloads.count + offset) }
     }
 }
