@@ -138,11 +138,7 @@ struct ControlAndChildrenTests {
         let handle = try await h.runtime.start(Nap.self, 4_000, id: "napper")
         // Cancel once the sleep's wake-up time is recorded (a fixed pause was sometimes too short under load: the
         // resumed run then recorded a fresh wake-up time and the comparison below failed).
-        for _ in 0..<300 {
-            let recorded = try await h.query("SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid = 'napper' AND function_name = 'DBOS.sleep'")
-            if recorded.first?.int(0) == 1 { break }
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        try await h.waitForSleepCheckpoint(of: "napper", timeout: .seconds(6))
         try await h.runtime.cancel("napper")
         try await expectCancelled(handle)
         // Resume when about a second of the original sleep is left.

@@ -20,12 +20,9 @@ struct NotificationFallbackTests {
 
     /// Waits until `count` workflows have recorded their wait's deadline (they are then in the wait loop).
     static func waitUntilWaiting(_ harness: MessagingHarness, count: Int) async throws {
-        for _ in 0..<600 {
-            let waiting = try await harness.query("SELECT count(*) FROM dbos.operation_outputs WHERE function_name = 'DBOS.sleep'").first?.int(0)
-            if waiting == count { return }
-            try await Task.sleep(for: .milliseconds(50))
+        if try await !harness.waitForSleepCheckpoint(count: count) {
+            Issue.record("the workflows did not all reach their recv")
         }
-        Issue.record("the workflows did not all reach their recv")
     }
 
     /// How often the `notifications` table has been read (every look of a waiting recv reads it).

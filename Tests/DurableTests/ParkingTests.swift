@@ -168,12 +168,7 @@ struct ParkingTests {
         // (a 1 s sleep sometimes ended first); the second start sleeps only what is left.
         _ = try await first.start(ParkingSleeper.self, ParkingInput(sleepMilliseconds: 5_000), id: id)
         let harness = MessagingHarness(url: url, runtime: first)
-        for _ in 0..<500 {
-            let recorded = try await harness.query(
-                "SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid = $1 AND function_name = 'DBOS.sleep'", [id])
-            if recorded.first?.int(0) == 1 { break }
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        try await harness.waitForSleepCheckpoint(of: id, timeout: .seconds(10))
         try await Task.sleep(for: .milliseconds(300))  // parked by now (after 200 ms), though the test holds either way
         await first.shutdown()
         #expect(try await MessagingHarness(url: url, runtime: first).query(

@@ -158,12 +158,7 @@ struct TakeoverTests {
 
         // Ten seconds: the sleep must still be on when the row is requeued below, however slow the machine.
         let first = try await runtime.enqueue(TakeoverNapper.self, 10_000, queue: TakeoverNapper.queue)
-        for _ in 0..<600 {
-            let sleeping = try await harness.query(
-                "SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid = $1 AND function_name = 'DBOS.sleep'", [first.id])
-            if sleeping.first?.int(0) == 1 { break }
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        try await harness.waitForSleepCheckpoint(of: first.id, timeout: .seconds(12))
         try await Task.sleep(for: .milliseconds(400))  // parked by now, when it parks
         // What a takeover's requeue does to it, and the NOTIFY that goes with it.
         let requeued = try await harness.query("""

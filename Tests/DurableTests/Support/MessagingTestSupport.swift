@@ -30,4 +30,20 @@ struct MessagingHarness {
         defer { Task { await connection.close() } }
         return try await connection.query(sql, parameters)
     }
+
+    /// Waits until `count` workflows (only `workflowID`, when given) have recorded the deadline of a sleep or a
+    /// wait (`DBOS.sleep`), which they write before they start waiting; false if that did not happen in `timeout`.
+    @discardableResult
+    func waitForSleepCheckpoint(of workflowID: String? = nil, count: Int = 1, timeout: Duration = .seconds(30)) async throws -> Bool {
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while ContinuousClock.now < deadline {
+            let recorded = try await query(
+                "SELECT count(*) FROM dbos.operation_outputs WHERE function_name = 'DBOS.sleep' AND ($1::text IS NULL OR workflow_uuid = $1)",
+                [workflowID]
+            )
+            if recorded.first?.int(0) == count { return true }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return false
+    }
 }
