@@ -206,11 +206,11 @@ struct QueueTests {
         let runtime = Self.runtime(url: url, executor: "dl1")
         let (name, tracker) = Trackers.make()
         let enqueuedAt = Date()
-        let handle = try await runtime.enqueue(Tracked.self, TrackedInput(tracker: name, label: "later", holdMilliseconds: 1), queue: "work", options: EnqueueOptions(delay: .milliseconds(3_000)))
-        // Long enough that the status read surely comes before the delay ends.
+        let handle = try await runtime.enqueue(Tracked.self, TrackedInput(tracker: name, label: "later", holdMilliseconds: 1), queue: "work", options: EnqueueOptions(delay: .milliseconds(8_000)))
+        // Long enough that the status read surely comes before the delay ends (a stalled machine takes seconds).
         #expect(try await handle.status().state == .delayed)
         _ = try await handle.result()
-        #expect(tracker.starts.first.map { $0.timeIntervalSince(enqueuedAt) } ?? 0 >= 2.9)
+        #expect(tracker.starts.first.map { $0.timeIntervalSince(enqueuedAt) } ?? 0 >= 7.9)
         await runtime.shutdown()
     }
 

@@ -109,8 +109,10 @@ struct RetryAndDeterminismTests {
         let url = try await SharedDatabaseURL.fresh("stamped")
         let first = MessagingHarness.makeRuntime(url: url, executorID: "stamper") { $0.register(Stamped()) }
         try await first.launch()
-        _ = try await first.start(Stamped.self, 1_500, id: "stamp")
-        try await Task.sleep(for: .milliseconds(400))
+        // Stop the first run mid-sleep (its helpers recorded), so the second start replays them; the sleep is long
+        // enough that a stalled machine does not finish it first, which would leave nothing to replay.
+        _ = try await first.start(Stamped.self, 6_000, id: "stamp")
+        #expect(try await MessagingHarness(url: url, runtime: first).waitForSleepCheckpoint(of: "stamp", timeout: .seconds(5)))
         await first.shutdown()
 
         let second = MessagingHarness.makeRuntime(url: url, executorID: "stamper") { $0.register(Stamped()) }
