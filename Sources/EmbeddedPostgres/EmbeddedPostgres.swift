@@ -38,15 +38,22 @@ public final class EmbeddedPostgres: Sendable {
         self.log = log
     }
 
-    /// Starts a throwaway cluster: `initdb` into a fresh temporary folder, a free loopback port, fsync left
-    /// on (benchmarks need real commits), trust auth for user `postgres` on 127.0.0.1 only, the Unix socket
-    /// and the server log in that folder. As root, everything runs as the `postgres` user.
+    /// Starts a throwaway cluster: `initdb` into a fresh temporary folder, a free loopback port, trust auth
+    /// for user `postgres` on 127.0.0.1 only, the Unix socket and the server log in that folder. As root,
+    /// everything runs as the `postgres` user.
     ///
-    /// - Parameter log: receives one line per step (folder, version, port), for callers that want to show
-    ///   progress; the default discards them.
+    /// - Parameters:
+    ///   - syncToDisk: `true` (the default, for benchmarks and the demo) keeps `fsync` on, so a commit waits
+    ///     for the disk as in production. `false` turns it off for test runs: commits still reach the
+    ///     operating system before they are acknowledged, so killing or restarting the server loses nothing,
+    ///     but a burst of database creation no longer stalls the machine on disk flushes.
+    ///   - log: receives one line per step (folder, version, port), for callers that want to show
+    ///     progress; the default discards them.
     /// - Throws: ``EmbeddedPostgresError``; ``EmbeddedPostgresError/Kind/serverNotInstalled`` explains how
     ///   to install PostgreSQL or use Docker instead.
-    public static func start(log: @escaping @Sendable (String) -> Void = { _ in }) async throws -> EmbeddedPostgres {
+    public static func start(
+        syncToDisk: Bool = true, log: @escaping @Sendable (String) -> Void = { _ in }
+    ) async throws -> EmbeddedPostgres {
         let binaries = try PostgresBinaries.locate()
         let user = try ClusterUser.forCluster()
         let root = try TemporaryDirectory.create(asRoot: user.switchTo != nil)
@@ -62,7 +69,7 @@ public final class EmbeddedPostgres: Sendable {
             log("EmbeddedPostgres: initdb (\(version), \(binaries.directory)) in \(root)")
             try await initdb(pgCtl: pgCtl)
             let configuration = ClusterConfiguration(
-                dataDirectory: pgCtl.dataDirectory, socketDirectory: root, user: user)
+                dataDirectory: pgCtl.dataDirectory, socketDirectory: root, user: user, syncToDisk: syncToDisk)
             try configuration.prepare()
             let port = try await startServer(pgCtl: pgCtl, configuration: configuration, log: log)
             let psql = binaries.psql.map { Psql(executable: $0, user: user, directory: root) }

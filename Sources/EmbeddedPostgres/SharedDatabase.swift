@@ -1,11 +1,12 @@
 import Foundation
 import Synchronization
 
-/// The one way tests, the demo and the benchmarks get a database.
+/// The one way the tests get a database.
 ///
 /// With `DATABASE_URL` set, that server is used as is and nothing is started. Otherwise a single
-/// ``EmbeddedPostgres`` is started per process on first use and left running; its watchdog removes it after
-/// the process exits (Swift Testing has no global teardown to call ``EmbeddedPostgres/stop()`` from).
+/// ``EmbeddedPostgres`` is started per process on first use, without waiting for the disk on commit (see
+/// ``EmbeddedPostgres/start(syncToDisk:log:)``), and left running; its watchdog removes it after the process
+/// exits (Swift Testing has no global teardown to call ``EmbeddedPostgres/stop()`` from).
 public enum SharedDatabase {
     /// The shared start-up, stored as a task so concurrent first callers all await the same one. A failure
     /// is kept too: every caller then sees the same actionable error instead of each retrying initdb.
@@ -37,13 +38,17 @@ public enum SharedDatabase {
         return server.url(database: name)
     }
 
+    /// Whether the embedded cluster waits for the disk on commit: only when `DURABLE_TEST_FSYNC=on` (to run the
+    /// suite as production commits would, slower), since the tests never survive a crash of the machine itself.
+    static var syncsToDisk: Bool { ProcessInfo.processInfo.environment["DURABLE_TEST_FSYNC"] == "on" }
+
     /// This process's embedded cluster, started on first use.
     static func embeddedServer() async throws -> EmbeddedPostgres {
         let task = embedded.withLock { current in
             if let current { return current }
             let started = Task {
                 // One line on stderr tells whoever reads test or benchmark output which server was used.
-                try await EmbeddedPostgres.start(log: { line in
+                try await EmbeddedPostgres.start(syncToDisk: syncsToDisk, log: { line in
                     if line.contains("accepting connections") {
                         FileHandle.standardError.write(Data((line + "\n").utf8))
                     }
