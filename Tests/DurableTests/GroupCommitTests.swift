@@ -14,7 +14,8 @@ struct GroupCommitTests {
         var logger = Logger(label: "group-commit-tests")
         logger.logLevel = .critical
         let pool = ConnectionPool(configuration: PostgresConfiguration(connectionString: ConnectionString(harness.url)), maxConnections: 2, logger: logger)
-        return (SystemDatabase(pool: pool, schema: "dbos", retry: DatabaseRetry(timeout: .seconds(5), logger: logger)), harness)
+        // 60 s of retries: a reconnect after a forced failure can take seconds on a stalled machine.
+        return (SystemDatabase(pool: pool, schema: "dbos", retry: DatabaseRetry(timeout: .seconds(60), logger: logger)), harness)
     }
 
     func startWorkflows(_ database: SystemDatabase, _ ids: [String], token: String) async throws {

@@ -74,13 +74,14 @@ struct MessagingTests {
     @Test("recv wakes on a message sent from outside while it waits")
     func receiveWhileWaiting() async throws {
         let h = try await harness("msg_wait")
-        let handle = try await h.runtime.start(AwaitApproval.self, 20_000, id: "trip-1")
+        let handle = try await h.runtime.start(AwaitApproval.self, 60_000, id: "trip-1")
         try await Task.sleep(for: .milliseconds(300))
         let sentAt = ContinuousClock.now
         try await h.runtime.send(to: "trip-1", topic: "approval", Approval(approved: true, by: "manager"))
         #expect(try await handle.result() == Approval(approved: true, by: "manager"))
-        // Woken by NOTIFY, not by the 20-second timeout (a generous bound: polling alone would take ~1 s).
-        #expect(sentAt.duration(to: .now) < .seconds(10))
+        // Woken by the message, not by the 60-second timeout (a generous bound: the fallback look alone would
+        // come within 30 s).
+        #expect(sentAt.duration(to: .now) < .seconds(20))
         let consumed = try await h.query("SELECT consumed, consumed_by_function_id, topic FROM dbos.notifications WHERE destination_uuid = 'trip-1'")
         #expect(consumed.rows.count == 1)
         #expect(consumed.first?.bool(0) == true)
@@ -94,7 +95,8 @@ struct MessagingTests {
     func messageBeforeReceive() async throws {
         let h = try await harness("msg_before")
         // Both messages may arrive before the workflow reaches its first recv: they wait in the table.
-        let handle = try await h.runtime.start(ReceiveTwo.self, 5_000, id: "early")
+        // Timeouts far longer than any stall: both messages are sent at once, so the test does not wait them out.
+        let handle = try await h.runtime.start(ReceiveTwo.self, 60_000, id: "early")
         try await h.runtime.send(to: "early", "first")
         try await h.runtime.send(to: "early", "second")
         #expect(try await handle.result() == ["first", "second"])
@@ -114,12 +116,16 @@ struct MessagingTests {
     @Test("an idempotency key makes a retried send deliver once")
     func idempotentSend() async throws {
         let h = try await harness("msg_idem")
-        let handle = try await h.runtime.start(ReceiveTwo.self, 700, id: "once")
+        // Long timeouts (700 ms ones ran out on a stalled machine before the first send): the duplicate must not be
+        // delivered, so a third, un-keyed message ends the second recv; it is received second.
+        let handle = try await h.runtime.start(ReceiveTwo.self, 60_000, id: "once")
         try await h.runtime.send(to: "once", "hello", idempotencyKey: "request-42")
         try await h.runtime.send(to: "once", "hello", idempotencyKey: "request-42")
-        #expect(try await handle.result() == ["hello"])
+        try await h.runtime.send(to: "once", "bye")
+        #expect(try await handle.result() == ["hello", "bye"])
         let rows = try await h.query("SELECT message_uuid FROM dbos.notifications WHERE destination_uuid = 'once'")
-        #expect(rows.rows.map { $0.string(0) } == ["request-42::once"])
+        #expect(rows.rows.count == 2)
+        #expect(rows.rows.filter { $0.string(0) == "request-42::once" }.count == 1)
         await h.runtime.shutdown()
     }
 
@@ -219,7 +225,9 @@ struct MessagingTests {
         let url = try await SharedDatabaseURL.fresh("msg_sleep")
         let first = MessagingHarness.makeRuntime(url: url, executorID: "sleeper") { $0.register(Nap()) }
         try await first.launch()
-        _ = try await first.start(Nap.self, 12_000, id: "nap")
+        // 30 s: the shutdown must fall inside the sleep however long the machine stalls; the restart comes 2 s
+        // before the wake-up, so the test does not wait the whole sleep twice.
+        _ = try await first.start(Nap.self, 30_000, id: "nap")
         let h = MessagingHarness(url: url, runtime: first)
         // Interrupt once the wake-up time is checkpointed.
         var recordedWake: Double?
@@ -235,12 +243,12 @@ struct MessagingTests {
         try await second.launch()  // recovers the sleeping workflow
         let launched = Date().timeIntervalSince1970
         let handle: WorkflowHandle<Int> = second.handle(for: "nap")
-        #expect(try await handle.result() == 12_000)
+        #expect(try await handle.result() == 30_000)
         let finished = Date().timeIntervalSince1970
         #expect(finished >= wake - 0.05)
-        // A fresh 12 s sleep after the restart would end at least 10 s after both marks below; 8 s leaves room
-        // for a loaded machine (2.5 s was missed by 0.1 s in a full parallel run).
-        #expect(finished < max(wake, launched) + 8)
+        // A fresh 30 s sleep after the restart would end at least 28 s after both marks below; 20 s leaves room
+        // for a stalled machine (2.5 s was missed by 0.1 s in a full parallel run).
+        #expect(finished < max(wake, launched) + 20)
         #expect(try await handle.status().recoveryAttempts == 2)
         await second.shutdown()
     }

@@ -159,11 +159,11 @@ private final class LaunchFinished: Sendable {
 }
 
 /// Polls until the launching runtime (its connections carry `applicationName`) has got as far as trying for the
-/// migration advisory lock; false if `stillWorth` turns false (the launch ended) or 15 s pass first. Each
+/// migration advisory lock; false if `stillWorth` turns false (the launch ended) or 60 s pass first. Each
 /// attempt is a short transaction, so its connection shows BEGIN, the try, or COMMIT as its last query; none of
 /// these comes earlier in a launch, whose first look at the schema runs without a transaction.
 private func waitForLockAttempt(_ url: String, applicationName: String, while stillWorth: () -> Bool) async throws -> Bool {
-    let deadline = ContinuousClock.now.advanced(by: .seconds(15))
+    let deadline = ContinuousClock.now.advanced(by: .seconds(60))
     while ContinuousClock.now < deadline, stillWorth() {
         let attempts = try await MigrationTestSupport.query(url, """
             SELECT count(*) FROM pg_stat_activity

@@ -48,9 +48,9 @@ struct NotificationFallbackTests {
             handles.append(try await runtime.start(AwaitApproval.self, 120_000, id: "idle-\(index)"))
         }
         try await Self.waitUntilWaiting(harness, count: waiters)
-        // Each waiter's first look comes right after its deadline checkpoint; statistics reach the view within
-        // about a second of a backend going idle.
-        try await Task.sleep(for: .seconds(2))
+        // Each waiter's first look comes right after its deadline checkpoint; a backend that goes idle reports its
+        // statistics within ten seconds (PostgreSQL 15's idle interval), so let those land before counting.
+        try await Task.sleep(for: .seconds(12))
         let before = try await Self.notificationReads(harness)
         try await Task.sleep(for: .seconds(6))
         let after = try await Self.notificationReads(harness)
@@ -111,7 +111,10 @@ extension NotificationFallbackTests {
         await builder.shutdown()
 
         let log = CapturedLog()
-        let runtime = DurableRuntime(configuration: DurableConfiguration(databaseURL: url, executorID: "no-trigger", maxConnections: 6), logger: log.logger(level: .warning))
+        // A ten-minute fallback: only the one-second looks for unannounced messages can find the message in time.
+        let runtime = DurableRuntime(configuration: DurableConfiguration(
+            databaseURL: url, executorID: "no-trigger", maxConnections: 6, notificationFallbackInterval: .seconds(600)
+        ), logger: log.logger(level: .warning))
         runtime.register(AwaitApproval())
         try await runtime.launch()
         #expect(log.contains("no trigger announcing new messages"))
@@ -121,8 +124,9 @@ extension NotificationFallbackTests {
         let sentAt = ContinuousClock.now
         try await runtime.send(to: "unannounced", topic: "approval", Approval(approved: true, by: "silently"))
         #expect(try await handle.result() == Approval(approved: true, by: "silently"))
-        // The default fallback look (30 s) would be the first to find it without the one-second looks.
-        #expect(sentAt.duration(to: .now) < .seconds(15), "the message was found only after \(sentAt.duration(to: .now))")
+        // The fallback look (ten minutes here) would be the first to find it without the one-second looks; the
+        // recv's own two-minute timeout would end it with nil.
+        #expect(sentAt.duration(to: .now) < .seconds(60), "the message was found only after \(sentAt.duration(to: .now))")
         await runtime.shutdown()
     }
 }

@@ -66,12 +66,12 @@ struct ParkingTests {
         try await runtime.launch()
         let id = "sleeper-\(parking)-\(UUID().uuidString)"
         let started = ContinuousClock.now
-        // Parking needs the sleep still to have more than 200 ms to go once its checkpoint is written: 8 s leaves
+        // Parking needs the sleep still to have more than 200 ms to go once its checkpoint is written: 15 s leaves
         // room for a machine stalled for seconds (1.5 s once did not, and the run stayed in memory; CI has shown
         // stalls past 4 s at the start of a run).
-        let handle = try await runtime.start(ParkingSleeper.self, ParkingInput(sleepMilliseconds: 8_000), id: id)
+        let handle = try await runtime.start(ParkingSleeper.self, ParkingInput(sleepMilliseconds: 15_000), id: id)
         #expect(try await handle.result() == "ab")
-        #expect(started.duration(to: .now) >= .milliseconds(7_950))
+        #expect(started.duration(to: .now) >= .milliseconds(14_950))
         // Parked: the body began twice (the first run, then the replay at the wake-up); kept in memory: once.
         #expect(ParkingCounters.count("body-\(id)") == (parking ? 2 : 1))
         #expect(ParkingCounters.count("before-\(id)") == 1)
@@ -108,16 +108,20 @@ struct ParkingTests {
         let url = try await SharedDatabaseURL.fresh("parking_cancel")
         let runtime = Self.runtime(url: url, executor: "park3", parkAfter: .milliseconds(200))
         let id = "cancelled-sleeper"
-        let started = ContinuousClock.now
-        // 10 s: the cancel below must come before the wake-up even when this test's task waits long for a thread
-        // (with a 1 s sleep, a one-core run woke the workflow first and its next step ran).
-        let handle = try await runtime.start(ParkingSleeper.self, ParkingInput(sleepMilliseconds: 10_000), id: id)
-        while ParkingCounters.count("before-\(id)") == 0 { try await Task.sleep(for: .milliseconds(20)) }
-        try await Task.sleep(for: .milliseconds(300))
+        // 20 s: the cancel below must come before the wake-up even when the machine stalls for seconds (with a
+        // 1 s sleep, a one-core run woke the workflow first and its next step ran).
+        let handle = try await runtime.start(ParkingSleeper.self, ParkingInput(sleepMilliseconds: 20_000), id: id)
+        let harness = MessagingHarness(url: url, runtime: runtime)
+        #expect(try await harness.waitForSleepCheckpoint(of: id, timeout: .seconds(60)))
+        try await Task.sleep(for: .milliseconds(300))  // parked by now (after 200 ms), though the test holds either way
         try await runtime.cancel(id)
         #expect(try await handle.status().state == .cancelled)
-        // Past the wake-up time nothing ran again.
-        try await Task.sleep(until: started.advanced(by: .milliseconds(11_500)))
+        // Past the recorded wake-up time nothing ran again.
+        let wake = try await harness.query(
+            "SELECT output FROM dbos.operation_outputs WHERE workflow_uuid = $1 AND function_name = 'DBOS.sleep'", [id]
+        ).first?.string(0).flatMap(Double.init)
+        let untilAfterWake = try #require(wake) + 1.5 - Date().timeIntervalSince1970
+        try await Task.sleep(for: .milliseconds(Int64(max(0, untilAfterWake) * 1000)))
         #expect(ParkingCounters.count("body-\(id)") == 1)
         #expect(ParkingCounters.count("after-\(id)") == 0)
         #expect(try await handle.status().state == .cancelled)
@@ -169,7 +173,7 @@ struct ParkingTests {
         // (a 1 s sleep sometimes ended first); the second start sleeps only what is left.
         _ = try await first.start(ParkingSleeper.self, ParkingInput(sleepMilliseconds: 12_000), id: id)
         let harness = MessagingHarness(url: url, runtime: first)
-        #expect(try await harness.waitForSleepCheckpoint(of: id, timeout: .seconds(10)))
+        #expect(try await harness.waitForSleepCheckpoint(of: id, timeout: .seconds(60)))
         try await Task.sleep(for: .milliseconds(300))  // parked by now (after 200 ms), though the test holds either way
         await first.shutdown()
         #expect(try await MessagingHarness(url: url, runtime: first).query(

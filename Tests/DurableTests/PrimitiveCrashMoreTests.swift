@@ -183,9 +183,9 @@ struct PrimitiveCrashMoreTests {
     enum Wait: String, CaseIterable, Sendable, CustomTestStringConvertible {
         case sleep, recv
         var testDescription: String { rawValue }
-        /// A 4 s sleep: long enough to be killed inside it on a busy machine, short enough that the resumed run
-        /// finishes soon (it sleeps only what is left of the checkpointed wake-up time).
-        var flags: [String] { self == .sleep ? ["--sleep-after", "1", "4000"] : ["--recv-after", "1"] }
+        /// A 20 s sleep: long enough to be killed inside it even when the machine stalls for seconds between the
+        /// checkpoint and the kill (4 s was not); the resumed run sleeps only what is left of it.
+        var flags: [String] { self == .sleep ? ["--sleep-after", "1", "20000"] : ["--recv-after", "1"] }
         var line: String { self == .sleep ? "SLEEPING" : "WAITING" }
     }
 
@@ -252,8 +252,9 @@ struct PrimitiveCrashMoreTests {
         try await withDatabase("crash_more_timeout") { database, _ in
             let id = "deadline"
             let child = id + "-child"
-            // 10 s: room for the worker to start and reach the kill point on a busy machine before the deadline.
-            let first = try WorkerProcess("first", workerFlags(database, id: id) + ["--parent", "--start", "--timeout-ms", "10000", "--pause-after", "1"])
+            // 25 s: room for the worker to start and reach the kill point before the deadline on a machine that
+            // stalls for seconds at the start of a test run (10 s left little room).
+            let first = try WorkerProcess("first", workerFlags(database, id: id) + ["--parent", "--start", "--timeout-ms", "25000", "--pause-after", "1"])
             #expect(await first.waitFor(line: "CHILD_STARTED") == "CHILD_STARTED \(child)")
             #expect(await first.waitFor(line: "AFTER_STEP 1") != nil)
             await first.kill()

@@ -39,13 +39,21 @@ struct PrimitiveCrashTests {
     @Test("a durable sleep killed midway sleeps only the remaining time after the restart")
     func sleepAcrossKill() async throws {
         let (_, harness, flags) = try await setUp("crash_sleep")
-        let sleep = ["--sleep-after", "1", "12000"]
+        // 30 s: the kill must fall inside the sleep however long the machine stalls; the restart comes 2 s
+        // before the wake-up, so the test does not wait the whole sleep twice.
+        let sleep = ["--sleep-after", "1", "30000"]
         let first = try ChildWorker(flags("sleepy") + ["--steps", "2", "--start"] + sleep)
         #expect(await first.waitFor("SLEEPING") != nil)
-        try await Task.sleep(for: .milliseconds(1_000))
+        // The line comes just before the wake-up time is checkpointed: kill once it is committed.
+        let wakeQuery = "SELECT output FROM dbos.operation_outputs WHERE workflow_uuid = 'sleepy' AND function_name = 'DBOS.sleep'"
+        var recorded = try await harness.query(wakeQuery).first?.string(0)
+        let checkpointDeadline = ContinuousClock.now.advanced(by: .seconds(60))
+        while recorded == nil, ContinuousClock.now < checkpointDeadline {
+            try await Task.sleep(for: .milliseconds(20))
+            recorded = try await harness.query(wakeQuery).first?.string(0)
+        }
         await first.kill()
-        let deadline = try await harness.query("SELECT output FROM dbos.operation_outputs WHERE workflow_uuid = 'sleepy' AND function_name = 'DBOS.sleep'")
-        let recordedWake = try #require(deadline.first?.string(0).flatMap(Double.init))
+        let recordedWake = try #require(recorded.flatMap(Double.init))
         // Restart once the wake-up time is less than 2 s away.
         while recordedWake - Date().timeIntervalSince1970 > 2 { try await Task.sleep(for: .milliseconds(50)) }
         // Same code as before the kill: the restart must replay the same operations.
@@ -56,9 +64,9 @@ struct PrimitiveCrashTests {
         let finished = Date().timeIntervalSince1970
         await second.waitUntilExit()
         #expect(finished >= recordedWake - 0.05)  // it did sleep until the recorded time
-        // A fresh 12 s sleep after the restart would end at ready + 12 s, at least 10 s after both marks below;
-        // 8 s leaves a loaded machine room for the replay and step 2 (2.5 s was too little in a loaded run).
-        #expect(finished < max(recordedWake, ready) + 8)
+        // A fresh 30 s sleep after the restart would end at ready + 30 s, at least 28 s after both marks below;
+        // 20 s leaves a stalled machine room for the replay and step 2 (2.5 s was too little in a loaded run).
+        #expect(finished < max(recordedWake, ready) + 20)
         let after = try await harness.query("SELECT output FROM dbos.operation_outputs WHERE workflow_uuid = 'sleepy' AND function_name = 'DBOS.sleep'")
         #expect(after.rows.count == 1)
         #expect(after.first?.string(0).flatMap(Double.init) == recordedWake)
@@ -95,7 +103,8 @@ struct PrimitiveCrashTests {
         #expect(await second.waitFor("WAITING") != nil)
         try await Task.sleep(for: .milliseconds(300))
         try await harness.runtime.send(to: "patient", topic: "go", "now")
-        #expect(await second.waitFor("GOT", timeout: .seconds(10)) == "GOT now")
+        // 25 s: a stalled machine's slack, still below the 30 s fallback look that would find it without NOTIFY.
+        #expect(await second.waitFor("GOT", timeout: .seconds(25)) == "GOT now")
         #expect(await second.waitFor("RESULT") == "RESULT 1")
         await second.waitUntilExit()
         await harness.runtime.shutdown()

@@ -63,8 +63,9 @@ struct QueueCrashTests {
     static let appVersion = "queue-crash"
     static let appSchema = "queue_crash"
     /// Long against the 500 ms heartbeat (see DurableQueueWorker): on two loaded cores a live worker must never
-    /// look dead, or its workflows would be taken over while running and the effect counts would be wrong.
-    static let takeoverMilliseconds = 4_000
+    /// look dead, or its workflows would be taken over while running and the effect counts would be wrong. 15 s,
+    /// since a machine stalled at the start of a test run has held a process for more than 4 s.
+    static let takeoverMilliseconds = 15_000
 
     @Test("two worker processes share a queue; one is SIGKILLed mid-run: nothing lost, nothing past a checkpoint run twice")
     func twoWorkers() async throws {
@@ -158,7 +159,7 @@ struct QueueCrashTests {
         let killedAt = Int64(try #require(victim.killedOnConditionAt).timeIntervalSince1970 * 1_000_000) + offset + margin
         let survivors = Array(workers.dropFirst())
 
-        // A hang bound, not a speed bound: the takeover alone waits four seconds.
+        // A hang bound, not a speed bound: the takeover alone waits fifteen seconds.
         let finished = await Self.eventually(timeout: .seconds(90)) {
             let counts = try? await database.query("""
                 SELECT count(*) FILTER (WHERE status = 'SUCCESS'), count(*) FILTER (WHERE status NOT IN ('SUCCESS', 'PENDING', 'ENQUEUED'))

@@ -163,8 +163,8 @@ struct QueueTests {
         try await runtime.launch()
         let (name, tracker) = Trackers.make()
         // The blocker takes the only slot while the rest are enqueued: it has begun before they are, and holds the
-        // slot long enough for four enqueues on a busy machine.
-        let blocker = try await runtime.enqueue(Tracked.self, TrackedInput(tracker: name, label: "blocker", holdMilliseconds: 3_000), queue: "local-one")
+        // slot long enough for four enqueues on a machine that stalls for seconds (3 s could be too little).
+        let blocker = try await runtime.enqueue(Tracked.self, TrackedInput(tracker: name, label: "blocker", holdMilliseconds: 12_000), queue: "local-one")
         while tracker.order.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
         var handles: [WorkflowHandle<String>] = []
         for (label, priority) in [("p5", 5), ("p1", 1), ("p3", 3), ("p0", 0)] {
@@ -181,8 +181,9 @@ struct QueueTests {
         let url = try await SharedDatabaseURL.fresh("queue_dedup")
         let runtime = Self.runtime(url: url, executor: "d1")
         let (name, _) = Trackers.make()
-        // Held long enough to be live through the next two enqueues however slow the machine.
-        let input = TrackedInput(tracker: name, label: "x", holdMilliseconds: 4_000)
+        // Held long enough to be live through the next two enqueues however slow the machine (4 s could be too
+        // little on one that stalls for seconds).
+        let input = TrackedInput(tracker: name, label: "x", holdMilliseconds: 12_000)
         let first = try await runtime.enqueue(Tracked.self, input, queue: "work", options: EnqueueOptions(deduplicationID: "invoice-7"))
         do {
             _ = try await runtime.enqueue(Tracked.self, input, queue: "work", options: EnqueueOptions(deduplicationID: "invoice-7"))
@@ -206,11 +207,11 @@ struct QueueTests {
         let runtime = Self.runtime(url: url, executor: "dl1")
         let (name, tracker) = Trackers.make()
         let enqueuedAt = Date()
-        let handle = try await runtime.enqueue(Tracked.self, TrackedInput(tracker: name, label: "later", holdMilliseconds: 1), queue: "work", options: EnqueueOptions(delay: .milliseconds(8_000)))
+        let handle = try await runtime.enqueue(Tracked.self, TrackedInput(tracker: name, label: "later", holdMilliseconds: 1), queue: "work", options: EnqueueOptions(delay: .milliseconds(15_000)))
         // Long enough that the status read surely comes before the delay ends (a stalled machine takes seconds).
         #expect(try await handle.status().state == .delayed)
         _ = try await handle.result()
-        #expect(tracker.starts.first.map { $0.timeIntervalSince(enqueuedAt) } ?? 0 >= 7.9)
+        #expect(tracker.starts.first.map { $0.timeIntervalSince(enqueuedAt) } ?? 0 >= 14.9)
         await runtime.shutdown()
     }
 

@@ -111,8 +111,8 @@ struct RetryAndDeterminismTests {
         try await first.launch()
         // Stop the first run mid-sleep (its helpers recorded), so the second start replays them; the sleep is long
         // enough that a stalled machine does not finish it first, which would leave nothing to replay.
-        _ = try await first.start(Stamped.self, 6_000, id: "stamp")
-        #expect(try await MessagingHarness(url: url, runtime: first).waitForSleepCheckpoint(of: "stamp", timeout: .seconds(5)))
+        _ = try await first.start(Stamped.self, 15_000, id: "stamp")
+        #expect(try await MessagingHarness(url: url, runtime: first).waitForSleepCheckpoint(of: "stamp", timeout: .seconds(60)))
         await first.shutdown()
 
         let second = MessagingHarness.makeRuntime(url: url, executorID: "stamper") { $0.register(Stamped()) }

@@ -82,7 +82,7 @@ struct SecurityTests {
             #expect(error.code == .connectionFailed)
             #expect(!String(describing: error).contains(secret))
         }
-        #expect(started.duration(to: .now) < .seconds(15))
+        #expect(started.duration(to: .now) < .seconds(30))  // a hang bound: one connect may take its 10 s timeout
         #expect(!logs.contains(secret))
     }
 

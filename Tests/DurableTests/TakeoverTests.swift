@@ -156,9 +156,9 @@ struct TakeoverTests {
         try await runtime.launch()
         let harness = MessagingHarness(url: url, runtime: runtime)
 
-        // Ten seconds: the sleep must still be on when the row is requeued below, however slow the machine.
-        let first = try await runtime.enqueue(TakeoverNapper.self, 10_000, queue: TakeoverNapper.queue)
-        #expect(try await harness.waitForSleepCheckpoint(of: first.id, timeout: .seconds(12)))
+        // Twenty seconds: the sleep must still be on when the row is requeued below, however slow the machine.
+        let first = try await runtime.enqueue(TakeoverNapper.self, 20_000, queue: TakeoverNapper.queue)
+        #expect(try await harness.waitForSleepCheckpoint(of: first.id, timeout: .seconds(60)))
         try await Task.sleep(for: .milliseconds(400))  // parked by now, when it parks
         // What a takeover's requeue does to it, and the NOTIFY that goes with it.
         let requeued = try await harness.query("""
@@ -170,7 +170,7 @@ struct TakeoverTests {
         // Before, the claimed-back workflow was never run (launching it was refused while the old run was here)
         // and stayed PENDING for good.
         let outcome = try await valueWithin(.seconds(60)) { try await first.result() }
-        #expect(outcome == 10_000, "the workflow claimed back did not finish")
+        #expect(outcome == 20_000, "the workflow claimed back did not finish")
         // Before, a parked entry replaced by the new run's kept its queue slot counted for good.
         let engine = try await runtime.launchedEngine()
         var load = -1
@@ -199,13 +199,14 @@ struct TakeoverTests {
         let handle = try await runtime.start(TakeoverStubborn.self, id, id: id)
         while !TakeoverStubborn.started.withLock({ $0.contains(id) }) { try await Task.sleep(for: .milliseconds(10)) }
         // What another executor's takeover wrote while this one was paused; that executor died right after.
-        _ = try await harness.query(
-            "UPDATE dbos.workflow_status SET executor_id = 'dead-taker', owner_xid = 'dead-taker-token' WHERE workflow_uuid = $1", [id])
+        let taken = try await harness.query(
+            "UPDATE dbos.workflow_status SET executor_id = 'dead-taker', owner_xid = 'dead-taker-token' WHERE workflow_uuid = $1 AND status = 'PENDING' RETURNING 1", [id])
+        #expect(taken.rows.count == 1, "the workflow ended before the test could hand it to the dead taker")
         _ = try await harness.query(
             "INSERT INTO dbos.durable_executors (executor_id, application_version, last_heartbeat) VALUES ('dead-taker', 'takeover', 0)")
         // Before, the takeover skipped it (a run of it was still here), forgot the dead taker, and it stayed
         // PENDING for good.
-        let outcome = try await valueWithin(.seconds(30)) { try await handle.result() }
+        let outcome = try await valueWithin(.seconds(60)) { try await handle.result() }
         #expect(outcome == 2, "the workflow was not finished")
         let row = try await harness.query("SELECT executor_id FROM dbos.workflow_status WHERE workflow_uuid = $1", [id])
         #expect(row.first?.string(0) == "was-paused")
@@ -213,14 +214,15 @@ struct TakeoverTests {
     }
 }
 
-/// A step that ignores cancellation for two seconds (a body that does not check), then a second step.
+/// A step that ignores cancellation for ten seconds (a body that does not check), then a second step. Ten, so the
+/// test's takeover surely comes while it runs, however long the machine stalls (two once were not enough).
 struct TakeoverStubborn: Workflow {
     static let name = "takeover-stubborn"
     static let started = Mutex<Set<String>>([])
     func run(_ ctx: WorkflowContext, _ id: String) async throws -> Int {
         let first: Int = try await ctx.step("slow") {
             Self.started.withLock { _ = $0.insert(id) }
-            let end = ContinuousClock.now.advanced(by: .seconds(2))
+            let end = ContinuousClock.now.advanced(by: .seconds(10))
             while ContinuousClock.now < end { try? await Task.sleep(for: .milliseconds(50)) }
             return 1
         }
