@@ -87,7 +87,8 @@ struct ParkingTests {
         let url = try await SharedDatabaseURL.fresh("parking_swallow")
         let runtime = Self.runtime(url: url, executor: "park2", parkAfter: .milliseconds(200))
         let id = "swallower"
-        let handle = try await runtime.start(SwallowingSleeper.self, ParkingInput(sleepMilliseconds: 1_200), id: id)
+        // 6 s, so the run parks (after 200 ms) even when its checkpoint is slow to commit.
+        let handle = try await runtime.start(SwallowingSleeper.self, ParkingInput(sleepMilliseconds: 6_000), id: id)
         #expect(try await handle.result() == "done")
         #expect(ParkingCounters.count("after-\(id)") == 1)
         // The next step began only at the recorded wake-up time (both from this machine's clock), judged from the
@@ -148,8 +149,9 @@ struct ParkingTests {
     func keepsQueueSlot() async throws {
         let url = try await SharedDatabaseURL.fresh("parking_queue")
         let runtime = Self.runtime(url: url, executor: "park5", parkAfter: .milliseconds(200))
-        let first = try await runtime.enqueue(ParkingSleeper.self, ParkingInput(sleepMilliseconds: 1_000), queue: "one-at-a-time", options: EnqueueOptions(id: "slot-1"))
-        let second = try await runtime.enqueue(ParkingSleeper.self, ParkingInput(sleepMilliseconds: 1_000), queue: "one-at-a-time", options: EnqueueOptions(id: "slot-2"))
+        // 4 s each, so the first surely parks (after 200 ms) while the second waits for its slot.
+        let first = try await runtime.enqueue(ParkingSleeper.self, ParkingInput(sleepMilliseconds: 4_000), queue: "one-at-a-time", options: EnqueueOptions(id: "slot-1"))
+        let second = try await runtime.enqueue(ParkingSleeper.self, ParkingInput(sleepMilliseconds: 4_000), queue: "one-at-a-time", options: EnqueueOptions(id: "slot-2"))
         _ = try await first.result()
         _ = try await second.result()
         let rows = try await MessagingHarness(url: url, runtime: runtime).query(

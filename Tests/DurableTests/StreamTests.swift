@@ -57,13 +57,15 @@ struct StreamTests {
         let url = try await SharedDatabaseURL.fresh("streams_recover")
         let first = MessagingHarness.makeRuntime(url: url, executorID: "writer") { $0.register(Typist()) }
         try await first.launch()
-        _ = try await first.start(Typist.self, StreamInput(count: 4, pauseMilliseconds: 400, close: true), id: "interrupted")
-        try await Task.sleep(for: .milliseconds(600))
+        // Stopped in the pause after the first value (a fixed 600 ms once let a slow machine finish the stream
+        // first, which tested nothing); the pauses are long enough that the stop surely comes inside the first.
+        _ = try await first.start(Typist.self, StreamInput(count: 3, pauseMilliseconds: 4_000, close: true), id: "interrupted")
+        #expect(try await MessagingHarness(url: url, runtime: first).waitForSleepCheckpoint(of: "interrupted", timeout: .seconds(60)))
         await first.shutdown()
         let second = MessagingHarness.makeRuntime(url: url, executorID: "writer") { $0.register(Typist()) }
         try await second.launch()
         let values = try await collect(second.readStream("interrupted", key: "tokens", as: String.self))
-        #expect(values == (0..<4).map { "token-\($0)" })
+        #expect(values == (0..<3).map { "token-\($0)" })
         await second.shutdown()
     }
 
