@@ -180,18 +180,33 @@ struct ControlAndChildrenTests {
         try await second.launch()
         let id = "stubborn-one"
         // The first run's step ignores the cancel below, so its run, and its deadline timer, outlive the cancel.
-        _ = try await first.start(Stubborn.self, 5_000, id: id, timeout: .seconds(3))
-        while RunCounts.count("stubborn-began-\(id)") == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        // A 15 s deadline and a 20 s step: the step must begin, and the cancel and resume land, before the deadline
+        // however long the machine stalls (with 3 s, a stall let the deadline cancel the workflow before its step
+        // began, and the wait below never ended); the resumed run is still running when the old timer fires.
+        _ = try await first.start(Stubborn.self, 20_000, id: id, timeout: .seconds(15))
+        try #require(await Self.began(id), "the workflow's step never began")
         try await second.cancel(id)
         try await second.resume(id)  // runs here afresh, with no deadline (as DBOS's resume)
-        // Running again (or, on a machine stalled past its 5 s step, already done): not cancelled.
+        // Running again (or, on a machine stalled past its 20 s step, already done): not cancelled.
         let afterResume = try await second.status(of: id)?.state
         #expect(afterResume == .pending || afterResume == .success)
-        // The first run's timer fires at 3 s; before the fix it cancelled the resumed run then.
+        // The first run's timer fires at 15 s; before the fix it cancelled the resumed run then.
         #expect(try await finalState(of: id, on: second) == .success)
-        #expect(try await second.handle(for: id, resultType: Int.self).result() == 5_000)
+        // Bounded: a workflow stranded PENDING would otherwise hang the run here.
+        #expect(try await valueWithin(.seconds(10)) { try await second.handle(for: id, resultType: Int.self).result() } == 20_000)
         await first.shutdown()
         await second.shutdown()
+    }
+
+    /// Whether a `Stubborn` workflow's step has begun, waiting up to a minute (a bound, so a workflow that never
+    /// gets there fails the test instead of hanging the run).
+    static func began(_ id: String) async -> Bool {
+        let deadline = ContinuousClock.now.advanced(by: .seconds(60))
+        while RunCounts.count("stubborn-began-\(id)") == 0 {
+            guard ContinuousClock.now < deadline else { return false }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return true
     }
 
     /// The workflow's state once it stops being PENDING, or PENDING after a minute (a hang fails, not stalls).
@@ -212,7 +227,7 @@ struct ControlAndChildrenTests {
         try await second.launch()
         let id = "resumed-before-the-news"
         _ = try await h.runtime.start(Stubborn.self, 1_000, id: id)
-        while RunCounts.count("stubborn-began-\(id)") == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        try #require(await Self.began(id), "the workflow's step never began")
         try await second.cancel(id)
         try await second.resume(id)  // runs at once in `second`, its first step ignoring cancellation for 1 s
         // The cancel's NOTIFY, reaching `second` late: under load it once came after the resumed run had started,

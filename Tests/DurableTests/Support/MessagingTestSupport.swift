@@ -1,4 +1,5 @@
 import Durable
+import Foundation
 import EmbeddedPostgres
 import LibPQ
 import Logging
@@ -17,7 +18,8 @@ struct MessagingHarness {
 
     static func makeRuntime(url: String, executorID: String, register: (DurableRuntime) -> Void) -> DurableRuntime {
         var logger = Logger(label: "messaging-tests")
-        logger.logLevel = .critical
+        // DURABLE_TEST_LOG_LEVEL (e.g. debug) shows the runtimes' logs when diagnosing a test; quiet otherwise.
+        logger.logLevel = ProcessInfo.processInfo.environment["DURABLE_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
         // Small pools: many suites run in parallel against one server.
         let runtime = DurableRuntime(configuration: DurableConfiguration(databaseURL: url, executorID: executorID, maxConnections: 6), logger: logger)
         register(runtime)
