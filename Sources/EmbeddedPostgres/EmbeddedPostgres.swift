@@ -91,7 +91,7 @@ public final class EmbeddedPostgres: Sendable {
             "--pgdata", pgCtl.dataDirectory, "--username", "postgres", "--auth", "trust",
             "--encoding", "UTF8", "--locale", "C",
             // Only skips flushing initdb's own files: a throwaway cluster need not survive a power cut
-            // during set-up. The running server keeps fsync on.
+            // during set-up. The running server's fsync is as `syncToDisk` says.
             "--no-sync",
         ], directory: pgCtl.rootDirectory).check("initdb")
     }

@@ -4,8 +4,8 @@ import Synchronization
 /// The one way the tests get a database.
 ///
 /// With `DATABASE_URL` set, that server is used as is and nothing is started. Otherwise a single
-/// ``EmbeddedPostgres`` is started per process on first use, without waiting for the disk on commit (see
-/// ``EmbeddedPostgres/start(syncToDisk:log:)``), and left running; its watchdog removes it after the process
+/// ``EmbeddedPostgres`` is started per process on first use, without waiting for the disk on commit unless
+/// ``syncsToDisk`` (see ``EmbeddedPostgres/start(syncToDisk:log:)``), and left running; its watchdog removes it after the process
 /// exits (Swift Testing has no global teardown to call ``EmbeddedPostgres/stop()`` from).
 public enum SharedDatabase {
     /// The shared start-up, stored as a task so concurrent first callers all await the same one. A failure
@@ -38,16 +38,20 @@ public enum SharedDatabase {
         return server.url(database: name)
     }
 
-    /// Whether the embedded cluster waits for the disk on commit: only when `DURABLE_TEST_FSYNC=on` (to run the
-    /// suite as production commits would, slower), since the tests never survive a crash of the machine itself.
-    static var syncsToDisk: Bool { ProcessInfo.processInfo.environment["DURABLE_TEST_FSYNC"] == "on" }
+    /// Whether the embedded cluster waits for the disk on commit: only when `DURABLE_TEST_FSYNC` is `on`, `true`
+    /// or `1` (to run the suite as production commits would, slower), since no test survives a crash of the
+    /// machine itself.
+    public static var syncsToDisk: Bool {
+        let value = ProcessInfo.processInfo.environment["DURABLE_TEST_FSYNC"]?.lowercased()
+        return value == "on" || value == "true" || value == "1"
+    }
 
     /// This process's embedded cluster, started on first use.
     static func embeddedServer() async throws -> EmbeddedPostgres {
         let task = embedded.withLock { current in
             if let current { return current }
             let started = Task {
-                // One line on stderr tells whoever reads test or benchmark output which server was used.
+                // One line on stderr tells whoever reads the test output which server was used.
                 try await EmbeddedPostgres.start(syncToDisk: syncsToDisk, log: { line in
                     if line.contains("accepting connections") {
                         FileHandle.standardError.write(Data((line + "\n").utf8))

@@ -116,10 +116,13 @@ struct ControlAndChildrenTests {
         while (try await h.query(count).first?.int(0) ?? 0) == 0, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))
         }
+        try #require((try await h.query(count).first?.int(0) ?? 0) > 0, "no step was recorded")
         try await h.runtime.cancel("grinder")
         let atCancel = try await h.query(count).first?.int(0) ?? 0
         try await expectCancelled(handle)
-        // At most the step under way when the cancel landed was recorded after it; no further step ran.
+        // At most the step under way when the cancel landed was recorded after it; no further step ran (a run that
+        // went on would record one every 100 ms: a second is room for several).
+        try await Task.sleep(for: .seconds(1))
         let final = try await h.query(count).first?.int(0) ?? 600
         #expect(final <= atCancel + 1, "\(final - atCancel) steps recorded after the cancel")
         await h.runtime.shutdown()

@@ -14,7 +14,7 @@ struct GroupCommitTests {
         var logger = Logger(label: "group-commit-tests")
         logger.logLevel = .critical
         let pool = ConnectionPool(configuration: PostgresConfiguration(connectionString: ConnectionString(harness.url)), maxConnections: 2, logger: logger)
-        // 60 s of retries: a reconnect after a forced failure can take seconds on a stalled machine.
+        // 60 s of retries for connection problems: connecting can take seconds on a stalled machine.
         return (SystemDatabase(pool: pool, schema: "dbos", retry: DatabaseRetry(timeout: .seconds(60), logger: logger)), harness)
     }
 

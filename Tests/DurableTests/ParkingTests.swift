@@ -87,9 +87,10 @@ struct ParkingTests {
         let url = try await SharedDatabaseURL.fresh("parking_swallow")
         let runtime = Self.runtime(url: url, executor: "park2", parkAfter: .milliseconds(200))
         let id = "swallower"
-        // 6 s, so the run parks (after 200 ms) even when its checkpoint is slow to commit.
-        let handle = try await runtime.start(SwallowingSleeper.self, ParkingInput(sleepMilliseconds: 6_000), id: id)
+        // 10 s, so the run parks (after 200 ms) even when its checkpoint is slow to commit.
+        let handle = try await runtime.start(SwallowingSleeper.self, ParkingInput(sleepMilliseconds: 10_000), id: id)
         #expect(try await handle.result() == "done")
+        #expect(ParkingCounters.count("body-\(id)") == 2)  // parked, then replayed at the wake-up
         #expect(ParkingCounters.count("after-\(id)") == 1)
         // The next step began only at the recorded wake-up time (both from this machine's clock), judged from the
         // checkpoints rather than by looking at a fixed moment, which a loaded machine can overshoot.
@@ -149,10 +150,11 @@ struct ParkingTests {
     func keepsQueueSlot() async throws {
         let url = try await SharedDatabaseURL.fresh("parking_queue")
         let runtime = Self.runtime(url: url, executor: "park5", parkAfter: .milliseconds(200))
-        // 4 s each, so the first surely parks (after 200 ms) while the second waits for its slot.
-        let first = try await runtime.enqueue(ParkingSleeper.self, ParkingInput(sleepMilliseconds: 4_000), queue: "one-at-a-time", options: EnqueueOptions(id: "slot-1"))
-        let second = try await runtime.enqueue(ParkingSleeper.self, ParkingInput(sleepMilliseconds: 4_000), queue: "one-at-a-time", options: EnqueueOptions(id: "slot-2"))
+        // 8 s each, so the first surely parks (after 200 ms) while the second waits for its slot.
+        let first = try await runtime.enqueue(ParkingSleeper.self, ParkingInput(sleepMilliseconds: 8_000), queue: "one-at-a-time", options: EnqueueOptions(id: "slot-1"))
+        let second = try await runtime.enqueue(ParkingSleeper.self, ParkingInput(sleepMilliseconds: 8_000), queue: "one-at-a-time", options: EnqueueOptions(id: "slot-2"))
         _ = try await first.result()
+        #expect(ParkingCounters.count("body-slot-1") == 2)  // it parked, then was replayed at the wake-up
         _ = try await second.result()
         let rows = try await MessagingHarness(url: url, runtime: runtime).query(
             "SELECT workflow_uuid, started_at_epoch_ms, updated_at FROM dbos.workflow_status WHERE queue_name = 'one-at-a-time' ORDER BY 2")

@@ -62,9 +62,9 @@ struct QueueCrashTests {
     static let queueName = "jobs"
     static let appVersion = "queue-crash"
     static let appSchema = "queue_crash"
-    /// Long against the 500 ms heartbeat (see DurableQueueWorker): on two loaded cores a live worker must never
-    /// look dead, or its workflows would be taken over while running and the effect counts would be wrong. 15 s,
-    /// since a machine stalled at the start of a test run has held a process for more than 4 s.
+    /// Eight heartbeats long (DurableQueueWorker beats every takeover/8): on two loaded cores a live worker must
+    /// never look dead, or its workflows would be taken over while running and the effect counts would be wrong.
+    /// 15 s, since a machine stalled at the start of a test run has held a process for more than 4 s.
     static let takeoverMilliseconds = 15_000
 
     @Test("two worker processes share a queue; one is SIGKILLed mid-run: nothing lost, nothing past a checkpoint run twice")

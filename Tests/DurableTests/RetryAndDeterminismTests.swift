@@ -112,8 +112,11 @@ struct RetryAndDeterminismTests {
         // Stop the first run mid-sleep (its helpers recorded), so the second start replays them; the sleep is long
         // enough that a stalled machine does not finish it first, which would leave nothing to replay.
         _ = try await first.start(Stamped.self, 15_000, id: "stamp")
-        #expect(try await MessagingHarness(url: url, runtime: first).waitForSleepCheckpoint(of: "stamp", timeout: .seconds(60)))
+        let firstHarness = MessagingHarness(url: url, runtime: first)
+        #expect(try await firstHarness.waitForSleepCheckpoint(of: "stamp", timeout: .seconds(60)))
         await first.shutdown()
+        let interrupted = try await firstHarness.query("SELECT status FROM dbos.workflow_status WHERE workflow_uuid = 'stamp'")
+        #expect(interrupted.first?.string(0) == "PENDING", "the first run was not interrupted mid-sleep")
 
         let second = MessagingHarness.makeRuntime(url: url, executorID: "stamper") { $0.register(Stamped()) }
         try await second.launch()

@@ -88,7 +88,7 @@ struct SecurityTests {
 
     @Test("connections over TLS: sslmode=require and verify-full against a self-signed CA", .enabled(if: embeddedOnly && FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl")))
     func tls() async throws {
-        let server = try await EmbeddedPostgres.start()
+        let server = try await EmbeddedPostgres.start(syncToDisk: SharedDatabase.syncsToDisk)
         defer { Task { await server.stop() } }
         let certificates = try TLSFiles.make()
         try certificates.install(into: server.dataDirectory)

@@ -60,8 +60,11 @@ struct StreamTests {
         // Stopped in the pause after the first value (a fixed 600 ms once let a slow machine finish the stream
         // first, which tested nothing); the pauses are long enough that the stop surely comes inside the first.
         _ = try await first.start(Typist.self, StreamInput(count: 3, pauseMilliseconds: 4_000, close: true), id: "interrupted")
-        #expect(try await MessagingHarness(url: url, runtime: first).waitForSleepCheckpoint(of: "interrupted", timeout: .seconds(60)))
+        let harness = MessagingHarness(url: url, runtime: first)
+        #expect(try await harness.waitForSleepCheckpoint(of: "interrupted", timeout: .seconds(60)))
         await first.shutdown()
+        let interrupted = try await harness.query("SELECT status FROM dbos.workflow_status WHERE workflow_uuid = 'interrupted'")
+        #expect(interrupted.first?.string(0) == "PENDING", "the first run was not interrupted mid-stream")
         let second = MessagingHarness.makeRuntime(url: url, executorID: "writer") { $0.register(Typist()) }
         try await second.launch()
         let values = try await collect(second.readStream("interrupted", key: "tokens", as: String.self))

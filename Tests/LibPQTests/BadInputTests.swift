@@ -77,7 +77,7 @@ struct BadInputTests {
         #expect(error != nil)
     }
 
-    @Test("a refused port on 127.0.0.1 fails at once")
+    @Test("a refused port on 127.0.0.1 fails, naming the port")
     func refusedPort() async throws {
         let port = try refusedLoopbackPort()
         let error = await failedConnection("postgresql://u:s3cretpw@127.0.0.1:\(port)/db", secrets: ["s3cretpw"], bound: 30)
