@@ -50,7 +50,7 @@ struct SecurityTests {
             #expect(!String(describing: error).contains(password))
         }
         // The role cannot read other schemas.
-        let connection = try await PostgresConnection.connect(PostgresConfiguration(connectionString: ConnectionString(roleURL)))
+        let connection = try await PostgresConnection.connect(PostgresConfiguration.forTests(roleURL))
         do {
             try await connection.query("SELECT * FROM other_team.secrets")
             Issue.record("the limited role could read another schema")
@@ -108,7 +108,7 @@ struct SecurityTests {
 
         for query in ["sslmode=require", "sslmode=verify-full&sslrootcert=\(certificates.caPath)"] {
             let url = server.url + "?" + query
-            let connection = try await PostgresConnection.connect(PostgresConfiguration(connectionString: ConnectionString(url)))
+            let connection = try await PostgresConnection.connect(PostgresConfiguration.forTests(url))
             #expect(try await connection.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").first?.bool(0) == true)
             await connection.close()
             var logger = Logger(label: "tls")

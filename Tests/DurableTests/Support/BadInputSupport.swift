@@ -311,7 +311,7 @@ struct CatalogueHarness: Sendable {
         let database = try await EngineDatabase.fresh(prefix)
         let runtime = makeRuntime(database, schema: schema, register: register)
         try await runtime.launch()
-        let sql = try await PostgresConnection.connect(PostgresConfiguration(connectionString: ConnectionString(database.url)))
+        let sql = try await PostgresConnection.connect(PostgresConfiguration.forTests(database.url))
         let harness = CatalogueHarness(database: database, runtime: runtime, schema: schema, sql: sql)
         #expect(try await runtime.start(CatalogueBystander.self, "bystander-marker", id: bystander).result() == "bystander-marker")
         try await runtime.send(to: bystander, topic: "bystander", "a message nobody receives")

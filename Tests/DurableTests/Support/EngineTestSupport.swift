@@ -29,7 +29,7 @@ struct EngineDatabase: Sendable {
     /// Runs one statement on its own connection.
     @discardableResult
     func query(_ sql: String, _ parameters: [any PostgresParameter] = []) async throws -> QueryResult {
-        let connection = try await PostgresConnection.connect(PostgresConfiguration(connectionString: ConnectionString(url)))
+        let connection = try await PostgresConnection.connect(PostgresConfiguration.forTests(url))
         do {
             let result = try await connection.query(sql, parameters)
             await connection.close()

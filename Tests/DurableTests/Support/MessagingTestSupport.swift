@@ -28,7 +28,7 @@ struct MessagingHarness {
 
     /// Runs one query on the test's database.
     func query(_ sql: String, _ parameters: [any PostgresParameter] = []) async throws -> QueryResult {
-        let connection = try await PostgresConnection.connect(PostgresConfiguration(connectionString: ConnectionString(url)))
+        let connection = try await PostgresConnection.connect(PostgresConfiguration.forTests(url))
         defer { Task { await connection.close() } }
         return try await connection.query(sql, parameters)
     }

@@ -68,7 +68,7 @@ enum MigrationTestSupport {
     /// Runs one statement on its own connection.
     @discardableResult
     static func query(_ url: String, _ sql: String, _ parameters: [any PostgresParameter] = []) async throws -> QueryResult {
-        let connection = try await PostgresConnection.connect(PostgresConfiguration(connectionString: ConnectionString(url)))
+        let connection = try await PostgresConnection.connect(PostgresConfiguration.forTests(url))
         do {
             let result = try await connection.query(sql, parameters)
             await connection.close()
@@ -81,7 +81,7 @@ enum MigrationTestSupport {
 
     /// Runs a script (several statements, no parameters) on its own connection.
     static func execute(_ url: String, _ script: String) async throws {
-        let connection = try await PostgresConnection.connect(PostgresConfiguration(connectionString: ConnectionString(url)))
+        let connection = try await PostgresConnection.connect(PostgresConfiguration.forTests(url))
         do {
             try await connection.execute(script)
             await connection.close()
