@@ -121,7 +121,12 @@ struct GroupCommitTests {
         let url = try await SharedDatabaseURL.fresh("group_workflows")
         var logger = Logger(label: "group-commit-tests")
         logger.logLevel = .critical
-        let runtime = DurableRuntime(configuration: DurableConfiguration(databaseURL: url, executorID: "group", maxConnections: 4), logger: logger)
+        // A long acquire timeout: eighty workflows and their result polls share four connections, and on a machine
+        // running two whole suites at once a start once waited past the default 30 s (this tests batching, not
+        // the pool's limit).
+        var configuration = DurableConfiguration(databaseURL: url, executorID: "group", maxConnections: 4)
+        configuration.connectionAcquireTimeout = .seconds(120)
+        let runtime = DurableRuntime(configuration: configuration, logger: logger)
         runtime.register(CountingSteps())
         let outputs = try await withThrowingTaskGroup(of: (Int, Int).self) { group in
             for index in 0..<80 {
