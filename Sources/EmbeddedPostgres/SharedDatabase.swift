@@ -5,8 +5,8 @@ import Synchronization
 ///
 /// With `DATABASE_URL` set, that server is used as is and nothing is started. Otherwise a single
 /// ``EmbeddedPostgres`` is started per process on first use, without waiting for the disk on commit unless
-/// ``syncsToDisk`` (see ``EmbeddedPostgres/start(syncToDisk:log:)``), and left running; its watchdog removes it after the process
-/// exits (Swift Testing has no global teardown to call ``EmbeddedPostgres/stop()`` from).
+/// ``syncsToDisk`` (see ``EmbeddedPostgres/start(syncToDisk:log:)``), and left running; its watchdog removes
+/// it after the process exits (Swift Testing has no global teardown to call ``EmbeddedPostgres/stop()`` from).
 public enum SharedDatabase {
     /// The shared start-up, stored as a task so concurrent first callers all await the same one. A failure
     /// is kept too: every caller then sees the same actionable error instead of each retrying initdb.
