@@ -12,10 +12,11 @@ enum PipeReads {
         }
     }
 
-    /// The next bytes the pipe delivers; empty once its writer closed it.
+    /// The next bytes the pipe delivers; empty once its writer closed it. (Not `availableData`, which crashes
+    /// when a signal interrupts its read; see `PipeReading`.)
     static func next(_ handle: FileHandle) async -> Data {
         await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(returning: handle.availableData) }
+            DispatchQueue.global().async { continuation.resume(returning: PipeReading.readChunk(handle.fileDescriptor)) }
         }
     }
 }

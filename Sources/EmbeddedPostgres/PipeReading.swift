@@ -15,16 +15,22 @@ import Foundation
 public enum PipeReading {
     /// Calls `chunk` with each piece read from `descriptor` until end of file.
     public static func readChunks(_ descriptor: Int32, _ chunk: (Data) -> Void) {
+        while true {
+            let piece = readChunk(descriptor)
+            if piece.isEmpty { return }
+            chunk(piece)
+        }
+    }
+
+    /// The next piece `descriptor` delivers (up to 64 KB, waiting for at least one byte); empty at end of file
+    /// or on a read error.
+    public static func readChunk(_ descriptor: Int32) -> Data {
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
             let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if count > 0 {
-                chunk(Data(buffer[0..<count]))
-            } else if count < 0, errno == EINTR {
-                continue
-            } else {
-                return
-            }
+            if count > 0 { return Data(buffer[0..<count]) }
+            if count < 0, errno == EINTR { continue }
+            return Data()
         }
     }
 

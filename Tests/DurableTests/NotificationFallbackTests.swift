@@ -18,6 +18,14 @@ struct NotificationFallbackTests {
         return runtime
     }
 
+    /// A launched runtime (see ``runtime(url:executor:fallback:)``) on a fresh database, with a harness on it.
+    static func launched(_ prefix: String, executor: String, fallback: Duration) async throws -> MessagingHarness {
+        let url = try await SharedDatabaseURL.fresh(prefix)
+        let runtime = Self.runtime(url: url, executor: executor, fallback: fallback)
+        try await runtime.launch()
+        return MessagingHarness(url: url, runtime: runtime)
+    }
+
     /// Waits until `count` workflows have recorded their wait's deadline (they are then in the wait loop).
     static func waitUntilWaiting(_ harness: MessagingHarness, count: Int) async throws {
         if try await !harness.waitForSleepCheckpoint(count: count) {
@@ -35,13 +43,11 @@ struct NotificationFallbackTests {
 
     @Test("forty workflows waiting for a message do not query the database while nothing happens (they once looked every second each)")
     func idleWaitersCostNothing() async throws {
-        let url = try await SharedDatabaseURL.fresh("fallback_idle")
         // A ten-minute fallback: within this test only a notification can wake a waiter (with the default 30 s,
         // the first fallback looks, some seconds after the sends below, would pass for notifications), and no
         // fallback look can fall into the idle window however slow the machine.
-        let runtime = Self.runtime(url: url, executor: "idle-waiters", fallback: .seconds(600))
-        try await runtime.launch()
-        let harness = MessagingHarness(url: url, runtime: runtime)
+        let harness = try await Self.launched("fallback_idle", executor: "idle-waiters", fallback: .seconds(600))
+        let runtime = harness.runtime
         let waiters = 40
         var handles: [WorkflowHandle<Approval?>] = []
         for index in 0..<waiters {
@@ -71,10 +77,8 @@ struct NotificationFallbackTests {
 
     @Test("a message whose notification was lost is still received, at the next fallback look")
     func lostNotification() async throws {
-        let url = try await SharedDatabaseURL.fresh("fallback_lost")
-        let runtime = Self.runtime(url: url, executor: "lost-notification", fallback: .seconds(1))
-        try await runtime.launch()
-        let harness = MessagingHarness(url: url, runtime: runtime)
+        let harness = try await Self.launched("fallback_lost", executor: "lost-notification", fallback: .seconds(1))
+        let runtime = harness.runtime
         let handle = try await runtime.start(AwaitApproval.self, 120_000, id: "unnotified")
         try await Self.waitUntilWaiting(harness, count: 1)
         // The NOTIFY comes from the table's trigger: without it the row arrives silently.
