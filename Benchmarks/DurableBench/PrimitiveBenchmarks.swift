@@ -53,7 +53,7 @@ struct PrimitiveBenchmarks {
                 try await Task.sleep(for: .milliseconds(1))
             }
         }
-        let data = await PipeReads.toEnd(child.standardOutput!)
+        let data = await PipeReading.readToEnd(child.standardOutput!)
         await child.exited()
         await sender.shutdown()
         guard let json = String(decoding: data, as: UTF8.self).split(separator: "\n").last,
@@ -69,7 +69,7 @@ struct PrimitiveBenchmarks {
         // the main schema would otherwise take them over (their executor falls silent) in the middle of a figure.
         let child = try ChildProcess(try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"),
                                      ["__sleepers", url, schema + "_sleepers", String(sleepers)], standardError: .inherit)
-        let data = await PipeReads.toEnd(child.standardOutput!)
+        let data = await PipeReading.readToEnd(child.standardOutput!)
         await child.exited()
         let parts = String(decoding: data, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Double($0) }
         guard parts.count == 2 else { throw BenchError("the sleepers process did not report its memory") }

@@ -30,7 +30,7 @@ enum PythonPeer {
         guard let (python, script) = paths(of: name) else { return nil }
         // stderr dropped: DBOS's own warnings (e.g. sleepers cancelled at exit).
         let process = try ChildProcess(python, [script] + arguments, standardError: .null)
-        let data = await PipeReads.toEnd(process.standardOutput!)
+        let data = await PipeReading.readToEnd(process.standardOutput!)
         let ended = await process.exited()
         guard ended.succeeded else { throw BenchError("the DBOS Python peer \(name) failed (\(ended))") }
         return try JSONDecoder().decode(Output.self, from: data)

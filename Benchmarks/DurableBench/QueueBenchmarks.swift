@@ -116,7 +116,7 @@ struct QueueBenchmarks {
         for _ in 0..<count {
             let process = try ChildProcess(executable, ["__queueworker", url, schema], standardError: .inherit)
             // Wait for READY so the measurement starts with warm, listening workers.
-            _ = await PipeReads.next(process.standardOutput!)
+            _ = await PipeReading.readChunk(process.standardOutput!)
             workers.append(process)
         }
         return workers

@@ -140,7 +140,7 @@ struct ScaleBenchmarks {
                                      ["__pending", url, schema, executor, String(pending)], environment: environment, standardError: .inherit)
         var seen = ""
         while !seen.contains("STARTED") {
-            let chunk = await PipeReads.next(child.standardOutput!)
+            let chunk = await PipeReading.readChunk(child.standardOutput!)
             if chunk.isEmpty { throw BenchError("the process holding pending workflows ended early") }
             seen += String(decoding: chunk, as: UTF8.self)
         }

@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Dispatch
 import Foundation
 
 /// Reading a child process's pipe with plain read(2), retrying when a signal interrupts it.
@@ -15,8 +16,9 @@ import Foundation
 public enum PipeReading {
     /// Calls `chunk` with each piece read from `descriptor` until end of file.
     public static func readChunks(_ descriptor: Int32, _ chunk: (Data) -> Void) {
+        var buffer = [UInt8](repeating: 0, count: chunkSize)
         while true {
-            let piece = readChunk(descriptor)
+            let piece = readChunk(descriptor, into: &buffer)
             if piece.isEmpty { return }
             chunk(piece)
         }
@@ -25,7 +27,13 @@ public enum PipeReading {
     /// The next piece `descriptor` delivers (up to 64 KB, waiting for at least one byte); empty at end of file
     /// or on a read error.
     public static func readChunk(_ descriptor: Int32) -> Data {
-        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        var buffer = [UInt8](repeating: 0, count: chunkSize)
+        return readChunk(descriptor, into: &buffer)
+    }
+
+    private static let chunkSize = 64 * 1024
+
+    private static func readChunk(_ descriptor: Int32, into buffer: inout [UInt8]) -> Data {
         while true {
             let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
             if count > 0 { return Data(buffer[0..<count]) }
@@ -44,6 +52,23 @@ public enum PipeReading {
         var data = Data()
         readChunks(handle) { data.append($0) }
         return data
+    }
+
+    /// Reads `handle` until end of file on a Dispatch thread, for async callers: the read blocks, and Swift's
+    /// cooperative pool (two threads on a small machine) must not.
+    public static func readToEnd(_ handle: FileHandle) async -> Data {
+        await offThePool { readToEnd(handle) }
+    }
+
+    /// The next piece `handle` delivers, read on a Dispatch thread, for async callers; empty at end of file.
+    public static func readChunk(_ handle: FileHandle) async -> Data {
+        await offThePool { readChunk(handle.fileDescriptor) }
+    }
+
+    private static func offThePool(_ read: @escaping @Sendable () -> Data) async -> Data {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: read()) }
+        }
     }
 }
 

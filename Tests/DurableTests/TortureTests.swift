@@ -24,9 +24,7 @@ struct TortureTests {
         let process = try ChildProcess(executable, arguments, environment: environment, standardError: .inherit)
         let output = process.standardOutput!
         // Read on a Dispatch thread: the read blocks until the run ends.
-        let data = await withCheckedContinuation { (continuation: CheckedContinuation<Data, Never>) in
-            DispatchQueue.global().async { continuation.resume(returning: PipeReading.readToEnd(output)) }
-        }
+        let data = await PipeReading.readToEnd(output)
         let ended = await process.exited()
         let text = String(decoding: data, as: UTF8.self)
         #expect(ended.succeeded, "torture \(ended); output:\n\(text)")

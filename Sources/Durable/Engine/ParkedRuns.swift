@@ -83,16 +83,22 @@ final class ParkedRuns: Sendable {
         return replaced
     }
 
-    /// The workflow and owner token of every parked entry (not those being woken).
-    var tokens: [(id: String, token: String)] {
-        state.withLock { $0.entries.values.map { (id: $0.id, token: $0.token) } }
+    /// The workflow and owner token of every parked entry that holds a queue slot (not those being woken).
+    var queuedTokens: [(id: String, token: String)] {
+        state.withLock { $0.entries.values.filter { $0.queue != nil }.map { (id: $0.id, token: $0.token) } }
     }
 
     /// Takes a workflow's entry out (it was cancelled, resumed or is being shut down), waiting or waking; nil if
-    /// it is not parked, or when `token` is given and the entry holds the workflow under another owner token.
-    func remove(_ id: String, token: String? = nil) -> Entry? {
+    /// it is not parked.
+    func remove(_ id: String) -> Entry? {
+        remove(id, ifOwnedUnder: { _ in true })
+    }
+
+    /// Takes a workflow's entry out, waiting or waking, only if its owner token passes `ownedUnder`; nil if it is
+    /// not parked or its token does not pass.
+    func remove(_ id: String, ifOwnedUnder ownedUnder: (String) -> Bool) -> Entry? {
         state.withLock { state in
-            guard let entry = state.entries[id] ?? state.waking[id], token == nil || entry.token == token else { return nil }
+            guard let entry = state.entries[id] ?? state.waking[id], ownedUnder(entry.token) else { return nil }
             state.entries.removeValue(forKey: id)
             state.waking.removeValue(forKey: id)
             return entry

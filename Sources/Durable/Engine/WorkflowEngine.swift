@@ -382,23 +382,32 @@ final class WorkflowEngine: Sendable {
     /// Interrupts this process's run of `id`, if any (only if it holds the workflow with `token`, when given);
     /// it stops at its next durable operation.
     func stopLocalRun(_ id: String, token: String? = nil) {
+        stopLocalRun(id, ifOwnedUnder: { token == nil || $0 == token })
+    }
+
+    /// Interrupts this process's run of `id` and drops its parked entry (releasing its queue slot), each only if
+    /// its owner token passes `ownedUnder`; returns the interrupted run.
+    @discardableResult
+    private func stopLocalRun(_ id: String, ifOwnedUnder ownedUnder: (String) -> Bool) -> Task<RunOutcome, Never>? {
         // Both looked at under the engine's lock, which a run ending at a park holds while it moves from one to the
         // other (see `launch`).
         let (run, entry) = state.withLock { current -> (Task<RunOutcome, Never>?, ParkedRuns.Entry?) in
-            let run = current.runs[id].flatMap { token == nil || $0.token == token ? $0.task : nil }
-            return (run, parked.remove(id, token: token))
+            let run = current.runs[id].flatMap { ownedUnder($0.token) ? $0.task : nil }
+            return (run, parked.remove(id, ifOwnedUnder: ownedUnder))
         }
         run?.cancel()
         if let entry { releaseLoad(of: entry) }
+        return run
     }
 
     /// Stops the local runs whose workflow the database no longer shows as theirs: cancelled by a tool that sends
     /// no notification (DBOS's CLI and client), or requeued or claimed elsewhere while this process was paused.
     /// A notification stops most such runs at once and every checkpoint write finds out; this sweep, made with
-    /// each heartbeat, catches a run that is waiting (a `recv`, a sleep, a long step) or parked, which would
-    /// otherwise hold its queue slot until it next looked. An unreadable check leaves every run alone.
+    /// each heartbeat, catches a run that is waiting (a `recv`, a sleep, a long step) or parked holding a queue
+    /// slot, which would otherwise hold that slot until it next looked. (Other parked entries, possibly many
+    /// thousands, are left to the check they get when they wake.) An unreadable check leaves every run alone.
     func stopRunsNoLongerOwned() async {
-        let local = state.withLock { $0.runs.map { (id: $0.key, token: $0.value.token) } } + parked.tokens
+        let local = state.withLock { $0.runs.map { (id: $0.key, token: $0.value.token) } } + parked.queuedTokens
         guard !local.isEmpty, let owned = try? await database.stillOwned(local.map(\.id), tokens: local.map(\.token)) else { return }
         for run in local where !owned.contains(run.id) {
             logger.debug("a run's workflow is no longer its own; stopping it", metadata: ["workflow": "\(run.id)"])
@@ -412,16 +421,7 @@ final class WorkflowEngine: Sendable {
     /// workflow. The parked entry is dropped and its queue slot released; the run is cancelled and returned, so
     /// the new run is launched only once it has ended (`launch` refuses a second run of one workflow).
     func clearStaleLocalRun(_ id: String, claimedUnder token: String) -> Task<RunOutcome, Never>? {
-        // Both looked at under the engine's lock, which a run ending at a park holds while it moves from one to
-        // the other (see `launch`).
-        let (run, entry) = state.withLock { current -> (Task<RunOutcome, Never>?, ParkedRuns.Entry?) in
-            let run = current.runs[id].flatMap { $0.token != token ? $0.task : nil }
-            let entry = parked.token(of: id).flatMap { $0 != token ? parked.remove(id, token: $0) : nil }
-            return (run, entry)
-        }
-        run?.cancel()
-        if let entry { releaseLoad(of: entry) }
-        return run
+        stopLocalRun(id, ifOwnedUnder: { $0 != token })
     }
 
     /// Launches a run this process has just claimed under `token` (by recovery, a takeover, a queue or `resume`).

@@ -31,7 +31,7 @@ final class NotificationListener: Sendable {
 
     /// - Parameter fallbackInterval: how often waiters look in the database while notifications arrive
     ///   (``DurableConfiguration/notificationFallbackInterval``).
-    init(configuration: PostgresConfiguration, logger: Logger, fallbackInterval: Duration = .seconds(30)) {
+    init(configuration: PostgresConfiguration, logger: Logger, fallbackInterval: Duration) {
         self.configuration = configuration
         self.logger = logger
         self.fallbackInterval = fallbackInterval

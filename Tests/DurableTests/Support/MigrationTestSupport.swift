@@ -265,10 +265,6 @@ enum MigrationTestSupport {
         let data = Mutex(Data())
     }
 
-    private static func readToEnd(_ handle: FileHandle) -> Data {
-        PipeReading.readToEnd(handle)
-    }
-
     /// Runs on a Dispatch thread (never the cooperative pool): it blocks in reads and waits. Children are
     /// ChildProcess, not Foundation's Process, whose exit detection can miss a child (see ChildProcess).
     private static func runBlocking(_ commands: [Command], timeout: Duration) throws -> [ProcessOutput] {
@@ -288,7 +284,7 @@ enum MigrationTestSupport {
             for (handle, sink) in [(process.standardOutput!, stdout), (process.standardError!, stderr)] {
                 group.enter()
                 DispatchQueue.global().async {
-                    let bytes = readToEnd(handle)
+                    let bytes = PipeReading.readToEnd(handle)
                     sink.data.withLock { $0 = bytes }
                     group.leave()
                 }
