@@ -38,7 +38,8 @@ public struct DurableConfiguration: Sendable {
     /// internal queue (used by its resume and fork) is always served.
     public var servedQueues: Set<String>?
     /// How often this executor records that it is alive, and checks that its runs still own their workflows (a run
-    /// whose workflow was cancelled by a tool that sends no notification, or taken elsewhere, is stopped then).
+    /// whose workflow was cancelled by a tool that sends no notification, or taken elsewhere, is stopped then; a
+    /// parked sleep that holds no queue slot is checked at its wake-up time instead).
     public var heartbeatInterval: Duration
     /// An executor of the same application version silent for this long is presumed dead, and a live one takes
     /// over its `PENDING` workflows. nil turns takeover off (heartbeats are still recorded). Keep it well above
