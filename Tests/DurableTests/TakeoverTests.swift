@@ -214,6 +214,35 @@ struct TakeoverTests {
     }
 }
 
+extension TakeoverTests {
+    /// A process that only looked silent (paused, or cut off by a database restart) can have been taken over and
+    /// its heartbeat row forgotten. Work its dispatcher claims afterwards must keep it findable: were it killed
+    /// before its next heartbeat, nothing would look for that work again (a torture run left 19 workflows so).
+    @Test("a queue claim records the claiming executor's heartbeat, so work it takes after being forgotten stays findable")
+    func claimKeepsExecutorFindable() async throws {
+        let url = try await SharedDatabaseURL.fresh("takeover_forgotten")
+        var quiet = Logger(label: "takeover-tests")
+        quiet.logLevel = .critical
+        // An hour between heartbeats: only the claim can write the row back within this test.
+        let runtime = DurableRuntime(configuration: DurableConfiguration(
+            databaseURL: url, executorID: "forgotten", applicationVersion: "takeover", maxConnections: 4,
+            heartbeatInterval: .seconds(3600), takeoverAfter: nil
+        ), logger: quiet)
+        runtime.register(TakeoverOneAtATime())
+        runtime.register(queue: WorkflowQueue(TakeoverOneAtATime.queue, workerConcurrency: 1))
+        try await runtime.launch()
+        let harness = MessagingHarness(url: url, runtime: runtime)
+        // What a taker's forget does to it.
+        _ = try await harness.query("DELETE FROM dbos.durable_executors WHERE executor_id = 'forgotten'")
+
+        let handle = try await runtime.enqueue(TakeoverOneAtATime.self, 7, queue: TakeoverOneAtATime.queue)
+        #expect(try await valueWithin(.seconds(60)) { try await handle.result() } == 70)
+        let rows = try await harness.query("SELECT count(*) FROM dbos.durable_executors WHERE executor_id = 'forgotten'")
+        #expect(rows.first?.int(0) == 1, "the executor that claimed the workflow has no heartbeat row")
+        await runtime.shutdown()
+    }
+}
+
 /// A step that ignores cancellation for ten seconds (a body that does not check), then a second step. Ten, so the
 /// test's takeover surely comes while it runs, however long the machine stalls (two once were not enough).
 struct TakeoverStubborn: Workflow {

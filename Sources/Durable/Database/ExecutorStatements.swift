@@ -43,9 +43,16 @@ struct ExecutorStatements: Sendable {
             SELECT (SELECT count(*) FROM requeued), (SELECT count(*) FROM notified)
             """
 
-        // $1 executor, $2 silence limit in ms: only while it is still silent (it may have come back).
+        // $1 executor, $2 silence limit in ms, $3 version: only while it is still silent (it may have come back)
+        // and holds no PENDING workflow (it may have claimed some after the takeover looked, if it was only
+        // paused: forgetting it then would leave them to nobody should it die before its next heartbeat).
         forget = """
-            DELETE FROM \(s).durable_executors WHERE executor_id = $1 AND last_heartbeat < \(now) - $2::bigint
+            DELETE FROM \(s).durable_executors e
+            WHERE e.executor_id = $1 AND e.last_heartbeat < \(now) - $2::bigint
+              AND NOT EXISTS (
+                  SELECT 1 FROM \(s).workflow_status ws
+                  WHERE ws.executor_id = $1 AND ws.application_version = $3 AND ws.status = 'PENDING'
+              )
             """
     }
 }

@@ -112,7 +112,10 @@ struct QueueStatements: Sendable {
 
         // $1 queue, $2 how many, $3 token, $4 executor, $5 version, $6 rate limited, $7 registered names,
         // $8 payload limit [, $9 partition]. Lower priority first, then oldest; rows locked by another claimant are
-        // skipped.
+        // skipped. A claim that takes anything also records this executor's heartbeat, in the same transaction: a
+        // process that looked silent (paused, or cut off by a database restart) may have been taken over and its
+        // heartbeat row forgotten; if it then claimed work and was killed before its next heartbeat, no process
+        // would ever look for that work again (the torture run once left 19 workflows PENDING so).
         func claimStatement(partition: String) -> String {
             """
             WITH candidates AS (
@@ -135,6 +138,11 @@ struct QueueStatements: Sendable {
                 WHERE ws.workflow_uuid = c.workflow_uuid
                 RETURNING ws.workflow_uuid, ws.name, ws.recovery_attempts, ws.inputs, ws.workflow_deadline_epoch_ms,
                           ws.queue_partition_key
+            ), alive AS (
+                INSERT INTO \(s).durable_executors (executor_id, application_version, last_heartbeat)
+                SELECT $4, $5, \(now) WHERE EXISTS (SELECT 1 FROM claimed)
+                ON CONFLICT (executor_id) DO UPDATE
+                    SET application_version = EXCLUDED.application_version, last_heartbeat = EXCLUDED.last_heartbeat
             )
             SELECT c.workflow_uuid, c.name, c.recovery_attempts,
                    CASE WHEN octet_length(COALESCE(i.inputs, c.inputs)) <= $8 THEN COALESCE(i.inputs, c.inputs) END,

@@ -90,7 +90,9 @@ final class ExecutorMonitor: Sendable {
                 ])
                 continue
             }
-            _ = try await database.query("forget silent executor", database.executors.forget, [executor, limit])
+            _ = try await database.query("forget silent executor", database.executors.forget, [
+                executor, limit, configuration.applicationVersion,
+            ])
         }
     }
 }
