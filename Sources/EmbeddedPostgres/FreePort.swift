@@ -7,10 +7,10 @@ import Darwin
 #endif
 
 /// Picking a loopback TCP port nobody is using.
-enum FreePort {
+public enum FreePort {
     /// Asks the kernel for a free port by binding 127.0.0.1:0, then releases it. Another process could take
     /// it before PostgreSQL binds it; the caller retries with a new port when that happens.
-    static func find() throws -> Int {
+    public static func find() throws -> Int {
         #if canImport(Darwin)
         let fd = socket(AF_INET, SOCK_STREAM, 0)
         #else

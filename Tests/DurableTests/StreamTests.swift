@@ -6,6 +6,8 @@ struct StreamInput: Codable, Sendable {
     var count: Int
     var pauseMilliseconds: Int
     var close: Bool
+    /// The pause after the first value, when it should differ from the others.
+    var firstPauseMilliseconds: Int? = nil
 }
 
 /// Writes `count` tokens to stream "tokens", napping durably between them.
@@ -14,7 +16,7 @@ struct Typist: Workflow {
     func run(_ ctx: WorkflowContext, _ input: StreamInput) async throws -> Int {
         for index in 0..<input.count {
             try await ctx.writeStream("tokens", "token-\(index)")
-            try await ctx.sleep(for: .milliseconds(input.pauseMilliseconds))
+            try await ctx.sleep(for: .milliseconds(index == 0 ? input.firstPauseMilliseconds ?? input.pauseMilliseconds : input.pauseMilliseconds))
         }
         if input.close { try await ctx.closeStream("tokens") }
         return input.count
@@ -58,8 +60,9 @@ struct StreamTests {
         let first = MessagingHarness.makeRuntime(url: url, executorID: "writer") { $0.register(Typist()) }
         try await first.launch()
         // Stopped in the pause after the first value (a fixed 600 ms once let a slow machine finish the stream
-        // first, which tested nothing); the pauses are long enough that the stop surely comes inside the first.
-        _ = try await first.start(Typist.self, StreamInput(count: 3, pauseMilliseconds: 4_000, close: true), id: "interrupted")
+        // first, which tested nothing; then 4 s pauses were once all over before a loaded machine saw the first
+        // one's checkpoint). The first pause outlasts any stall; the restart sleeps only what is left of it.
+        _ = try await first.start(Typist.self, StreamInput(count: 3, pauseMilliseconds: 200, close: true, firstPauseMilliseconds: 20_000), id: "interrupted")
         let harness = MessagingHarness(url: url, runtime: first)
         #expect(try await harness.waitForSleepCheckpoint(of: "interrupted", timeout: .seconds(60)))
         await first.shutdown()

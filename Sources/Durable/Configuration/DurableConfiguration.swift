@@ -9,8 +9,21 @@ public struct DurableConfiguration: Sendable {
     public var schema: String
     /// This process's executor ID. On launch the runtime recovers the `PENDING` workflows recorded under this ID
     /// and ``applicationVersion``. Defaults to the `DBOS__VMID` environment variable, else `local`.
-    /// Give every process of a service its own ID.
+    ///
+    /// `local` suits one process per machine that restarts under the same ID. When several processes run at once
+    /// against one database, give each its own stable ID (`worker-1`, `worker-2`, or `DBOS__VMID` from the
+    /// deployment): a launch whose ID a live process already holds throws ``DurableError/Code/executorIDInUse``
+    /// (see ``allowsSharedExecutorID``). A process that only starts, sends or reads uses ``mode`` `.client` and
+    /// needs no ID of its own.
     public var executorID: String
+    /// Whether several live processes may hold ``executorID`` at once. Off by default: a second process under the
+    /// same ID refuses to launch, because DBOS's tools and its recovery treat an executor ID as one process. When
+    /// on, each process recovers only the workflows of the ID that no live process holds, and resumes at each
+    /// heartbeat those a sharer left behind (it shut down or died mid-run).
+    public var allowsSharedExecutorID: Bool
+    /// Whether this runtime runs workflows (``Mode/worker``, the default) or only talks about them
+    /// (``Mode/client``: no recovery, queues, schedules or heartbeats).
+    public var mode: Mode
     /// The version of the workflow code. Defaults to `DBOS__APPVERSION`, else ``defaultApplicationVersion``.
     /// It is deliberately not a hash of the code, so an ordinary deploy does not strand in-flight workflows.
     public var applicationVersion: String
@@ -18,10 +31,16 @@ public struct DurableConfiguration: Sendable {
     public var maxConnections: Int
     /// How long a caller waits for a pooled connection before ``DurableError/Code/poolExhausted``.
     public var connectionAcquireTimeout: Duration
-    /// How long opening one connection may take.
+    /// How long opening one connection may take. At launch, a database this process has not reached yet is a
+    /// configuration error: launch fails after this long at most (at once for a host name that does not resolve
+    /// or a refused port), unless ``waitForDatabaseAtLaunch`` is set.
     public var connectTimeout: Duration
+    /// How long launch keeps trying to reach a database that does not answer yet, for a container that starts
+    /// before its database. nil (the default): launch fails on its first failed connection attempt.
+    public var waitForDatabaseAtLaunch: Duration?
     /// How long database work is retried after the connection is lost (a Postgres restart, a network blip)
-    /// before the error reaches the caller.
+    /// before the error reaches the caller. (It applies once the database has been reached: see
+    /// ``waitForDatabaseAtLaunch`` for the start.)
     public var reconnectTimeout: Duration
     /// A workflow recovered more often than this is moved to `MAX_RECOVERY_ATTEMPTS_EXCEEDED` instead of being
     /// run again. DBOS's default is 100.
@@ -66,9 +85,12 @@ public struct DurableConfiguration: Sendable {
         schema: String = "dbos",
         executorID: String? = nil,
         applicationVersion: String? = nil,
+        mode: Mode = .worker,
+        allowsSharedExecutorID: Bool = false,
         maxConnections: Int = 16,
         connectionAcquireTimeout: Duration = .seconds(30),
         connectTimeout: Duration = .seconds(10),
+        waitForDatabaseAtLaunch: Duration? = nil,
         reconnectTimeout: Duration = .seconds(60),
         maxRecoveryAttempts: Int = 100,
         autoMigrate: Bool = true,
@@ -87,6 +109,9 @@ public struct DurableConfiguration: Sendable {
         self.applicationVersion = applicationVersion
             ?? environment["DBOS__APPVERSION"].flatMap { $0.isEmpty ? nil : $0 }
             ?? Self.defaultApplicationVersion
+        self.mode = mode
+        self.allowsSharedExecutorID = allowsSharedExecutorID
+        self.waitForDatabaseAtLaunch = waitForDatabaseAtLaunch
         self.maxConnections = maxConnections
         self.connectionAcquireTimeout = connectionAcquireTimeout
         self.connectTimeout = connectTimeout
@@ -117,6 +142,10 @@ public struct DurableConfiguration: Sendable {
         if maxRecoveryAttempts < 0 { throw invalid("maxRecoveryAttempts must not be negative") }
         if maxPayloadBytes < 1024 { throw invalid("maxPayloadBytes must be at least 1024") }
         if heartbeatInterval <= .zero { throw invalid("heartbeatInterval must be positive") }
+        if connectTimeout < .seconds(1) { throw invalid("connectTimeout must be at least one second (libpq counts it in whole seconds)") }
+        if let waitForDatabaseAtLaunch, waitForDatabaseAtLaunch < .zero { throw invalid("waitForDatabaseAtLaunch must not be negative") }
+        if let problem = ArgumentChecks.problem(with: executorID) { throw invalid("executorID \(problem)") }
+        if let problem = ArgumentChecks.problem(with: applicationVersion) { throw invalid("applicationVersion \(problem)") }
         if let parkSleepsLongerThan, parkSleepsLongerThan < .zero { throw invalid("parkSleepsLongerThan must not be negative") }
         if notificationFallbackInterval <= .zero { throw invalid("notificationFallbackInterval must be positive") }
         if let takeoverAfter, takeoverAfter <= heartbeatInterval * 2 {

@@ -16,6 +16,7 @@ final class SystemDatabase: Sendable {
     let streams: StreamStatements
     let queues: QueueStatements
     let executors: ExecutorStatements
+    let instances: InstanceStatements
     let schedules: ScheduleStatements
     let transactions: TransactionStatements
     let batches: BatchStatements
@@ -31,6 +32,7 @@ final class SystemDatabase: Sendable {
         self.streams = StreamStatements(schema: SQLIdentifier.quote(schema))
         self.queues = QueueStatements(schema: SQLIdentifier.quote(schema))
         self.executors = ExecutorStatements(schema: SQLIdentifier.quote(schema))
+        self.instances = InstanceStatements(schema: SQLIdentifier.quote(schema))
         self.schedules = ScheduleStatements(schema: SQLIdentifier.quote(schema))
         self.transactions = TransactionStatements(schema: SQLIdentifier.quote(schema))
         self.batches = BatchStatements(schema: SQLIdentifier.quote(schema))
@@ -134,7 +136,12 @@ final class SystemDatabase: Sendable {
 
     func pendingWorkflows(executorID: String, applicationVersion: String) async throws -> [PendingWorkflow] {
         let result = try await query("list pending workflows", sql.pendingWorkflows, [executorID, applicationVersion])
-        return result.rows.compactMap { row in
+        return Self.pendingWorkflows(in: result)
+    }
+
+    /// Rows of `workflow_uuid, name, owner_xid`.
+    static func pendingWorkflows(in result: QueryResult) -> [PendingWorkflow] {
+        result.rows.compactMap { row in
             guard let id = row.string(0) else { return nil }
             return PendingWorkflow(id: id, name: row.string(1), ownerToken: row.string(2))
         }

@@ -2,8 +2,9 @@ import Foundation
 import Logging
 import Synchronization
 
-/// Keeps this executor's heartbeat fresh, stops local runs whose workflow is no longer theirs, and takes over the
-/// `PENDING` workflows of executors that went silent.
+/// Keeps this executor's heartbeat fresh, stops local runs whose workflow is no longer theirs, resumes this
+/// executor's `PENDING` workflows that no live process holds, and takes over the `PENDING` workflows of executors
+/// that went silent.
 ///
 /// DBOS recovers an executor's workflows only when a process with the same executor ID starts again, so work of
 /// a machine that never comes back is stuck. Here every live executor records a heartbeat; when one has been
@@ -34,8 +35,12 @@ final class ExecutorMonitor: Sendable {
         let configuration = engine.configuration
         while !Task.isCancelled {
             do {
-                try await Self.recordHeartbeat(of: engine)
+                try await engine.beat()
                 await engine.stopRunsNoLongerOwned()
+                // A workflow of this executor that no live process holds (a process sharing the executor ID shut
+                // down or died mid-run, or a run here could not record its end) would otherwise wait for the next
+                // start of this executor: each claim is guarded, so of several sharers exactly one resumes it.
+                try await engine.recoverPendingWorkflows(sweeping: true)
                 if let limit = configuration.takeoverAfter {
                     try await takeOverSilentExecutors(limit: WorkflowEngine.milliseconds(limit))
                 }
@@ -45,14 +50,6 @@ final class ExecutorMonitor: Sendable {
             }
             try? await Task.sleep(for: configuration.heartbeatInterval)
         }
-    }
-
-    /// Records that this executor is alive now.
-    static func recordHeartbeat(of engine: WorkflowEngine) async throws {
-        let configuration = engine.configuration
-        _ = try await engine.database.query("record heartbeat", engine.database.executors.heartbeat, [
-            configuration.executorID, configuration.applicationVersion,
-        ])
     }
 
     private func takeOverSilentExecutors(limit: Int64) async throws {

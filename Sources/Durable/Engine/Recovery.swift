@@ -5,9 +5,13 @@ extension WorkflowEngine {
     /// How many pending workflows one claim statement takes over.
     static let recoveryBatchSize = 500
 
-    /// Resumes this executor's `PENDING` workflows from their last checkpoints.
+    /// Resumes this executor's `PENDING` workflows from their last checkpoints (or, given `executor`, a silent
+    /// executor's).
     ///
-    /// Workflows whose name is not registered here are logged and left alone. Each claim moves a workflow to a
+    /// Of this executor's own workflows, those a live process holds are left to it (another process sharing the
+    /// executor ID, or this one's runs) when this instance tracks processes. Workflows whose name is not
+    /// registered here are logged (not when `sweeping`: the heartbeat's pass looks again every few seconds) and
+    /// left alone. Each claim moves a workflow to a
     /// new owner token, so of several processes recovering the same executor's work exactly one runs each
     /// workflow. A workflow past ``DurableConfiguration/maxRecoveryAttempts`` becomes
     /// `MAX_RECOVERY_ATTEMPTS_EXCEEDED` instead of running again. Database errors propagate (the caller retries
@@ -15,12 +19,16 @@ extension WorkflowEngine {
     ///
     /// - Returns: the number of workflows resumed.
     @discardableResult
-    func recoverPendingWorkflows(of executor: String? = nil) async throws -> Int {
+    func recoverPendingWorkflows(of executor: String? = nil, sweeping: Bool = false) async throws -> Int {
         let owner = executor ?? configuration.executorID
-        let pending = try await database.pendingWorkflows(executorID: owner, applicationVersion: configuration.applicationVersion)
+        let version = configuration.applicationVersion
+        let pending = executor == nil && tracksInstances
+            ? try await database.unownedPendingWorkflows(executorID: owner, applicationVersion: version, instanceID: instanceID)
+            : try await database.pendingWorkflows(executorID: owner, applicationVersion: version)
         var runnable: [SystemDatabase.PendingWorkflow] = []
         for workflow in pending {
             guard let name = workflow.name, registry[name] != nil else {
+                if sweeping { continue }
                 logger.warning("pending workflow has no registered code in this process; left alone", metadata: [
                     "workflow": "\(workflow.id)", "workflowName": "\(workflow.name ?? "<none>")",
                 ])
@@ -37,14 +45,18 @@ extension WorkflowEngine {
             start += batch.count
             resumed += try await recover(batch, from: owner)
         }
-        if !pending.isEmpty {
+        if sweeping {
+            if resumed > 0 {
+                logger.warning("resumed workflows of this executor that no live process held", metadata: ["resumed": "\(resumed)"])
+            }
+        } else if !pending.isEmpty {
             logger.info("recovery pass done", metadata: ["pending": "\(pending.count)", "resumed": "\(resumed)"])
         }
         return resumed
     }
 
     private func recover(_ batch: [SystemDatabase.PendingWorkflow], from owner: String) async throws -> Int {
-        let token = UUID().uuidString.lowercased()
+        let token = newRunToken()
         let claimed = try await database.claimForRecovery(
             batch, newToken: token, from: owner, executorID: configuration.executorID, payloadLimit: configuration.maxPayloadBytes
         )

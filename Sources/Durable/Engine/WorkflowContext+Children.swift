@@ -24,7 +24,7 @@ extension WorkflowContext {
             throw DurableError(.workflowNotRegistered, "child workflow '\(W.name)' is not registered; register it before launch", workflowID: workflowID)
         }
         let encoded = try PortableJSON.encodeInput(input, limit: engine.configuration.maxPayloadBytes)
-        let token = UUID().uuidString.lowercased()
+        let token = engine.newRunToken()
         let outcome = try await engine.database.startChild(
             id: childID, name: W.name, input: encoded, token: token,
             executorID: engine.configuration.executorID, applicationVersion: engine.configuration.applicationVersion,

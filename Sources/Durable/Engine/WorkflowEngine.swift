@@ -25,6 +25,12 @@ final class WorkflowEngine: Sendable {
     let logger: Logger
     /// The queues declared in this process, by name (the internal queue included).
     let declaredQueues: [String: WorkflowQueue]
+    /// This runtime instance's identity in `durable_executor_instances`, and the first characters of every owner
+    /// token its runs hold (see ``newRunToken()``).
+    let instanceID = String(UUID().uuidString.lowercased().prefix(WorkflowEngine.instanceIDLength))
+    /// Whether this instance records itself in `durable_executor_instances` (a worker whose schema has our
+    /// migration 0003), so that owner tokens can be told live or dead.
+    let tracksInstances: Bool
 
     /// A run in this process, and the owner token it holds the workflow with.
     private struct LocalRun {
@@ -49,7 +55,9 @@ final class WorkflowEngine: Sendable {
     /// Runs ended at a long sleep, waiting to be launched again.
     let parked = ParkedRuns()
 
-    init(configuration: DurableConfiguration, database: SystemDatabase, registry: WorkflowRegistry, listener: NotificationListener, queues: [WorkflowQueue] = [], logger: Logger) {
+    init(configuration: DurableConfiguration, database: SystemDatabase, registry: WorkflowRegistry, listener: NotificationListener, queues: [WorkflowQueue] = [],
+         tracksInstances: Bool = false, logger: Logger) {
+        self.tracksInstances = tracksInstances
         var declared = Dictionary(queues.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         declared[WorkflowQueue.internalQueueName] = declared[WorkflowQueue.internalQueueName] ?? WorkflowQueue(WorkflowQueue.internalQueueName)
         self.declaredQueues = declared
@@ -75,7 +83,7 @@ final class WorkflowEngine: Sendable {
         // No shortcut when `id` is already running here: the row must still be read, or a start of the same ID
         // under another workflow name would return silently instead of throwing conflictingWorkflowID.
         // (The insert below conflicts and reads the existing row, so the body is still not run twice.)
-        let token = UUID().uuidString.lowercased()
+        let token = newRunToken()
         let timeoutMilliseconds = timeout.map(Self.milliseconds)
         // An explicit timeout starts now; otherwise a child inherits its parent's deadline, as in DBOS.
         let deadline = timeoutMilliseconds.map { WorkflowContext.nowMilliseconds() + $0 } ?? parentDeadline
@@ -511,7 +519,7 @@ final class WorkflowEngine: Sendable {
         // replaced by the resumed run.
         if let previous = activeRun(id) { _ = await previous.value }
         if let entry = parked.remove(id) { releaseLoad(of: entry) }
-        let token = UUID().uuidString.lowercased()
+        let token = newRunToken()
         guard let claimed = try await database.resume(
             id: id, token: token, executorID: configuration.executorID,
             applicationVersion: configuration.applicationVersion, payloadLimit: configuration.maxPayloadBytes
@@ -554,6 +562,7 @@ final class WorkflowEngine: Sendable {
         await parked.stop()
         _ = parked.removeAll()
         await listener.stop()
+        if tracksInstances { await releaseExecutorID() }
     }
 }
 

@@ -29,8 +29,8 @@ final class WorkflowRegistry: Sendable {
         state.withLock { state in
             if W.name.isEmpty {
                 state.problems.append("\(W.self) has an empty durable name")
-            } else if W.name.utf8.contains(0) {
-                state.problems.append("\(W.self)'s durable name contains a NUL byte, which PostgreSQL text cannot hold")
+            } else if let problem = ArgumentChecks.problem(with: W.name) {
+                state.problems.append("\(W.self)'s durable name \(problem)")
             } else if state.workflows[W.name] != nil {
                 state.problems.append("two workflows are registered under the durable name '\(W.name)'; names must be unique")
             } else {

@@ -51,6 +51,9 @@ public struct DurableError: Error, Sendable, CustomStringConvertible {
         public static let payloadTooLarge = Code(rawValue: "payloadTooLarge")
         /// Another live workflow on the queue holds the deduplication ID.
         public static let queueDeduplicated = Code(rawValue: "queueDeduplicated")
+        /// Another live process holds this process's executor ID; give each process its own
+        /// ``DurableConfiguration/executorID``.
+        public static let executorIDInUse = Code(rawValue: "executorIDInUse")
         /// The runtime is shutting down or not running, so it takes no new work.
         public static let notRunning = Code(rawValue: "notRunning")
     }

@@ -11,7 +11,7 @@ extension DurableRuntime {
     /// - Throws: ``DurableError/Code/workflowNotFound`` if the destination does not exist.
     public func send<Message: Encodable & Sendable>(to destination: String, topic: String? = nil, _ message: Message, idempotencyKey: String? = nil) async throws {
         try Self.validateWorkflowID(destination)
-        try ArgumentChecks.notifiedName(topic ?? nullTopic, "the topic", of: destination)
+        try ArgumentChecks.text(topic ?? nullTopic, "the topic", workflowID: destination)
         try ArgumentChecks.text(idempotencyKey, "the idempotency key", workflowID: destination)
         let engine = try await launchedEngine()
         let encoded = try PortableJSON.encode(message, limit: configuration.maxPayloadBytes, what: "the message")
@@ -27,7 +27,7 @@ extension DurableRuntime {
         guard timeout >= .zero, timeout <= longestWait else {
             throw DurableError(.invalidArgument, "getEvent timeout must be between zero and ten years (got \(timeout))", workflowID: workflowID)
         }
-        try ArgumentChecks.notifiedName(key, "the event key", of: workflowID)
+        try ArgumentChecks.text(key, "the event key", workflowID: workflowID)
         let engine = try await launchedEngine()
         let deadline = ContinuousClock.now.advanced(by: timeout)
         while true {

@@ -14,7 +14,7 @@ extension WorkflowContext {
     }
 
     private func appendToStream(_ key: String, _ value: String, operation: String) async throws {
-        try ArgumentChecks.notifiedName(key, "the stream key", of: workflowID)
+        try ArgumentChecks.text(key, "the stream key", workflowID: workflowID)
         let stepID = try beginOperation(operation)
         if let checkpoint = recorded[stepID] {
             let _: NoOutput = try replay(checkpoint, as: NoOutput.self, stepID: stepID, name: operation)
@@ -38,7 +38,7 @@ extension DurableRuntime {
         AsyncThrowingStream { continuation in
             let reader = Task {
                 do {
-                    try ArgumentChecks.notifiedName(key, "the stream key", of: workflowID)
+                    try ArgumentChecks.text(key, "the stream key", workflowID: workflowID)
                     let engine = try await launchedEngine()
                     var next = max(0, offset)
                     while !Task.isCancelled {

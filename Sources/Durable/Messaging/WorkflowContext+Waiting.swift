@@ -35,7 +35,7 @@ extension WorkflowContext {
     /// - Throws: ``DurableError/Code/workflowNotFound`` if the destination workflow does not exist.
     public func send<Message: Encodable & Sendable>(to destination: String, topic: String? = nil, _ message: Message) async throws {
         try DurableRuntime.validateWorkflowID(destination)
-        try ArgumentChecks.notifiedName(topic ?? nullTopic, "the topic", of: destination)
+        try ArgumentChecks.text(topic ?? nullTopic, "the topic", workflowID: destination)
         let stepID = try beginOperation("DBOS.send")
         if let checkpoint = recorded[stepID] {
             let _: NoOutput = try replay(checkpoint, as: NoOutput.self, stepID: stepID, name: "DBOS.send")
@@ -63,7 +63,7 @@ extension WorkflowContext {
         _ type: Message.Type = Message.self, topic: String? = nil, timeout: Duration = .seconds(60)
     ) async throws -> Message? {
         let topic = topic ?? nullTopic
-        try ArgumentChecks.notifiedName(topic, "the topic", of: workflowID)
+        try ArgumentChecks.text(topic, "the topic", workflowID: workflowID)
         let stepID = try beginOperation("DBOS.recv")
         if let checkpoint = recorded[stepID] {
             // Like DBOS, the wait's deadline took the next position as a sleep checkpoint: skip it too.
@@ -100,7 +100,7 @@ extension WorkflowContext {
     /// Publishes `value` under `key` for anyone to read with ``DurableRuntime/getEvent(_:key:as:timeout:)``.
     /// Setting the key again replaces the value; every value is kept in DBOS's event history.
     public func setEvent<Value: Encodable & Sendable>(_ key: String, _ value: Value) async throws {
-        try ArgumentChecks.notifiedName(key, "the event key", of: workflowID)
+        try ArgumentChecks.text(key, "the event key", workflowID: workflowID)
         let stepID = try beginOperation("DBOS.setEvent")
         if let checkpoint = recorded[stepID] {
             let _: NoOutput = try replay(checkpoint, as: NoOutput.self, stepID: stepID, name: "DBOS.setEvent")

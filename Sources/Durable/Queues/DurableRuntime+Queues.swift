@@ -35,7 +35,7 @@ extension WorkflowEngine {
             let outcome = try await database.enqueue(
                 id: id, name: name, queue: declared.name, input: input, priority: options.priority,
                 deduplicationID: options.deduplicationID, delayUntil: delayUntil, timeoutMilliseconds: options.timeout.map(Self.milliseconds),
-                token: UUID().uuidString.lowercased(), applicationVersion: configuration.applicationVersion,
+                token: newRunToken(), applicationVersion: configuration.applicationVersion,
                 partitionKey: options.partitionKey
             )
             if !outcome.created, let existing = outcome.existingName, existing != name {

@@ -158,7 +158,7 @@ final class QueueDispatcher: Sendable {
     /// Claims up to `limit` workflows (of one partition, if given) and starts them; true when the claim was full.
     private func claimAndRun(_ queue: WorkflowQueue, partition: String?, limit: Int) async throws -> Bool {
         guard limit > 0 else { return false }
-        let token = UUID().uuidString.lowercased()
+        let token = engine.newRunToken()
         let configuration = engine.configuration
         let claimed = try await engine.database.claimQueued(
             queue: queue, partition: partition, limit: limit, token: token, executorID: configuration.executorID,

@@ -65,9 +65,9 @@ public struct WorkflowQueue: Sendable, Hashable {
     var hasQueueWideBudget: Bool { concurrency != nil || rateLimit != nil }
 
     func validate() throws {
-        func invalid(_ message: String) -> DurableError { DurableError(.invalidConfiguration, "queue '\(name)': \(message)") }
+        func invalid(_ message: String) -> DurableError { DurableError(.invalidConfiguration, "queue '\(ArgumentChecks.shown(name))': \(message)") }
         if name.isEmpty { throw invalid("the name is empty") }
-        if name.contains("\0") { throw invalid("the name contains a NUL byte") }
+        if let problem = ArgumentChecks.problem(with: name) { throw invalid("the name \(problem)") }
         if let concurrency, concurrency < 1 { throw invalid("concurrency must be at least 1") }
         if let workerConcurrency, workerConcurrency < 1 { throw invalid("workerConcurrency must be at least 1") }
         if let rateLimit, rateLimit.limit < 1 || rateLimit.period <= .zero { throw invalid("a rate limit needs a positive limit and period") }

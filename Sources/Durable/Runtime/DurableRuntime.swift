@@ -132,6 +132,7 @@ public final class DurableRuntime: Service, Sendable {
         let id = id ?? UUID().uuidString.lowercased()
         try Self.validateWorkflowID(id)
         try Self.validateTimeout(timeout)
+        try requireWorker(toRun: "start")
         let engine = try await launchedEngine()
         let encoded = try PortableJSON.encodeInput(input, limit: configuration.maxPayloadBytes)
         try await engine.start(name: W.name, input: encoded, id: id, timeout: timeout)
@@ -153,12 +154,20 @@ public final class DurableRuntime: Service, Sendable {
     /// - Throws: ``DurableError/Code/workflowNotFound``, or ``DurableError/Code/workflowNotRegistered`` when
     ///   its code is not registered in this process.
     public func resume(_ id: String) async throws {
+        try requireWorker(toRun: "resume")
         let engine = try await launchedEngine()
         try await engine.resume(id)
     }
 
-    /// A handle to an existing workflow, by ID, from any process.
+    /// A handle to an existing workflow, by ID, from any process, typed by its output.
     public func handle<Output: Codable & Sendable>(for id: String, resultType: Output.Type = Output.self) -> WorkflowHandle<Output> {
+        WorkflowHandle(id: id, runtime: self)
+    }
+
+    /// A handle to an existing workflow, by ID, from any process, typed by its workflow: `handle(for: id, of:
+    /// BookTrip.self)` awaits a `BookTrip.Output`. (The ID is not checked against the workflow's name here; a
+    /// result that does not decode as that output throws ``DurableError/Code/corruptedCheckpoint``.)
+    public func handle<W: Workflow>(for id: String, of workflow: W.Type) -> WorkflowHandle<W.Output> {
         WorkflowHandle(id: id, runtime: self)
     }
 
@@ -220,6 +229,7 @@ public final class DurableRuntime: Service, Sendable {
             logger: logger
         )
         var startedListener: NotificationListener?
+        var createdEngine: WorkflowEngine?
         do {
             logger.info("durable runtime launching", metadata: [
                 "database": "\(ConnectionString(configuration.databaseURL).redacted)",
@@ -227,6 +237,7 @@ public final class DurableRuntime: Service, Sendable {
                 "executor": "\(configuration.executorID)",
                 "applicationVersion": "\(configuration.applicationVersion)",
             ])
+            try await reachDatabase(pool)
             let retry = DatabaseRetry(timeout: configuration.reconnectTimeout, logger: logger)
             let ownTablesReady = try await retry.run("prepare the system schema") {
                 try await SchemaMigrator(pool: pool, schema: configuration.schema, logger: logger).run(autoMigrate: configuration.autoMigrate)
@@ -240,25 +251,18 @@ public final class DurableRuntime: Service, Sendable {
                 listener.messagesComeUnannounced()
                 logger.warning("the notifications table has no trigger announcing new messages (DBOS built this schema with LISTEN/NOTIFY off?); waiting workflows look for messages every second instead")
             }
-            let engine = WorkflowEngine(configuration: configuration, database: database, registry: registry, listener: listener, queues: declaredQueues, logger: logger)
+            let isWorker = configuration.mode == .worker
+            let engine = WorkflowEngine(configuration: configuration, database: database, registry: registry, listener: listener, queues: declaredQueues,
+                                        tracksInstances: isWorker && ownTablesReady, logger: logger)
+            createdEngine = engine
             for queue in declaredQueues where queue.name != WorkflowQueue.internalQueueName {
                 try await database.registerQueue(queue)
             }
-            // Alive before resuming anything: a restarted executor whose last heartbeat is old would otherwise be
-            // taken over by a live one while it recovers its own workflows (each claim has one winner, but the
-            // loser's work is wasted).
-            if ownTablesReady { try await ExecutorMonitor.recordHeartbeat(of: engine) }
-            try await engine.recoverPendingWorkflows()
-            let served = engine.declaredQueues.values.filter { queue in
-                queue.name == WorkflowQueue.internalQueueName || configuration.servedQueues.map { $0.contains(queue.name) } ?? true
+            if isWorker {
+                try await startWorking(engine, registeredInDatabase: ownTablesReady)
+            } else {
+                logger.info("client mode: this runtime runs no workflows (no recovery, queues, schedules or heartbeats)")
             }
-            engine.startDispatching(served.sorted { $0.name < $1.name })
-            if ownTablesReady { engine.startMonitoring() }
-            let declaredSchedules = schedules.withLock { $0 }
-            for schedule in declaredSchedules where registry[schedule.workflowName] == nil {
-                throw DurableError(.invalidRegistration, "schedule '\(schedule.name)' runs workflow '\(schedule.workflowName)', which is not registered")
-            }
-            if !declaredSchedules.isEmpty { try await engine.startScheduling(declaredSchedules) }
             let stillWanted = state.withLock { state -> Bool in
                 guard case .launching = state.phase else { return false }
                 state.phase = .running(engine)
@@ -266,17 +270,59 @@ public final class DurableRuntime: Service, Sendable {
                 return true
             }
             guard stillWanted else {
-                await engine.shutdown()
-                await pool.close()
                 throw DurableError(.notRunning, "the durable runtime was shut down while launching")
             }
             logger.info("durable runtime running")
             return engine
         } catch {
+            // What launched before the failure stops (the engine's shutdown also gives the executor ID up).
+            if let createdEngine { await createdEngine.shutdown() }
             await startedListener?.stop()
             await pool.close()
             throw error
         }
+    }
+
+    /// Opens one connection before anything else. A database this process has never reached is a configuration
+    /// error (a wrong host, port, database name or password), so it fails at once, within ``DurableConfiguration/connectTimeout``,
+    /// rather than being retried for ``DurableConfiguration/reconnectTimeout`` like an outage; unless the user
+    /// asked to wait for a database that starts after this process (``DurableConfiguration/waitForDatabaseAtLaunch``).
+    private func reachDatabase(_ pool: ConnectionPool) async throws {
+        let context = "could not connect to the database"
+        guard let wait = configuration.waitForDatabaseAtLaunch else {
+            do {
+                try await pool.withConnection { _ in }
+            } catch {
+                throw DurableError.wrapping(error, context: context)
+            }
+            return
+        }
+        try await DatabaseRetry(timeout: wait, logger: logger).run("connect to the database") {
+            try await pool.withConnection { _ in }
+        }
+    }
+
+    /// What only a worker does at launch: holds its executor ID, recovers its workflows, then serves its queues,
+    /// records heartbeats and fires its schedules.
+    private func startWorking(_ engine: WorkflowEngine, registeredInDatabase: Bool) async throws {
+        // Before resuming anything: a second live process under this ID must not take the first one's workflows;
+        // and a restarted executor whose last heartbeat is old would otherwise be taken over by a live one while
+        // it recovers its own workflows (each claim has one winner, but the loser's work is wasted).
+        if registeredInDatabase {
+            try await engine.claimExecutorID()
+            try await engine.beat()
+        }
+        try await engine.recoverPendingWorkflows()
+        let served = engine.declaredQueues.values.filter { queue in
+            queue.name == WorkflowQueue.internalQueueName || configuration.servedQueues.map { $0.contains(queue.name) } ?? true
+        }
+        engine.startDispatching(served.sorted { $0.name < $1.name })
+        if registeredInDatabase { engine.startMonitoring() }
+        let declaredSchedules = schedules.withLock { $0 }
+        for schedule in declaredSchedules where registry[schedule.workflowName] == nil {
+            throw DurableError(.invalidRegistration, "schedule '\(schedule.name)' runs workflow '\(schedule.workflowName)', which is not registered")
+        }
+        if !declaredSchedules.isEmpty { try await engine.startScheduling(declaredSchedules) }
     }
 
     private func waitUntilStopped() async {
@@ -288,6 +334,12 @@ public final class DurableRuntime: Service, Sendable {
             }
             if alreadyStopped { continuation.resume() }
         }
+    }
+
+    /// A client-mode runtime runs no workflow, so what would run one here is refused before anything is written.
+    private func requireWorker(toRun verb: String) throws {
+        guard configuration.mode == .client else { return }
+        throw DurableError(.invalidConfiguration, "this runtime is in client mode (DurableConfiguration.mode = .client), which runs no workflows, so it cannot \(verb) one; enqueue it onto a queue that a worker serves, or \(verb) it from a worker")
     }
 
     static func validateTimeout(_ timeout: Duration?) throws {

@@ -41,9 +41,8 @@ extension DurableRuntime {
     ///   - missedTicks: skip or back-fill ticks that passed while nothing ran.
     /// - Throws: ``DurableError/Code/invalidArgument`` for an invalid expression or an empty name.
     public func schedule<W: Workflow>(_ workflow: W.Type, name: String, cron: String, timeZone: TimeZone = .gmt, missedTicks: MissedTicks = .skip) throws where W.Input == ScheduledRun {
-        guard !name.isEmpty, !name.contains("\0") else {
-            throw DurableError(.invalidArgument, "a schedule needs a non-empty name without NUL bytes")
-        }
+        if name.isEmpty { throw DurableError(.invalidArgument, "a schedule needs a non-empty name") }
+        try ArgumentChecks.text(name, "the schedule name")
         let expression = try CronExpression(cron)
         addSchedule(WorkflowSchedule(name: name, workflowName: W.name, cron: expression, timeZone: timeZone, missedTicks: missedTicks))
     }
