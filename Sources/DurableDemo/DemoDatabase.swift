@@ -26,12 +26,13 @@ struct DemoDatabase: Sendable, CustomStringConvertible {
         await embedded?.stop()
     }
 
-    /// Sends the manager's approval to the waiting workflow, from this process, as any service could.
+    /// Sends the manager's approval to the waiting workflow, from this process, as any service could: a runtime in
+    /// client mode, which runs no workflows and so never takes the worker's.
     func approve(tripID: String) async throws {
         var logger = Logger(label: "demo-manager")
         logger.logLevel = .warning
         let manager = DurableRuntime(
-            configuration: DurableConfiguration(databaseURL: url, schema: Demo.systemSchema, executorID: "demo-manager"),
+            configuration: DurableConfiguration(databaseURL: url, schema: Demo.systemSchema, mode: .client),
             logger: logger
         )
         try await manager.send(to: tripID, topic: "approval", Approval(approver: "Grace"))
