@@ -49,12 +49,14 @@ let package = Package(
         // A worker process the crash tests start and SIGKILL.
         .executableTarget(
             name: "DurableTestWorker",
-            dependencies: ["Durable", "LibPQ", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Durable", "LibPQ", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/Workers/DurableTestWorker"
         ),
         // Queue worker processes the queue crash tests start several of and SIGKILL one.
         .executableTarget(
             name: "DurableQueueWorker",
-            dependencies: ["Durable", "LibPQ", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Durable", "LibPQ", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/Workers/DurableQueueWorker"
         ),
         .executableTarget(
             name: "DurableBench",

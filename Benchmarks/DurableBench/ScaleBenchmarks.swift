@@ -94,7 +94,7 @@ struct ScaleBenchmarks {
         let total = try await withThrowingTaskGroup(of: Int.self) { group in
             for _ in 0..<connections {
                 group.addTask {
-                    let connection = try await PostgresConnection.connect(PostgresConfiguration(connectionString: ConnectionString(url)))
+                    let connection = try await PGConnection.connect(PGConfiguration(connectionString: ConnectionString(url)))
                     var done = 0
                     while ContinuousClock.now < deadline {
                         try await connection.query("INSERT INTO \(table) (v) VALUES ($1)", ["x"])
@@ -152,7 +152,7 @@ struct ScaleBenchmarks {
         let runtime = Self.runtime(url: url, schema: schema, executor: executor, connections: 32)
         try await runtime.launch()
         let launched = start.duration(to: clock.now)
-        let checker = try await PostgresConnection.connect(PostgresConfiguration(connectionString: ConnectionString(url)))
+        let checker = try await PGConnection.connect(PGConfiguration(connectionString: ConnectionString(url)))
         let statusTable = SQLIdentifier.quote(schema) + ".workflow_status"
         while true {
             let left = try await checker.query("SELECT count(*) FROM \(statusTable) WHERE executor_id = $1 AND status = 'PENDING'", [executor]).first?.int(0) ?? 0

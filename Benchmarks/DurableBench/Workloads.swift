@@ -22,7 +22,7 @@ struct Workload {
 }
 
 /// The floor: one single-row INSERT committed on its own (autocommit), on a dedicated connection.
-func rawInsertCommit(_ connection: PostgresConnection, table: String) -> () async throws -> Duration {
+func rawInsertCommit(_ connection: PGConnection, table: String) -> () async throws -> Duration {
     let statement = "INSERT INTO \(table) (v) VALUES ($1)"
     return {
         let clock = ContinuousClock()

@@ -57,7 +57,7 @@ var logger = Logger(label: "durable-bench")
 logger.logLevel = .warning
 let schema = "durable_bench"
 let table = SQLIdentifier.quote(schema) + ".raw_commits"
-let raw = try await PostgresConnection.connect(PostgresConfiguration(connectionString: ConnectionString(url)))
+let raw = try await PGConnection.connect(PGConfiguration(connectionString: ConnectionString(url)))
 try await raw.execute("CREATE SCHEMA IF NOT EXISTS \(SQLIdentifier.quote(schema)); CREATE TABLE IF NOT EXISTS \(table) (id bigserial PRIMARY KEY, v text)")
 
 if suite == "scale" {

@@ -27,7 +27,7 @@ struct Torture {
             url = embedded!.url
         }
         say("torture: \(workflows) workflows × \(steps) steps, \(workers) workers, \(seconds) s of chaos\(embedded == nil ? " (no Postgres restarts: DATABASE_URL)" : "")\(takeoverMilliseconds.map { ", killed workers replaced under new executor IDs (takeover after \($0) ms)" } ?? "")")
-        let admin = try await PostgresConnection.connect(PostgresConfiguration(connectionString: ConnectionString(url), usePreparedStatements: false))
+        let admin = try await PGConnection.connect(PGConfiguration(connectionString: ConnectionString(url), usePreparedStatements: false))
         try await admin.execute("""
             DROP SCHEMA IF EXISTS durable_torture CASCADE; DROP SCHEMA IF EXISTS durable_torture_app CASCADE;
             CREATE SCHEMA durable_torture_app;
@@ -38,7 +38,7 @@ struct Torture {
         // Enqueue everything from this process; the workers do the work.
         var logger = Logger(label: "torture")
         logger.logLevel = .critical
-        let effects = ConnectionPool(configuration: PostgresConfiguration(connectionString: ConnectionString(url)), maxConnections: 2, logger: logger)
+        let effects = ConnectionPool(configuration: PGConfiguration(connectionString: ConnectionString(url)), maxConnections: 2, logger: logger)
         // The producer only enqueues: if it served the queue too, what it claimed would wait for takeover after it stops.
         let producer = makeRuntime(url: url, executor: "torture-producer", effects: effects, serve: false)
         for index in 0..<workflows {
@@ -77,7 +77,7 @@ struct Torture {
         say("chaos over: \(unfinished) workflows still unfinished; \(kills) worker SIGKILLs, \(restarts) Postgres restarts, \(terminations) rounds of pg_terminate_backend; waiting for them")
 
         // Settle: everything must finish within a bound, or something hung.
-        let checker = try await PostgresConnection.connect(PostgresConfiguration(connectionString: ConnectionString(url), usePreparedStatements: false))
+        let checker = try await PGConnection.connect(PGConfiguration(connectionString: ConnectionString(url), usePreparedStatements: false))
         let settleEnd = ContinuousClock.now.advanced(by: .seconds(180))
         var finished = 0
         while ContinuousClock.now < settleEnd {

@@ -37,7 +37,7 @@ if arguments.first == "__worker", arguments.count == 3 || arguments.count == 4 {
     let (url, executor) = (arguments[1], arguments[2])
     var logger = Logger(label: "torture-effects")
     logger.logLevel = .critical
-    let effects = ConnectionPool(configuration: PostgresConfiguration(connectionString: ConnectionString(url)), maxConnections: 4, logger: logger)
+    let effects = ConnectionPool(configuration: PGConfiguration(connectionString: ConnectionString(url)), maxConnections: 4, logger: logger)
     let runtime = makeRuntime(url: url, executor: executor, effects: effects, takeoverMilliseconds: arguments.count == 4 ? Int(arguments[3]) : nil)
     // Postgres may be restarting: keep trying to launch.
     while true {

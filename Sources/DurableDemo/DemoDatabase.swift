@@ -41,7 +41,7 @@ struct DemoDatabase: Sendable, CustomStringConvertible {
 
     /// Prints, from the database itself, what happened to the trip.
     func report(tripID: String) async throws {
-        let pool = ConnectionPool(configuration: PostgresConfiguration(connectionString: ConnectionString(url)), maxConnections: 1, logger: Logger(label: "demo"))
+        let pool = ConnectionPool(configuration: PGConfiguration(connectionString: ConnectionString(url)), maxConnections: 1, logger: Logger(label: "demo"))
         let system = SQLIdentifier.quote(Demo.systemSchema)
         let app = SQLIdentifier.quote(Demo.appSchema)
         let (status, steps, charges) = try await pool.withConnection { connection in

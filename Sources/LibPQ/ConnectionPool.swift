@@ -1,15 +1,15 @@
 import Logging
 import Synchronization
 
-/// A bounded pool of ``PostgresConnection``s with fair (first come, first served) waiters and an acquire timeout.
+/// A bounded pool of ``PGConnection``s with fair (first come, first served) waiters and an acquire timeout.
 ///
 /// Connections open lazily up to `maxConnections`. A caller that finds none free waits in line; when the
-/// wait passes `acquireTimeout` it gets ``PostgresError/Kind/poolTimeout`` rather than hanging. A connection
+/// wait passes `acquireTimeout` it gets ``PGError/Kind/poolTimeout`` rather than hanging. A connection
 /// that broke during its lease is closed and its slot handed to the next waiter, which opens a fresh one.
 public final class ConnectionPool: Sendable {
     /// What a waiter is handed: a free connection, or the right to open a new one.
     private enum Grant: Sendable {
-        case connection(PostgresConnection)
+        case connection(PGConnection)
         case openSlot
     }
 
@@ -20,7 +20,7 @@ public final class ConnectionPool: Sendable {
     }
 
     private struct State {
-        var idle: [PostgresConnection] = []
+        var idle: [PGConnection] = []
         /// Open connections plus those being opened.
         var slotsInUse = 0
         var waiters: [Waiter] = []
@@ -29,7 +29,7 @@ public final class ConnectionPool: Sendable {
     }
 
     /// How connections are opened.
-    public let configuration: PostgresConfiguration
+    public let configuration: PGConfiguration
     /// The most connections open at once.
     public let maxConnections: Int
     /// How long a caller waits for a free connection before failing.
@@ -38,7 +38,7 @@ public final class ConnectionPool: Sendable {
     private let state = Mutex(State())
 
     /// Creates a pool; no connection opens until first use.
-    public init(configuration: PostgresConfiguration, maxConnections: Int, acquireTimeout: Duration = .seconds(30), logger: Logger) {
+    public init(configuration: PGConfiguration, maxConnections: Int, acquireTimeout: Duration = .seconds(30), logger: Logger) {
         precondition(maxConnections > 0, "a pool needs at least one connection")
         self.configuration = configuration
         self.maxConnections = maxConnections
@@ -50,7 +50,7 @@ public final class ConnectionPool: Sendable {
     @discardableResult
     public func withConnection<Result>(
         isolation: isolated (any Actor)? = #isolation,
-        _ body: (PostgresConnection) async throws -> sending Result
+        _ body: (PGConnection) async throws -> sending Result
     ) async throws -> sending Result {
         let connection = try await acquire()
         do {
@@ -67,7 +67,7 @@ public final class ConnectionPool: Sendable {
     @discardableResult
     public func withTransaction<Result>(
         isolation: isolated (any Actor)? = #isolation,
-        _ body: (PostgresConnection) async throws -> sending Result
+        _ body: (PGConnection) async throws -> sending Result
     ) async throws -> sending Result {
         try await withConnection { connection in
             try await connection.execute("BEGIN")
@@ -84,9 +84,9 @@ public final class ConnectionPool: Sendable {
         }
     }
 
-    /// Closes idle connections and fails every waiter; later calls get ``PostgresError/Kind/closed``.
+    /// Closes idle connections and fails every waiter; later calls get ``PGError/Kind/closed``.
     public func close() async {
-        let (idle, waiters) = state.withLock { state -> ([PostgresConnection], [Waiter]) in
+        let (idle, waiters) = state.withLock { state -> ([PGConnection], [Waiter]) in
             state.closed = true
             let result = (state.idle, state.waiters)
             state.slotsInUse -= state.idle.count
@@ -96,20 +96,20 @@ public final class ConnectionPool: Sendable {
         }
         for waiter in waiters {
             waiter.timeout?.cancel()
-            waiter.continuation.resume(throwing: PostgresError(kind: .closed, message: "the connection pool was closed"))
+            waiter.continuation.resume(throwing: PGError(kind: .closed, message: "the connection pool was closed"))
         }
         for connection in idle { await connection.close() }
     }
 
     /// Numbers for tests and diagnostics: open (or opening) connections, idle ones, and waiters in line.
-    public var statistics: (open: Int, idle: Int, waiting: Int) {
+    package var statistics: (open: Int, idle: Int, waiting: Int) {
         state.withLock { ($0.slotsInUse, $0.idle.count, $0.waiters.count) }
     }
 
     // MARK: - Leasing
 
-    private func acquire() async throws -> PostgresConnection {
-        enum Immediate { case connection(PostgresConnection), openSlot, wait, closed }
+    private func acquire() async throws -> PGConnection {
+        enum Immediate { case connection(PGConnection), openSlot, wait, closed }
         let immediate: Immediate = state.withLock { state in
             if state.closed { return .closed }
             // Waiters already in line go first: a newcomer may not overtake them.
@@ -121,7 +121,7 @@ public final class ConnectionPool: Sendable {
             return .wait
         }
         switch immediate {
-        case .closed: throw PostgresError(kind: .closed, message: "the connection pool was closed")
+        case .closed: throw PGError(kind: .closed, message: "the connection pool was closed")
         case .connection(let connection): return connection
         case .openSlot: return try await open()
         case .wait:
@@ -132,9 +132,9 @@ public final class ConnectionPool: Sendable {
         }
     }
 
-    private func open() async throws -> PostgresConnection {
+    private func open() async throws -> PGConnection {
         do {
-            return try await PostgresConnection.connect(configuration)
+            return try await PGConnection.connect(configuration)
         } catch {
             // The slot was never filled: give it to the next waiter, who will try to open one itself.
             freeSlot()
@@ -152,7 +152,7 @@ public final class ConnectionPool: Sendable {
                 let timeout = Task { [acquireTimeout] in
                     try? await Task.sleep(for: acquireTimeout)
                     guard !Task.isCancelled else { return }
-                    self.failWaiter(id, with: PostgresError(
+                    self.failWaiter(id, with: PGError(
                         kind: .poolTimeout,
                         message: "no database connection became free within \(acquireTimeout) (pool of \(self.maxConnections)); raise the pool size or shorten transactions"
                     ))
@@ -177,7 +177,7 @@ public final class ConnectionPool: Sendable {
                 case .queued: break
                 case .closed:
                     timeout.cancel()
-                    continuation.resume(throwing: PostgresError(kind: .closed, message: "the connection pool was closed"))
+                    continuation.resume(throwing: PGError(kind: .closed, message: "the connection pool was closed"))
                 case .cancelled:
                     timeout.cancel()
                     continuation.resume(throwing: CancellationError())
@@ -201,7 +201,7 @@ public final class ConnectionPool: Sendable {
         waiter.continuation.resume(throwing: error)
     }
 
-    private func release(_ connection: PostgresConnection) async {
+    private func release(_ connection: PGConnection) async {
         guard connection.isReusable else {
             logger.debug("discarding a broken database connection")
             await connection.close()

@@ -6,7 +6,7 @@ import Synchronization
 ///
 /// libpq is blocking: a query holds its thread until the server answers. Swift's cooperative pool has as many
 /// threads as cores (two on a small server), so one blocked query there could stall the whole process. Every
-/// ``PostgresConnection`` therefore runs on its own thread through this executor, and async callers simply await it.
+/// ``PGConnection`` therefore runs on its own thread through this executor, and async callers simply await it.
 final class ThreadExecutor: SerialExecutor {
     private struct State {
         var jobs: [UnownedJob] = []

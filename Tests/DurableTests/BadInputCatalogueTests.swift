@@ -1,4 +1,4 @@
-import Durable
+@testable import Durable
 import Foundation
 import LibPQ
 import Testing

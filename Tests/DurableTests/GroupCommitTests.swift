@@ -13,7 +13,7 @@ struct GroupCommitTests {
         let harness = try await MessagingHarness.make(prefix: prefix) { _ in }
         var logger = Logger(label: "group-commit-tests")
         logger.logLevel = .critical
-        let pool = ConnectionPool(configuration: PostgresConfiguration.forTests(harness.url), maxConnections: 2, logger: logger)
+        let pool = ConnectionPool(configuration: PGConfiguration.forTests(harness.url), maxConnections: 2, logger: logger)
         // 60 s of retries for connection problems: connecting can take seconds on a stalled machine.
         return (SystemDatabase(pool: pool, schema: "dbos", retry: DatabaseRetry(timeout: .seconds(60), logger: logger)), harness)
     }

@@ -68,7 +68,7 @@ struct MigrationCatalogTests {
         #expect(delivered.first?.string(0) == "via-sql")
         #expect(delivered.first?.string(1) == "greeting")
         #expect(delivered.first?.string(2) == "\"hello\"")
-        await #expect(throws: PostgresError.self) {
+        await #expect(throws: PGError.self) {
             try await Support.query(url, "SELECT \(quoted).send_message('no-such-workflow', '1'::json)")
         }
     }

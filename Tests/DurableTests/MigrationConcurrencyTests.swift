@@ -89,7 +89,7 @@ struct MigrationConcurrencyTests {
     func waitsForMigrationInProgress(_ stage: MigrationInProgress) async throws {
         let url = try await Support.freshDatabase("mig_wait_lock")
         let base = try #require(SchemaMigrator.embedded.first { $0.number == 1 }).sql(forSchema: "dbos")
-        let connect = { try await PostgresConnection.connect(PostgresConfiguration.forTests(url)) }
+        let connect = { try await PGConnection.connect(PGConfiguration.forTests(url)) }
         // DBOS holds the lock on one connection and migrates on others.
         let holder = try await connect()
         let migrator = try await connect()

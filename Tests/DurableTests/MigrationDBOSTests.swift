@@ -109,7 +109,7 @@ struct MigrationDBOSTests {
     /// Runs `sql` (one value) every few milliseconds on one connection, errors counting as nil, until `done`
     /// accepts the value; returns it. Gives up after 60 s.
     private func pollUntil(_ url: String, _ sql: String, _ done: (String?) -> Bool) async throws -> String {
-        let connection = try await PostgresConnection.connect(PostgresConfiguration.forTests(url, usePreparedStatements: false))
+        let connection = try await PGConnection.connect(PGConfiguration.forTests(url, usePreparedStatements: false))
         let deadline = ContinuousClock.now.advanced(by: .seconds(60))
         while ContinuousClock.now < deadline {
             let value = try? await connection.query(sql).first?.string(0)

@@ -14,7 +14,7 @@ final class OtherDatabase: Sendable {
         self.url = url
         var logger = Logger(label: "other-database-tests")
         logger.logLevel = .critical
-        pool = ConnectionPool(configuration: PostgresConfiguration.forTests(url), maxConnections: 2, logger: logger)
+        pool = ConnectionPool(configuration: PGConfiguration.forTests(url), maxConnections: 2, logger: logger)
     }
 
     /// The databases by test, looked up by the workflow through its input (a workflow is registered as a value).

@@ -50,11 +50,11 @@ struct SecurityTests {
             #expect(!String(describing: error).contains(password))
         }
         // The role cannot read other schemas.
-        let connection = try await PostgresConnection.connect(PostgresConfiguration.forTests(roleURL))
+        let connection = try await PGConnection.connect(PGConfiguration.forTests(roleURL))
         do {
             try await connection.query("SELECT * FROM other_team.secrets")
             Issue.record("the limited role could read another schema")
-        } catch let error as PostgresError {
+        } catch let error as PGError {
             #expect(error.sqlState == "42501")
         }
         await connection.close()
@@ -98,7 +98,7 @@ struct SecurityTests {
         let reloadDeadline = ContinuousClock.now.advanced(by: .seconds(30))
         while true {
             do {
-                let probe = try await PostgresConnection.connect(PostgresConfiguration(connectionString: ConnectionString(server.url + "?sslmode=require")))
+                let probe = try await PGConnection.connect(PGConfiguration(connectionString: ConnectionString(server.url + "?sslmode=require")))
                 await probe.close()
                 break
             } catch where ContinuousClock.now < reloadDeadline {
@@ -108,7 +108,7 @@ struct SecurityTests {
 
         for query in ["sslmode=require", "sslmode=verify-full&sslrootcert=\(certificates.caPath)"] {
             let url = server.url + "?" + query
-            let connection = try await PostgresConnection.connect(PostgresConfiguration.forTests(url))
+            let connection = try await PGConnection.connect(PGConfiguration.forTests(url))
             #expect(try await connection.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").first?.bool(0) == true)
             await connection.close()
             var logger = Logger(label: "tls")
@@ -121,9 +121,9 @@ struct SecurityTests {
         // verify-full with a CA that did not sign the server's certificate is refused.
         let stranger = try TLSFiles.make()
         do {
-            _ = try await PostgresConnection.connect(PostgresConfiguration(connectionString: ConnectionString(server.url + "?sslmode=verify-full&sslrootcert=\(stranger.caPath)")))
+            _ = try await PGConnection.connect(PGConfiguration(connectionString: ConnectionString(server.url + "?sslmode=verify-full&sslrootcert=\(stranger.caPath)")))
             Issue.record("expected verification to fail")
-        } catch let error as PostgresError {
+        } catch let error as PGError {
             #expect(error.kind == .connectionFailed)
             #expect(error.message.contains("certificate"))
         }

@@ -3,7 +3,7 @@ import Foundation
 import LibPQ
 import Testing
 
-/// Connection strings that cannot work fail within a few seconds with ``PostgresError/Kind/connectionFailed``
+/// Connection strings that cannot work fail within a few seconds with ``PGError/Kind/connectionFailed``
 /// and never show the password.
 @Suite("Bad connection input")
 struct BadInputTests {
@@ -17,14 +17,14 @@ struct BadInputTests {
         connectTimeoutSeconds: Int = 2,
         bound: Double = 30,
         sourceLocation: SourceLocation = #_sourceLocation
-    ) async -> PostgresError? {
-        let configuration = PostgresConfiguration(
+    ) async -> PGError? {
+        let configuration = PGConfiguration(
             connectionString: ConnectionString(connectionString), connectTimeoutSeconds: connectTimeoutSeconds,
             applicationName: uniqueName("bad_input"))
         let start = ContinuousClock.now
         let error = await expectPostgresError(sourceLocation: sourceLocation) {
             try await within(bound, "connecting to \(ConnectionString(connectionString))") {
-                let connection = try await PostgresConnection.connect(configuration)
+                let connection = try await PGConnection.connect(configuration)
                 await connection.close()
             }
         }
@@ -88,24 +88,24 @@ struct BadInputTests {
     func poolWithUnreachableServer() async throws {
         let port = try refusedLoopbackPort()
         let pool = ConnectionPool(
-            configuration: PostgresConfiguration(
+            configuration: PGConfiguration(
                 connectionString: ConnectionString("postgresql://u:s3cretpw@127.0.0.1:\(port)/db"), connectTimeoutSeconds: 2),
             maxConnections: 2, acquireTimeout: .seconds(60), logger: testLogger)
         // More callers than slots: the waiters inherit the failed opener's slot and try themselves.
         // The bound only tells a hang from a failure: generous, as a loaded test run can starve these tasks.
         let errors = try await within(60, "six callers against a refused port") {
-            try await withThrowingTaskGroup(of: PostgresError?.self) { group in
+            try await withThrowingTaskGroup(of: PGError?.self) { group in
                 for _ in 0..<6 {
                     group.addTask {
                         do {
                             try await pool.withConnection { _ in }
                             return nil
-                        } catch let error as PostgresError {
+                        } catch let error as PGError {
                             return error
                         }
                     }
                 }
-                var collected: [PostgresError?] = []
+                var collected: [PGError?] = []
                 for try await error in group { collected.append(error) }
                 return collected
             }
@@ -140,21 +140,21 @@ struct BadInputTests {
             try await admin.execute("DROP ROLE IF EXISTS \(role)")
             try await admin.execute("CREATE ROLE \(role) LOGIN PASSWORD '\(rightPassword)'")
             createdRole = true
-        } catch let error as PostgresError where error.sqlState == "42501" {
+        } catch let error as PGError where error.sqlState == "42501" {
             // DATABASE_URL's user may not create roles: then its own user with a wrong password will do.
             role = try #require(URLComponents(string: url)?.user, "cannot create a role and DATABASE_URL names no user")
         }
-        func configuration(password: String) throws -> PostgresConfiguration {
+        func configuration(password: String) throws -> PGConfiguration {
             var components = try #require(URLComponents(string: url), "DATABASE_URL is not a URL Foundation can parse")
             components.user = role
             components.password = password
-            return PostgresConfiguration(
+            return PGConfiguration(
                 connectionString: ConnectionString(try #require(components.string)), connectTimeoutSeconds: 5,
                 applicationName: uniqueName("wrong_pw"))
         }
-        func attempt(_ configuration: PostgresConfiguration) async -> Result<PostgresConnection, any Error> {
+        func attempt(_ configuration: PGConfiguration) async -> Result<PGConnection, any Error> {
             do {
-                return .success(try await within(60, "connecting as \(role)") { try await PostgresConnection.connect(configuration) })
+                return .success(try await within(60, "connecting as \(role)") { try await PGConnection.connect(configuration) })
             } catch {
                 return .failure(error)
             }
@@ -177,7 +177,7 @@ struct BadInputTests {
             await connection.close()
             #expect(!String(describing: wrong.connectionString).contains(wrongPassword))
         case .failure(let error):
-            let postgresError = try #require(error as? PostgresError, "\(error)")
+            let postgresError = try #require(error as? PGError, "\(error)")
             #expect(postgresError.kind == .connectionFailed)
             #expect(postgresError.isConnectionProblem)
             let message = postgresError.message

@@ -208,7 +208,7 @@ struct ConnectionThreadTests {
     func threadsEnd() async throws {
         let count = 30
         let before = Self.threads()
-        var connections: [PostgresConnection] = []
+        var connections: [PGConnection] = []
         for _ in 0..<count { connections.append(try await ConnectionLossTests.database.connect()) }
         let appeared = Self.threads().subtracting(before)
         #expect(appeared.count >= count, "only \(appeared.count) new threads for \(count) connections")

@@ -111,15 +111,15 @@ struct ConnectionStringTests {
         #expect(!connectionString.redact("error about \(raw)").contains(secretPart))
     }
 
-    @Test("PostgresError's description shows kind, SQLSTATE, message, detail and hint")
+    @Test("PGError's description shows kind, SQLSTATE, message, detail and hint")
     func errorDescription() {
-        let error = PostgresError(kind: .statementFailed, sqlState: "23505", message: "duplicate key", detail: "Key (id)=(1) already exists.", hint: "use another id")
+        let error = PGError(kind: .statementFailed, sqlState: "23505", message: "duplicate key", detail: "Key (id)=(1) already exists.", hint: "use another id")
         #expect(error.description == "PostgreSQL statementFailed [23505]: duplicate key (detail: Key (id)=(1) already exists.) (hint: use another id)")
-        #expect(PostgresError(kind: .poolTimeout, message: "m").description == "PostgreSQL poolTimeout: m")
+        #expect(PGError(kind: .poolTimeout, message: "m").description == "PostgreSQL poolTimeout: m")
     }
 
     @Test("isConnectionProblem by kind and SQLSTATE", arguments: [
-        (PostgresError.Kind.connectionFailed, nil as String?, true),
+        (PGError.Kind.connectionFailed, nil as String?, true),
         (.connectionLost, nil, true),
         (.poolTimeout, nil, false),
         (.closed, nil, false),
@@ -133,7 +133,7 @@ struct ConnectionStringTests {
         (.statementFailed, "23505", false),
         (.statementFailed, "40001", false),
     ])
-    func connectionProblem(kind: PostgresError.Kind, sqlState: String?, expected: Bool) {
-        #expect(PostgresError(kind: kind, sqlState: sqlState, message: "x").isConnectionProblem == expected)
+    func connectionProblem(kind: PGError.Kind, sqlState: String?, expected: Bool) {
+        #expect(PGError(kind: kind, sqlState: sqlState, message: "x").isConnectionProblem == expected)
     }
 }

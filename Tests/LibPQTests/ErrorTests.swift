@@ -8,12 +8,12 @@ struct ErrorTests {
 
     /// Runs `failing`, checks its error, then checks the connection still answers.
     private func expectStatementError(
-        on connection: PostgresConnection,
+        on connection: PGConnection,
         sqlState: String,
         messageContains fragment: String,
         sourceLocation: SourceLocation = #_sourceLocation,
         _ failing: () async throws -> Void
-    ) async throws -> PostgresError? {
+    ) async throws -> PGError? {
         let error = await expectPostgresError(sourceLocation: sourceLocation) { try await failing() }
         if let error {
             #expect(error.kind == .statementFailed, sourceLocation: sourceLocation)

@@ -3,12 +3,12 @@ import LibPQ
 import Testing
 
 /// Bound parameters and decoding: every value travels as a parameter and comes back byte for byte.
-/// Each test runs with prepared statements on and off, the two paths through ``PostgresConnection/query(_:_:)``.
+/// Each test runs with prepared statements on and off, the two paths through ``PGConnection/query(_:_:)``.
 @Suite("Parameters and decoding")
 struct ParameterTests {
     static let database = SuiteDatabase(prefix: "libpq_params")
 
-    private func withConnection<T>(prepared: Bool, _ body: (PostgresConnection) async throws -> T) async throws -> T {
+    private func withConnection<T>(prepared: Bool, _ body: (PGConnection) async throws -> T) async throws -> T {
         let connection = try await Self.database.connect(usePreparedStatements: prepared)
         do {
             let result = try await body(connection)
@@ -45,7 +45,7 @@ struct ParameterTests {
             let nothing: String? = nil
             let rows = try await connection.query(
                 "SELECT $1::text IS NULL, $1::text, $2::text IS NULL, $2::text, $3::int IS NULL, $3::int",
-                ["", nothing, PostgresNull()]
+                ["", nothing, PGNull()]
             ).rows
             let row = try #require(rows.first)
             #expect(row.bool(0) == false)
@@ -151,7 +151,7 @@ struct ParameterTests {
         }
     }
 
-    @Test("PostgresTextArray survives commas, braces, quotes, backslashes, NULLs and unicode", arguments: [true, false])
+    @Test("PGTextArray survives commas, braces, quotes, backslashes, NULLs and unicode", arguments: [true, false])
     func textArrayRoundTrip(prepared: Bool) async throws {
         let elements: [String?] = [
             "plain", "a,b", "{braces}", "}", "{", "\"quoted\"", "\"", "back\\slash", "\\", "end\\", nil, "NULL",
@@ -160,35 +160,35 @@ struct ParameterTests {
         try await withConnection(prepared: prepared) { connection in
             let rows = try await connection.query(
                 "SELECT value FROM unnest($1::text[]) WITH ORDINALITY AS t(value, position) ORDER BY position",
-                [PostgresTextArray(elements)]
+                [PGTextArray(elements)]
             ).rows
             let decoded = rows.map { $0.string(0).map { Array($0.utf8) } }
             #expect(decoded == elements.map { $0.map { Array($0.utf8) } })
 
             let shape = try #require(try await connection.query(
                 "SELECT cardinality($1::text[]), array_position($1::text[], NULL) IS NOT NULL, $1::text[] @> ARRAY['a,b']",
-                [PostgresTextArray(elements)]
+                [PGTextArray(elements)]
             ).first)
             #expect(shape.int(0) == elements.count)
             #expect(shape.bool(1) == true)
             #expect(shape.bool(2) == true)
 
             // Empty, all-NULL and single-element arrays.
-            let empty = try #require(try await connection.query("SELECT cardinality($1::text[])", [PostgresTextArray([])]).first)
+            let empty = try #require(try await connection.query("SELECT cardinality($1::text[])", [PGTextArray([])]).first)
             #expect(empty.int(0) == 0)
-            let nulls = try await connection.query("SELECT unnest($1::text[])", [PostgresTextArray([nil, nil])]).rows
+            let nulls = try await connection.query("SELECT unnest($1::text[])", [PGTextArray([nil, nil])]).rows
             #expect(nulls.map { $0.string(0) } == [nil, nil])
-            let single = try await connection.query("SELECT unnest($1::text[])", [PostgresTextArray(["x"])]).rows
+            let single = try await connection.query("SELECT unnest($1::text[])", [PGTextArray(["x"])]).rows
             #expect(single.map { $0.string(0) } == ["x"])
         }
     }
 
-    @Test("PostgresTextArray writes a quoted array literal")
+    @Test("PGTextArray writes a quoted array literal")
     func textArrayLiteral() {
-        #expect(PostgresTextArray([]).postgresText == "{}")
-        #expect(PostgresTextArray(["a", nil, "NULL"]).postgresText == #"{"a",NULL,"NULL"}"#)
-        #expect(PostgresTextArray([#"q"u\o"#]).postgresText == #"{"q\"u\\o"}"#)
-        #expect(PostgresTextArray(["a,b", "{c}"]).postgresText == #"{"a,b","{c}"}"#)
+        #expect(PGTextArray([]).postgresText == "{}")
+        #expect(PGTextArray(["a", nil, "NULL"]).postgresText == #"{"a",NULL,"NULL"}"#)
+        #expect(PGTextArray([#"q"u\o"#]).postgresText == #"{"q\"u\\o"}"#)
+        #expect(PGTextArray(["a,b", "{c}"]).postgresText == #"{"a,b","{c}"}"#)
     }
 
     /// libpq's text format cannot carry a NUL byte (values are C strings), and PostgreSQL text cannot hold one
@@ -203,20 +203,20 @@ struct ParameterTests {
                 do {
                     let row = try await connection.query("SELECT $1::text, octet_length($1::text)", [value]).first
                     #expect(row?.string(0).map { Array($0.utf8) } == Array(value.utf8), "a NUL-containing value must not arrive truncated")
-                } catch let error as PostgresError {
+                } catch let error as PGError {
                     #expect(error.kind == .statementFailed)
                     #expect(!error.isConnectionProblem)
                 }
                 do {
                     try await connection.query("INSERT INTO \(table) VALUES ($1)", [value])
-                } catch let error as PostgresError {
+                } catch let error as PGError {
                     #expect(error.kind == .statementFailed)
                 }
                 // Arrays go through the same path.
                 do {
-                    let rows = try await connection.query("SELECT unnest($1::text[])", [PostgresTextArray(["ok", value])]).rows
+                    let rows = try await connection.query("SELECT unnest($1::text[])", [PGTextArray(["ok", value])]).rows
                     #expect(rows.map { $0.string(0).map { Array($0.utf8) } } == [Array("ok".utf8), Array(value.utf8)])
-                } catch let error as PostgresError {
+                } catch let error as PGError {
                     #expect(error.kind == .statementFailed)
                 }
             }

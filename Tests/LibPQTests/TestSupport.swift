@@ -37,8 +37,8 @@ final class SuiteDatabase: Sendable {
     func configuration(
         applicationName: String = uniqueName("libpq_test"),
         usePreparedStatements: Bool = true
-    ) async throws -> PostgresConfiguration {
-        PostgresConfiguration(
+    ) async throws -> PGConfiguration {
+        PGConfiguration(
             connectionString: ConnectionString(try await url()),
             // Generous: at the start of a run every suite creates databases and connects at once, and a busy
             // server then takes seconds to start a backend (5 s once failed connects that only looked like hangs).
@@ -49,8 +49,8 @@ final class SuiteDatabase: Sendable {
     }
 
     /// A single connection to this database.
-    func connect(usePreparedStatements: Bool = true) async throws -> PostgresConnection {
-        try await PostgresConnection.connect(configuration(usePreparedStatements: usePreparedStatements))
+    func connect(usePreparedStatements: Bool = true) async throws -> PGConnection {
+        try await PGConnection.connect(configuration(usePreparedStatements: usePreparedStatements))
     }
 }
 
@@ -111,21 +111,21 @@ func eventually(
     }
 }
 
-/// The error `body` threw, as a ``PostgresError``; records an issue when it threw nothing or something else.
+/// The error `body` threw, as a ``PGError``; records an issue when it threw nothing or something else.
 @discardableResult
 func expectPostgresError<T>(
     _ comment: Comment? = nil,
     sourceLocation: SourceLocation = #_sourceLocation,
     _ body: () async throws -> T
-) async -> PostgresError? {
+) async -> PGError? {
     do {
         _ = try await body()
-        Issue.record("expected a PostgresError, got success. \(comment.map { "\($0)" } ?? "")", sourceLocation: sourceLocation)
+        Issue.record("expected a PGError, got success. \(comment.map { "\($0)" } ?? "")", sourceLocation: sourceLocation)
         return nil
-    } catch let error as PostgresError {
+    } catch let error as PGError {
         return error
     } catch {
-        Issue.record("expected a PostgresError, got \(type(of: error)): \(error)", sourceLocation: sourceLocation)
+        Issue.record("expected a PGError, got \(type(of: error)): \(error)", sourceLocation: sourceLocation)
         return nil
     }
 }
@@ -197,14 +197,14 @@ final class Gate: Sendable {
 }
 
 /// Counts the backends of `applicationName` (seen from a separate connection).
-func backendCount(applicationName: String, admin: PostgresConnection) async throws -> Int {
+func backendCount(applicationName: String, admin: PGConnection) async throws -> Int {
     try await admin.query(
         "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", [applicationName]
     ).first?.int(0) ?? -1
 }
 
 /// Terminates backend `pid` and waits until it has gone from `pg_stat_activity`.
-func terminateBackend(_ pid: Int, admin: PostgresConnection) async throws {
+func terminateBackend(_ pid: Int, admin: PGConnection) async throws {
     let terminated = try await admin.query("SELECT pg_terminate_backend($1)", [pid]).first?.bool(0)
     #expect(terminated == true, "pg_terminate_backend(\(pid)) should find the backend")
     try await eventually(60, "backend \(pid) to exit") {

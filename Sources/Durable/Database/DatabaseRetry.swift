@@ -23,7 +23,7 @@ struct DatabaseRetry: Sendable {
             attempt += 1
             do {
                 return try await operation()
-            } catch let error as PostgresError where error.isConnectionProblem && clock.now < deadline {
+            } catch let error as PGError where error.isConnectionProblem && clock.now < deadline {
                 if attempt == 1 || attempt % 10 == 0 {
                     logger.warning("database connection problem, retrying", metadata: [
                         "operation": "\(what())", "attempt": "\(attempt)", "error": "\(error)",

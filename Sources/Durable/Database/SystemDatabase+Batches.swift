@@ -6,10 +6,10 @@ extension SystemDatabase {
     func recordSteps(_ checkpoints: [StepCheckpoint]) async -> [Result<StepWriteOutcome, any Error>] {
         await batched(checkpoints, single: recordStep) {
             let result = try await query("record \(checkpoints.count) step checkpoints", batches.recordSteps, [
-                PostgresTextArray(checkpoints.map(\.workflowID)), PostgresTextArray(checkpoints.map { String($0.stepID) }),
-                PostgresTextArray(checkpoints.map(\.name)), PostgresTextArray(checkpoints.map(\.output)),
-                PostgresTextArray(checkpoints.map(\.error)), PostgresTextArray(checkpoints.map { String($0.startedAtMilliseconds) }),
-                PostgresTextArray(checkpoints.map { String($0.completedAtMilliseconds) }), PostgresTextArray(checkpoints.map(\.ownerToken)),
+                PGTextArray(checkpoints.map(\.workflowID)), PGTextArray(checkpoints.map { String($0.stepID) }),
+                PGTextArray(checkpoints.map(\.name)), PGTextArray(checkpoints.map(\.output)),
+                PGTextArray(checkpoints.map(\.error)), PGTextArray(checkpoints.map { String($0.startedAtMilliseconds) }),
+                PGTextArray(checkpoints.map { String($0.completedAtMilliseconds) }), PGTextArray(checkpoints.map(\.ownerToken)),
             ])
             var outcomes: [Result<StepWriteOutcome, any Error>] = []
             for (index, row) in zip(checkpoints.indices, result.rows) where row.int(0) == index + 1 {
@@ -34,8 +34,8 @@ extension SystemDatabase {
     func finishWorkflows(_ outcomes: [WorkflowOutcomeWrite]) async -> [Result<Bool, any Error>] {
         await batched(outcomes, single: { try await finishWorkflow(id: $0.id, token: $0.token, status: $0.status, output: $0.output, error: $0.error) }) {
             let result = try await query("record \(outcomes.count) workflow outcomes", batches.finishWorkflows, [
-                PostgresTextArray(outcomes.map(\.id)), PostgresTextArray(outcomes.map(\.status.rawValue)),
-                PostgresTextArray(outcomes.map(\.token)), PostgresTextArray(outcomes.map(\.output)), PostgresTextArray(outcomes.map(\.error)),
+                PGTextArray(outcomes.map(\.id)), PGTextArray(outcomes.map(\.status.rawValue)),
+                PGTextArray(outcomes.map(\.token)), PGTextArray(outcomes.map(\.output)), PGTextArray(outcomes.map(\.error)),
             ])
             return zip(outcomes.indices, result.rows).compactMap { index, row in
                 row.int(0) == index + 1 ? .success(row.bool(1) == true) : nil

@@ -64,7 +64,7 @@ extension SystemDatabase {
 
     /// Like ``query(_:workflowID:_:_:)``, but a message to a workflow that does not exist (a foreign-key
     /// violation) becomes ``DurableError/Code/workflowNotFound``.
-    private func messagingQuery(_ what: String, workflowID: String, _ statement: String, _ parameters: [any PostgresParameter]) async throws -> QueryResult {
+    private func messagingQuery(_ what: String, workflowID: String, _ statement: String, _ parameters: [any PGParameter]) async throws -> QueryResult {
         do {
             return try await query(what, workflowID: workflowID, statement, parameters)
         } catch let error as DurableError where error.sqlState == "23503" {

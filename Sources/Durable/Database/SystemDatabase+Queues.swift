@@ -47,15 +47,15 @@ extension SystemDatabase {
                                        partitionKey: row.string(6))
             }
         }
-        func claim(_ connection: PostgresConnection, _ count: Int) async throws -> [ClaimedWorkflow] {
+        func claim(_ connection: PGConnection, _ count: Int) async throws -> [ClaimedWorkflow] {
             guard count > 0 else { return [] }
-            var parameters: [any PostgresParameter] = [
-                queue.name, count, token, executorID, applicationVersion, rateLimited, PostgresTextArray(names), payloadLimit,
+            var parameters: [any PGParameter] = [
+                queue.name, count, token, executorID, applicationVersion, rateLimited, PGTextArray(names), payloadLimit,
             ]
             if let partition { parameters.append(partition) }
             return claimed(try await connection.query(partition == nil ? queues.claim : queues.partitionClaim, parameters))
         }
-        func count(_ connection: PostgresConnection, _ sql: String, _ parameters: [any PostgresParameter]) async throws -> Int {
+        func count(_ connection: PGConnection, _ sql: String, _ parameters: [any PGParameter]) async throws -> Int {
             try await connection.query(sql, parameters).first?.int(0) ?? 0
         }
         var attempt = 0
@@ -107,7 +107,7 @@ extension SystemDatabase {
     /// or they lack a partition key on one of `partitioned`.
     func unservableQueued(queues: [String], partitioned: [String], names: [String], applicationVersion: String) async throws -> [UnservableQueued] {
         let result = try await query("look for queued workflows this process cannot take", self.queues.unservableQueued, [
-            PostgresTextArray(queues), PostgresTextArray(names), applicationVersion, PostgresTextArray(partitioned),
+            PGTextArray(queues), PGTextArray(names), applicationVersion, PGTextArray(partitioned),
         ])
         return result.rows.compactMap { row in
             guard let id = row.string(0), let queue = row.string(2) else { return nil }

@@ -39,7 +39,7 @@ final class SystemDatabase: Sendable {
     }
 
     /// Runs one statement on a pooled connection, retrying through connection loss.
-    func query(_ what: @autoclosure () -> String, workflowID: String? = nil, _ statement: String, _ parameters: [any PostgresParameter]) async throws -> QueryResult {
+    func query(_ what: @autoclosure () -> String, workflowID: String? = nil, _ statement: String, _ parameters: [any PGParameter]) async throws -> QueryResult {
         try await retry.run(what(), workflowID: workflowID) {
             try await pool.withConnection { connection in
                 try await connection.query(statement, parameters)
@@ -168,7 +168,7 @@ final class SystemDatabase: Sendable {
     /// workflow; rows someone else claimed first are simply not returned.
     func claimForRecovery(_ pending: [PendingWorkflow], newToken: String, from owner: String, executorID: String, payloadLimit: Int) async throws -> [ClaimedWorkflow] {
         let result = try await query("claim workflows for recovery", sql.claimForRecovery, [
-            PostgresTextArray(pending.map(\.id)), PostgresTextArray(pending.map(\.ownerToken)), newToken, owner, payloadLimit, executorID,
+            PGTextArray(pending.map(\.id)), PGTextArray(pending.map(\.ownerToken)), newToken, owner, payloadLimit, executorID,
         ])
         return result.rows.compactMap { row in
             guard let id = row.string(0), let attempts = row.int(2) else { return nil }
@@ -189,7 +189,7 @@ final class SystemDatabase: Sendable {
 
     /// Of these workflows and the owner tokens their runs hold, the IDs still `PENDING` under that token.
     func stillOwned(_ ids: [String], tokens: [String]) async throws -> Set<String> {
-        let result = try await query("check parked workflows", sql.stillOwned, [PostgresTextArray(ids), PostgresTextArray(tokens)])
+        let result = try await query("check parked workflows", sql.stillOwned, [PGTextArray(ids), PGTextArray(tokens)])
         return Set(result.rows.compactMap { $0.string(0) })
     }
 
@@ -197,7 +197,7 @@ final class SystemDatabase: Sendable {
     /// `limit` bytes are not transferred; they come back marked oversized, so that one huge checkpoint fails its
     /// workflow instead of exhausting memory.
     func loadSteps(workflowIDs: [String], limit: Int) async throws -> [String: [Int: RecordedStep]] {
-        let result = try await query("load recorded steps", sql.loadStepsOfMany, [PostgresTextArray(workflowIDs), limit])
+        let result = try await query("load recorded steps", sql.loadStepsOfMany, [PGTextArray(workflowIDs), limit])
         var steps: [String: [Int: RecordedStep]] = [:]
         for row in result.rows {
             guard let workflowID = row.string(0), let id = row.int(1) else { continue }

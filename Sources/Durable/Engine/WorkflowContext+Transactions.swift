@@ -21,7 +21,7 @@ extension WorkflowContext {
     public func transaction<Output: Codable & Sendable>(
         _ name: String,
         on database: TransactionDatabase = .system,
-        _ body: (PostgresConnection) async throws -> Output
+        _ body: (PGConnection) async throws -> Output
     ) async throws -> Output {
         let stepID = try beginOperation(name)
         if let checkpoint = recorded[stepID] {
@@ -76,7 +76,7 @@ extension WorkflowContext {
     }
 
     private func transactionOnSystemDatabase<Output: Codable & Sendable>(
-        _ name: String, stepID: Int, startedAt: Int64, _ body: (PostgresConnection) async throws -> Output
+        _ name: String, stepID: Int, startedAt: Int64, _ body: (PGConnection) async throws -> Output
     ) async throws -> Output {
         let statements = engine.database.transactions
         let limit = engine.configuration.maxPayloadBytes
@@ -95,7 +95,7 @@ extension WorkflowContext {
                     let output = try await StepScope.$isInsideStep.withValue(true) { try await body(connection) }
                     let encoded = try PortableJSON.encode(output, limit: limit, what: "the result of transaction step '\(name)'")
                     let written = try await connection.query(statements.recordInSystemTransaction, [
-                        workflowID, stepID, name, encoded, PostgresNull(), startedAt, Self.nowMilliseconds(), ownerToken,
+                        workflowID, stepID, name, encoded, PGNull(), startedAt, Self.nowMilliseconds(), ownerToken,
                     ])
                     // Not ours any more: throwing rolls the user's SQL back with it.
                     try ensureStillOwner(status: written.first?.string(0), stillOwner: written.first?.bool(1) == true)
@@ -115,15 +115,15 @@ extension WorkflowContext {
         }
     }
 
-    private func readCompletion(_ statements: TransactionStatements, stepID: Int, on connection: PostgresConnection) async throws -> String? {
+    private func readCompletion(_ statements: TransactionStatements, stepID: Int, on connection: PGConnection) async throws -> String? {
         do {
             return try await connection.query(statements.readCompletion, [workflowID, stepID]).first?.string(0)
-        } catch let error as PostgresError where error.sqlState == "42P01" || error.sqlState == "3F000" {
+        } catch let error as PGError where error.sqlState == "42P01" || error.sqlState == "3F000" {
             // First use on this database: create the table. Two processes racing here may both try; the loser's
             // duplicate-object error is harmless.
             do {
                 try await connection.execute(statements.createCompletionTable)
-            } catch let error as PostgresError where ["42P07", "23505", "42P06"].contains(error.sqlState ?? "") {}
+            } catch let error as PGError where ["42P07", "23505", "42P06"].contains(error.sqlState ?? "") {}
             return nil
         }
     }

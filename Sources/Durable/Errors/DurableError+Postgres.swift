@@ -3,7 +3,7 @@ import LibPQ
 extension DurableError {
     /// Translates a libpq-layer error into the public error type, keeping its SQLSTATE. Its message is already
     /// free of passwords.
-    init(_ error: PostgresError, context: String, workflowID: String? = nil) {
+    init(_ error: PGError, context: String, workflowID: String? = nil) {
         let code: Code
         switch error.kind {
         case .connectionFailed, .connectionLost: code = .connectionFailed
@@ -22,7 +22,7 @@ extension DurableError {
 
     /// Wraps any error met while talking to the database.
     static func wrapping(_ error: any Error, context: String, workflowID: String? = nil) -> any Error {
-        if let error = error as? PostgresError { return DurableError(error, context: context, workflowID: workflowID) }
+        if let error = error as? PGError { return DurableError(error, context: context, workflowID: workflowID) }
         return error
     }
 }

@@ -4,11 +4,14 @@
 /// password (connection strings are redacted) and never contain workflow inputs or outputs.
 public struct DurableError: Error, Sendable, CustomStringConvertible {
     /// A stable, machine-readable error category.
-    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    ///
+    /// Codes are made only by the library (a struct rather than an enum, so a release can add one without breaking
+    /// a `switch` that has a `default`).
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
         /// The code's name, stable across releases.
         public let rawValue: String
-        /// Creates a code from its name.
-        public init(rawValue: String) { self.rawValue = rawValue }
+        init(rawValue: String) { self.rawValue = rawValue }
+        /// The code's name.
         public var description: String { rawValue }
 
         /// The configuration is unusable (for example an empty database URL or a bad schema name).

@@ -23,7 +23,7 @@ final class NotificationListener: Sendable {
         var onCancellation: (@Sendable (String) -> Void)?
     }
 
-    private let configuration: PostgresConfiguration
+    private let configuration: PGConfiguration
     private let logger: Logger
     private let fallbackInterval: Duration
     private let state = Mutex(State())
@@ -31,7 +31,7 @@ final class NotificationListener: Sendable {
 
     /// - Parameter fallbackInterval: how often waiters look in the database while notifications arrive
     ///   (``DurableConfiguration/notificationFallbackInterval``).
-    init(configuration: PostgresConfiguration, logger: Logger, fallbackInterval: Duration) {
+    init(configuration: PGConfiguration, logger: Logger, fallbackInterval: Duration) {
         self.configuration = configuration
         self.logger = logger
         self.fallbackInterval = fallbackInterval
@@ -84,9 +84,9 @@ final class NotificationListener: Sendable {
     private func listenUntilCancelled() async {
         var delay = Duration.milliseconds(100)
         while !Task.isCancelled {
-            var connection: PostgresConnection?
+            var connection: PGConnection?
             do {
-                let opened = try await PostgresConnection.connect(configuration)
+                let opened = try await PGConnection.connect(configuration)
                 connection = opened
                 try await opened.listen(Self.messagesChannel)
                 try await opened.listen(Self.eventsChannel)
@@ -118,9 +118,9 @@ final class NotificationListener: Sendable {
 
     /// Sends a notification to ourselves through a second connection and waits for it: behind a transaction
     /// pooler `LISTEN` is silently lost, and then we must rely on polling.
-    private func checkDelivery(on listening: PostgresConnection) async throws {
+    private func checkDelivery(on listening: PGConnection) async throws {
         let probe = "durable-self-check::" + UUID().uuidString
-        let sender = try await PostgresConnection.connect(configuration)
+        let sender = try await PGConnection.connect(configuration)
         defer { Task { await sender.close() } }
         try await sender.query("SELECT pg_notify($1, $2)", [Self.eventsChannel, probe])
         let deadline = ContinuousClock.now.advanced(by: .seconds(2))
@@ -146,7 +146,7 @@ final class NotificationListener: Sendable {
         }
     }
 
-    private func deliver(_ notification: PostgresNotification) {
+    private func deliver(_ notification: PGNotification) {
         if notification.channel == ControlStatements.cancellationChannel {
             state.withLock { $0.onCancellation }?(notification.payload)
         } else {

@@ -216,7 +216,7 @@ public final class DurableRuntime: Service, Sendable {
         if Set(declaredQueues.map(\.name)).count != declaredQueues.count {
             throw DurableError(.invalidConfiguration, "a queue name is declared twice")
         }
-        let connections = PostgresConfiguration(
+        let connections = PGConfiguration(
             connectionString: ConnectionString(configuration.databaseURL),
             connectTimeoutSeconds: Int(configuration.connectTimeout.components.seconds),
             applicationName: "durable:\(configuration.executorID)",

@@ -88,8 +88,8 @@ struct SchemaMigrator: Sendable {
                 logger.info("the system schema is ready", metadata: ["schema": "\(schema)", "version": "\(Self.dbosSchemaVersion)"])
             }
             return ownTablesReady
-        } catch let error as PostgresError where !error.isConnectionProblem {
-            // A connection problem stays a PostgresError, so the launch's DatabaseRetry tries again (the database
+        } catch let error as PGError where !error.isConnectionProblem {
+            // A connection problem stays a PGError, so the launch's DatabaseRetry tries again (the database
             // may still be starting) until DurableConfiguration.reconnectTimeout; the work above is repeatable.
             throw DurableError(error, context: "could not prepare the system schema \"\(schema)\"")
         }
@@ -100,7 +100,7 @@ struct SchemaMigrator: Sendable {
     /// holds this lock, and CREATE INDEX CONCURRENTLY waits for every transaction that has a snapshot open: a
     /// transaction of ours blocked on the lock would be waited for in turn, a deadlock PostgreSQL cannot see
     /// (DBOS's two sides are different connections of one process) that only the lock timeout would end.
-    private func underMigrationLock<Result: Sendable>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result {
+    private func underMigrationLock<Result: Sendable>(_ body: (PGConnection) async throws -> Result) async throws -> Result {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: Self.lockWaitLimit)
         var delay = Duration.milliseconds(10)
@@ -146,7 +146,7 @@ struct SchemaMigrator: Sendable {
 
     /// The version in `dbos_migrations` (nil when the table or the schema does not exist, or it is empty) and
     /// the numbers of our own migrations applied.
-    private func currentState(on connection: PostgresConnection) async throws -> (dbosVersion: Int64?, applied: Set<Int>) {
+    private func currentState(on connection: PGConnection) async throws -> (dbosVersion: Int64?, applied: Set<Int>) {
         let quoted = SQLIdentifier.quote(schema)
         // Read from pg_class itself, not with to_regclass: to_regclass takes no lock and trusts this backend's
         // catalog cache, which inside a transaction that began before another process committed the schema can

@@ -1,4 +1,4 @@
-import Durable
+@testable import Durable
 import Foundation
 import LibPQ
 import Testing
@@ -304,14 +304,14 @@ struct CatalogueHarness: Sendable {
     let database: EngineDatabase
     let runtime: DurableRuntime
     let schema: String
-    let sql: PostgresConnection
+    let sql: PGConnection
 
     /// A fresh database, a launched runtime, and the bystander.
     static func make(_ prefix: String, schema: String = "dbos", register: (DurableRuntime) -> Void = { _ in }) async throws -> CatalogueHarness {
         let database = try await EngineDatabase.fresh(prefix)
         let runtime = makeRuntime(database, schema: schema, register: register)
         try await runtime.launch()
-        let sql = try await PostgresConnection.connect(PostgresConfiguration.forTests(database.url))
+        let sql = try await PGConnection.connect(PGConfiguration.forTests(database.url))
         let harness = CatalogueHarness(database: database, runtime: runtime, schema: schema, sql: sql)
         #expect(try await runtime.start(CatalogueBystander.self, "bystander-marker", id: bystander).result() == "bystander-marker")
         try await runtime.send(to: bystander, topic: "bystander", "a message nobody receives")
@@ -353,17 +353,17 @@ struct CatalogueHarness: Sendable {
 
     /// Runs one statement; `{schema}` stands for the quoted schema name.
     @discardableResult
-    func query(_ text: String, _ parameters: [any PostgresParameter] = []) async throws -> QueryResult {
+    func query(_ text: String, _ parameters: [any PGParameter] = []) async throws -> QueryResult {
         try await sql.query(text.replacingOccurrences(of: "{schema}", with: quotedSchema), parameters)
     }
 
     /// The first column of the first row.
-    func value(_ text: String, _ parameters: [any PostgresParameter] = []) async throws -> String? {
+    func value(_ text: String, _ parameters: [any PGParameter] = []) async throws -> String? {
         try await query(text, parameters).first?.string(0)
     }
 
     /// A JSON object stored in a text column.
-    func json(_ text: String, _ parameters: [any PostgresParameter] = []) async throws -> [String: Any]? {
+    func json(_ text: String, _ parameters: [any PGParameter] = []) async throws -> [String: Any]? {
         guard let stored = try await value(text, parameters) else { return nil }
         return try JSONSerialization.jsonObject(with: Data(stored.utf8)) as? [String: Any]
     }
@@ -387,7 +387,7 @@ struct CatalogueHarness: Sendable {
                 FROM {schema}.\(table) t WHERE NOT (t.\(owner) = ANY($1::text[]))
                 """
         }
-        let result = try await query(parts.joined(separator: "\nUNION ALL\n"), [PostgresTextArray(excluded)])
+        let result = try await query(parts.joined(separator: "\nUNION ALL\n"), [PGTextArray(excluded)])
         var digests: [String: String] = [:]
         for row in result.rows { digests[row.string(0) ?? "?"] = "\(row.string(1) ?? "?") rows, md5 \(row.string(2) ?? "?")" }
         #expect(digests.count == Self.tables.count)

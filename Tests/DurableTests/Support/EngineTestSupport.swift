@@ -28,8 +28,8 @@ struct EngineDatabase: Sendable {
 
     /// Runs one statement on its own connection.
     @discardableResult
-    func query(_ sql: String, _ parameters: [any PostgresParameter] = []) async throws -> QueryResult {
-        let connection = try await PostgresConnection.connect(PostgresConfiguration.forTests(url))
+    func query(_ sql: String, _ parameters: [any PGParameter] = []) async throws -> QueryResult {
+        let connection = try await PGConnection.connect(PGConfiguration.forTests(url))
         do {
             let result = try await connection.query(sql, parameters)
             await connection.close()
@@ -41,7 +41,7 @@ struct EngineDatabase: Sendable {
     }
 
     /// The one value of a one-row, one-column query.
-    func value(_ sql: String, _ parameters: [any PostgresParameter] = []) async throws -> String? {
+    func value(_ sql: String, _ parameters: [any PGParameter] = []) async throws -> String? {
         try await query(sql, parameters).first?.string(0)
     }
 
@@ -75,7 +75,7 @@ struct EngineDatabase: Sendable {
     }
 
     /// The JSON object stored in a text column, parsed (nil when NULL).
-    func json(_ sql: String, _ parameters: [any PostgresParameter] = []) async throws -> [String: Any]? {
+    func json(_ sql: String, _ parameters: [any PGParameter] = []) async throws -> [String: Any]? {
         guard let text = try await value(sql, parameters) else { return nil }
         return try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]) as? [String: Any]
     }

@@ -27,8 +27,8 @@ struct MessagingHarness {
     }
 
     /// Runs one query on the test's database.
-    func query(_ sql: String, _ parameters: [any PostgresParameter] = []) async throws -> QueryResult {
-        let connection = try await PostgresConnection.connect(PostgresConfiguration.forTests(url))
+    func query(_ sql: String, _ parameters: [any PGParameter] = []) async throws -> QueryResult {
+        let connection = try await PGConnection.connect(PGConfiguration.forTests(url))
         defer { Task { await connection.close() } }
         return try await connection.query(sql, parameters)
     }

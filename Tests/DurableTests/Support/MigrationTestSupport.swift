@@ -80,8 +80,8 @@ enum MigrationTestSupport {
 
     /// Runs one statement on its own connection.
     @discardableResult
-    static func query(_ url: String, _ sql: String, _ parameters: [any PostgresParameter] = []) async throws -> QueryResult {
-        let connection = try await PostgresConnection.connect(PostgresConfiguration.forTests(url))
+    static func query(_ url: String, _ sql: String, _ parameters: [any PGParameter] = []) async throws -> QueryResult {
+        let connection = try await PGConnection.connect(PGConfiguration.forTests(url))
         do {
             let result = try await connection.query(sql, parameters)
             await connection.close()
@@ -94,7 +94,7 @@ enum MigrationTestSupport {
 
     /// Runs a script (several statements, no parameters) on its own connection.
     static func execute(_ url: String, _ script: String) async throws {
-        let connection = try await PostgresConnection.connect(PostgresConfiguration.forTests(url))
+        let connection = try await PGConnection.connect(PGConfiguration.forTests(url))
         do {
             try await connection.execute(script)
             await connection.close()

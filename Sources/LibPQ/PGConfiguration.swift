@@ -1,5 +1,5 @@
 /// How to open connections: the connection string plus the settings this library insists on.
-public struct PostgresConfiguration: Sendable {
+public struct PGConfiguration: Sendable {
     /// The server to connect to. Its password never appears in logs or errors.
     public var connectionString: ConnectionString
     /// Seconds to wait for a connection to open before giving up. libpq's minimum is 2.

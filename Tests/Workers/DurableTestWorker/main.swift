@@ -205,7 +205,7 @@ LoggingSystem.bootstrap { label in
 }
 let logger = Logger(label: "durable-test-worker")
 let effects = ConnectionPool(
-    configuration: PostgresConfiguration(connectionString: ConnectionString(options.url)),
+    configuration: PGConfiguration(connectionString: ConnectionString(options.url)),
     maxConnections: 2, logger: logger
 )
 let ledgerTable = SQLIdentifier.quote(options.schema + "_ledger") + ".ledger"

@@ -129,7 +129,7 @@ let logger = Logger(label: "durable-queue-worker-\(options.executor)")
 var effectsLogger = logger
 effectsLogger.logLevel = .critical
 let effects = ConnectionPool(
-    configuration: PostgresConfiguration(connectionString: ConnectionString(options.url)),
+    configuration: PGConfiguration(connectionString: ConnectionString(options.url)),
     maxConnections: 4, logger: effectsLogger
 )
 let runtime = DurableRuntime(

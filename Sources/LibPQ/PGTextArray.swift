@@ -2,7 +2,7 @@
 ///
 /// Every element is double-quoted with backslashes and quotes escaped, so any string (commas, braces, quotes,
 /// unicode) arrives intact; `nil` elements become SQL `NULL`. Cast it in SQL: `$1::text[]`.
-public struct PostgresTextArray: PostgresParameter {
+public struct PGTextArray: PGParameter {
     /// The elements.
     public var elements: [String?]
 

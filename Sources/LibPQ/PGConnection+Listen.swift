@@ -2,14 +2,14 @@ import CLibPQ
 import Glibc
 
 /// A `NOTIFY` received on a connection that `LISTEN`s.
-public struct PostgresNotification: Sendable, Equatable {
+public struct PGNotification: Sendable, Equatable {
     /// The channel it was sent on.
     public var channel: String
     /// The payload text.
     public var payload: String
 }
 
-extension PostgresConnection {
+extension PGConnection {
     /// Subscribes this connection to `channel`. Use a connection of its own: waiting for notifications
     /// occupies it.
     public func listen(_ channel: String) throws {
@@ -19,18 +19,18 @@ extension PostgresConnection {
     /// Waits up to `timeout` for notifications and returns those that arrived (possibly none).
     ///
     /// This blocks the connection's own thread, never Swift's cooperative pool. A lost connection throws
-    /// ``PostgresError/Kind/connectionLost``; subscriptions do not survive a reconnect, so callers open a new
+    /// ``PGError/Kind/connectionLost``; subscriptions do not survive a reconnect, so callers open a new
     /// connection and `LISTEN` again.
-    public func waitForNotifications(timeout: Duration) throws -> [PostgresNotification] {
+    public func waitForNotifications(timeout: Duration) throws -> [PGNotification] {
         guard let connection = rawHandleForListening() else {
-            throw PostgresError(kind: .closed, message: "the connection is closed")
+            throw PGError(kind: .closed, message: "the connection is closed")
         }
         var received = drainNotifications(connection)
         if !received.isEmpty { return received }
         let socket = PQsocket(connection)
         guard socket >= 0 else {
             markListenerBroken()
-            throw PostgresError(kind: .connectionLost, message: "the listening connection has no socket")
+            throw PGError(kind: .connectionLost, message: "the listening connection has no socket")
         }
         var descriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
         let milliseconds = Int32(max(0, min(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000, Int64(Int32.max))))
@@ -38,20 +38,20 @@ extension PostgresConnection {
         if ready > 0 {
             if PQconsumeInput(connection) == 0 || PQstatus(connection) != CONNECTION_OK {
                 markListenerBroken()
-                throw PostgresError(kind: .connectionLost, message: "the listening connection was lost")
+                throw PGError(kind: .connectionLost, message: "the listening connection was lost")
             }
             received = drainNotifications(connection)
         }
         return received
     }
 
-    private func drainNotifications(_ connection: OpaquePointer) -> [PostgresNotification] {
-        var received: [PostgresNotification] = []
+    private func drainNotifications(_ connection: OpaquePointer) -> [PGNotification] {
+        var received: [PGNotification] = []
         while let notification = PQnotifies(connection) {
             let channel = String(cString: notification.pointee.relname)
             let payload = String(cString: notification.pointee.extra)
             PQfreemem(notification)
-            received.append(PostgresNotification(channel: channel, payload: payload))
+            received.append(PGNotification(channel: channel, payload: payload))
         }
         return received
     }

@@ -2,14 +2,14 @@
 ///
 /// Messages never contain a password: connection errors pass through ``ConnectionString/redact(_:)`` before they
 /// are stored here.
-public struct PostgresError: Error, Sendable, CustomStringConvertible {
+public struct PGError: Error, Sendable, CustomStringConvertible {
     /// What went wrong, in broad strokes.
     public enum Kind: Sendable, Equatable {
         /// A connection could not be opened (bad URL, wrong password, unreachable host, timeout).
         case connectionFailed
         /// An open connection broke (server restart, `pg_terminate_backend`, network loss).
         case connectionLost
-        /// The server rejected or failed a statement; ``PostgresError/sqlState`` says why.
+        /// The server rejected or failed a statement; ``PGError/sqlState`` says why.
         case statementFailed
         /// No connection became free within the pool's acquire timeout.
         case poolTimeout

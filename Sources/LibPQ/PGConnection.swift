@@ -9,16 +9,19 @@ import Synchronization
 /// keeps it safe even if that rule were broken.
 ///
 /// When the server drops an idle connection (restart, `pg_terminate_backend`), the next statement notices before
-/// sending and reconnects; a connection that breaks mid-statement reports ``PostgresError/Kind/connectionLost``
+/// sending and reconnects; a connection that breaks mid-statement reports ``PGError/Kind/connectionLost``
 /// and ``isBroken`` becomes true, so the pool discards it.
-public actor PostgresConnection {
+///
+/// The `PG` prefix (as in libpq's own `PGconn`) keeps this module's names apart from PostgresNIO's
+/// (`PostgresConnection`, `PostgresError`, …), which many services import in the same target.
+public actor PGConnection {
     private let executor: ThreadExecutor
-    private let configuration: PostgresConfiguration
+    private let configuration: PGConfiguration
     private var handle: OpaquePointer?
     private var preparedStatements: [String: String] = [:]
 
     /// True once the connection has failed in a way that makes it unusable; the pool then replaces it.
-    public private(set) var isBroken = false
+    package private(set) var isBroken = false
 
     /// Whether the pool may hand this connection to the next caller: not broken and not left inside a
     /// transaction block. Kept in an atomic so the pool can read it without a hop to the connection's thread.
@@ -34,7 +37,7 @@ public actor PostgresConnection {
     /// the reliable sign that an idle connection is gone. Read and written only on the connection's thread.
     private let serverClosedSession: UnsafeMutablePointer<Bool>
 
-    private init(configuration: PostgresConfiguration, executor: ThreadExecutor) {
+    private init(configuration: PGConfiguration, executor: ThreadExecutor) {
         self.configuration = configuration
         self.executor = executor
         serverClosedSession = .allocate(capacity: 1)
@@ -42,8 +45,8 @@ public actor PostgresConnection {
     }
 
     /// Opens a connection, waiting at most the configuration's connect timeout.
-    public static func connect(_ configuration: PostgresConfiguration) async throws -> PostgresConnection {
-        let connection = PostgresConnection(configuration: configuration, executor: ThreadExecutor(name: "durable-pg"))
+    public static func connect(_ configuration: PGConfiguration) async throws -> PGConnection {
+        let connection = PGConnection(configuration: configuration, executor: ThreadExecutor(name: "durable-pg"))
         do {
             try await connection.open()
         } catch {
@@ -76,12 +79,12 @@ public actor PostgresConnection {
             }
         }
         guard let connection else {
-            throw PostgresError(kind: .connectionFailed, message: "libpq could not allocate a connection")
+            throw PGError(kind: .connectionFailed, message: "libpq could not allocate a connection")
         }
         guard PQstatus(connection) == CONNECTION_OK else {
             let message = configuration.connectionString.redact(Self.errorMessage(of: connection))
             PQfinish(connection)
-            throw PostgresError(
+            throw PGError(
                 kind: .connectionFailed,
                 message: "could not connect to \(configuration.connectionString.redacted): \(message)"
             )
@@ -96,7 +99,7 @@ public actor PostgresConnection {
         handle = connection
     }
 
-    /// Closes the connection. Safe to call twice; later statements fail with ``PostgresError/Kind/closed``.
+    /// Closes the connection. Safe to call twice; later statements fail with ``PGError/Kind/closed``.
     public func close() {
         if let handle {
             PQfinish(handle)
@@ -113,7 +116,7 @@ public actor PostgresConnection {
     ///   - sql: one SQL statement using `$1`, `$2`, … for values.
     ///   - parameters: the values, sent separately from the SQL text.
     @discardableResult
-    public func query(_ sql: String, _ parameters: [any PostgresParameter] = []) throws -> QueryResult {
+    public func query(_ sql: String, _ parameters: [any PGParameter] = []) throws -> QueryResult {
         let texts = parameters.map(\.postgresText)
         try Self.rejectNUL(in: sql, texts)
         let connection = try usableHandle()
@@ -141,10 +144,10 @@ public actor PostgresConnection {
     }
 
     /// True when the connection is healthy and idle outside any transaction, so another caller may use it.
-    public nonisolated var isReusable: Bool { reusable.load(ordering: .acquiring) }
+    package nonisolated var isReusable: Bool { reusable.load(ordering: .acquiring) }
 
     /// True when the server session sits in an open or failed transaction block.
-    public var inTransaction: Bool {
+    package var inTransaction: Bool {
         guard let handle else { return false }
         let status = PQtransactionStatus(handle)
         return status == PQTRANS_INTRANS || status == PQTRANS_INERROR
@@ -156,10 +159,10 @@ public actor PostgresConnection {
     /// (and PostgreSQL text cannot hold one anyway): refuse it, as the server refuses 0x00 in text.
     private static func rejectNUL(in sql: String, _ texts: [String?]) throws {
         if sql.utf8.contains(0) {
-            throw PostgresError(kind: .statementFailed, sqlState: "22021", message: "the SQL text contains a NUL byte, which libpq cannot send")
+            throw PGError(kind: .statementFailed, sqlState: "22021", message: "the SQL text contains a NUL byte, which libpq cannot send")
         }
         if let index = texts.firstIndex(where: { $0?.utf8.contains(0) == true }) {
-            throw PostgresError(
+            throw PGError(
                 kind: .statementFailed, sqlState: "22021",
                 message: "parameter $\(index + 1) contains a NUL byte, which PostgreSQL text cannot hold")
         }
@@ -179,7 +182,7 @@ public actor PostgresConnection {
     /// is only safe outside a transaction block, and that is the only place an idle drop can be noticed.
     private func usableHandle() throws -> OpaquePointer {
         guard let handle, !isBroken else {
-            throw PostgresError(kind: .closed, message: "the connection is closed")
+            throw PGError(kind: .closed, message: "the connection is closed")
         }
         // Read before looking at the socket: once libpq has seen the connection drop it reports PQTRANS_UNKNOWN,
         // which would hide that the session died inside a (possibly failed) transaction block.
@@ -187,7 +190,7 @@ public actor PostgresConnection {
         if !readPendingInput(handle) {
             guard wasIdle else {
                 markBroken()
-                throw PostgresError(kind: .connectionLost, message: "the connection to the server was lost inside a transaction")
+                throw PGError(kind: .connectionLost, message: "the connection to the server was lost inside a transaction")
             }
             PQreset(handle)
             serverClosedSession.pointee = false
@@ -195,7 +198,7 @@ public actor PostgresConnection {
             guard PQstatus(handle) == CONNECTION_OK else {
                 let message = configuration.connectionString.redact(Self.errorMessage(of: handle))
                 markBroken()
-                throw PostgresError(kind: .connectionLost, message: "the connection was lost and could not be re-established: \(message)")
+                throw PGError(kind: .connectionLost, message: "the connection was lost and could not be re-established: \(message)")
             }
         }
         return handle
@@ -233,7 +236,7 @@ public actor PostgresConnection {
         guard let result else {
             let message = configuration.connectionString.redact(Self.errorMessage(of: connection))
             markBrokenIfDisconnected(connection)
-            throw PostgresError(kind: isBroken ? .connectionLost : .statementFailed, message: message)
+            throw PGError(kind: isBroken ? .connectionLost : .statementFailed, message: message)
         }
         defer { PQclear(result) }
         switch PQresultStatus(result) {
@@ -243,7 +246,7 @@ public actor PostgresConnection {
             let error = Self.error(from: result, connection: connection, redactingWith: configuration.connectionString)
             markBrokenIfDisconnected(connection)
             if isBroken, error.sqlState == nil {
-                throw PostgresError(kind: .connectionLost, message: error.message)
+                throw PGError(kind: .connectionLost, message: error.message)
             }
             throw error
         }
@@ -291,13 +294,13 @@ public actor PostgresConnection {
         return QueryResult(columns: columns, rows: rows, affectedRows: affected)
     }
 
-    private static func error(from result: OpaquePointer, connection: OpaquePointer, redactingWith secret: ConnectionString) -> PostgresError {
+    private static func error(from result: OpaquePointer, connection: OpaquePointer, redactingWith secret: ConnectionString) -> PGError {
         func field(_ code: Int32) -> String? {
             guard let value = PQresultErrorField(result, code) else { return nil }
             return String(cString: value)
         }
         let primary = field(Int32(UInt8(ascii: "M"))) ?? errorMessage(of: connection)
-        return PostgresError(
+        return PGError(
             kind: .statementFailed,
             sqlState: field(Int32(UInt8(ascii: "C"))),  // PG_DIAG_SQLSTATE
             message: secret.redact(primary),
