@@ -15,6 +15,8 @@ public struct PGError: Error, Sendable, CustomStringConvertible {
         case poolTimeout
         /// The pool or connection was closed.
         case closed
+        /// A result's column could not be read as the Swift type asked for (see ``QueryResult/decode(_:)``).
+        case decodingFailed
     }
 
     /// The broad category.
@@ -42,7 +44,7 @@ public struct PGError: Error, Sendable, CustomStringConvertible {
     public var isConnectionProblem: Bool {
         switch kind {
         case .connectionFailed, .connectionLost: return true
-        case .poolTimeout, .closed: return false
+        case .poolTimeout, .closed, .decodingFailed: return false
         case .statementFailed:
             guard let sqlState else { return false }
             return sqlState.hasPrefix("08") || ["57P01", "57P02", "57P03"].contains(sqlState)

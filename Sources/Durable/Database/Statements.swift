@@ -4,7 +4,7 @@
 /// every value is a `$n` parameter.
 struct Statements: Sendable {
     /// The database clock in epoch milliseconds, as DBOS stores times.
-    static let nowMilliseconds = "(EXTRACT(epoch FROM now()) * 1000.0)::bigint"
+    static let nowMilliseconds: StaticString = "(EXTRACT(epoch FROM now()) * 1000.0)::bigint"
 
     let startWorkflow: String
     let existingWorkflow: String

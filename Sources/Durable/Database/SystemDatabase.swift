@@ -16,7 +16,6 @@ final class SystemDatabase: Sendable {
     let streams: StreamStatements
     let queues: QueueStatements
     let executors: ExecutorStatements
-    let instances: InstanceStatements
     let schedules: ScheduleStatements
     let transactions: TransactionStatements
     let batches: BatchStatements
@@ -32,7 +31,6 @@ final class SystemDatabase: Sendable {
         self.streams = StreamStatements(schema: SQLIdentifier.quote(schema))
         self.queues = QueueStatements(schema: SQLIdentifier.quote(schema))
         self.executors = ExecutorStatements(schema: SQLIdentifier.quote(schema))
-        self.instances = InstanceStatements(schema: SQLIdentifier.quote(schema))
         self.schedules = ScheduleStatements(schema: SQLIdentifier.quote(schema))
         self.transactions = TransactionStatements(schema: SQLIdentifier.quote(schema))
         self.batches = BatchStatements(schema: SQLIdentifier.quote(schema))
@@ -45,6 +43,12 @@ final class SystemDatabase: Sendable {
                 try await connection.query(statement, parameters)
             }
         }
+    }
+
+    /// Runs one interpolated statement (its SQL beside the method that calls this) on a pooled connection,
+    /// retrying through connection loss.
+    func query(_ what: @autoclosure () -> String, workflowID: String? = nil, _ query: PGQuery) async throws -> QueryResult {
+        try await self.query(what(), workflowID: workflowID, query.sql, query.parameters)
     }
 
     // MARK: - Starting and finishing

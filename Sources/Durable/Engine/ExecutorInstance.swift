@@ -84,7 +84,7 @@ extension WorkflowEngine {
             }
             return holder.process.isRunning
         }
-        if holder.silentMilliseconds > Int64(InstanceStatements.liveHeartbeats) * holder.heartbeatIntervalMilliseconds { return false }
+        if holder.silentMilliseconds > Int64(SystemDatabase.liveHeartbeats) * holder.heartbeatIntervalMilliseconds { return false }
         guard let first = firstHeartbeatSeen[holder.instanceID] else {
             firstHeartbeatSeen[holder.instanceID] = holder.lastHeartbeat
             return nil

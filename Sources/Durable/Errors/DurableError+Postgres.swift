@@ -9,6 +9,7 @@ extension DurableError {
         case .connectionFailed, .connectionLost: code = .connectionFailed
         case .poolTimeout: code = .poolExhausted
         case .closed: code = .notRunning
+        case .decodingFailed: code = .databaseError
         case .statementFailed: code = error.isConnectionProblem ? .connectionFailed : .databaseError
         }
         if error.sqlState == "54000" {
