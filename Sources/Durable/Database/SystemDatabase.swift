@@ -10,13 +10,9 @@ final class SystemDatabase: Sendable {
     let schema: String
     let retry: DatabaseRetry
     let sql: Statements
-    let messaging: MessagingStatements
     let control: ControlStatements
     let children: ChildStatements
-    let streams: StreamStatements
     let queues: QueueStatements
-    let executors: ExecutorStatements
-    let schedules: ScheduleStatements
     let transactions: TransactionStatements
     let batches: BatchStatements
 
@@ -25,13 +21,9 @@ final class SystemDatabase: Sendable {
         self.schema = schema
         self.retry = retry
         self.sql = Statements(schema: SQLIdentifier.quote(schema))
-        self.messaging = MessagingStatements(schema: SQLIdentifier.quote(schema))
         self.control = ControlStatements(schema: SQLIdentifier.quote(schema))
         self.children = ChildStatements(schema: SQLIdentifier.quote(schema))
-        self.streams = StreamStatements(schema: SQLIdentifier.quote(schema))
         self.queues = QueueStatements(schema: SQLIdentifier.quote(schema))
-        self.executors = ExecutorStatements(schema: SQLIdentifier.quote(schema))
-        self.schedules = ScheduleStatements(schema: SQLIdentifier.quote(schema))
         self.transactions = TransactionStatements(schema: SQLIdentifier.quote(schema))
         self.batches = BatchStatements(schema: SQLIdentifier.quote(schema))
     }

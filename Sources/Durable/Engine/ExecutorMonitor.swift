@@ -55,22 +55,20 @@ final class ExecutorMonitor: Sendable {
     private func takeOverSilentExecutors(limit: Int64) async throws {
         let configuration = engine.configuration
         let database = engine.database
-        let silent = try await database.query("find silent executors", database.executors.silentExecutors, [
-            configuration.applicationVersion, configuration.executorID, limit,
-        ])
-        let silentNow = Set(silent.rows.compactMap { $0.string(0) })
+        let silent = try await database.silentExecutors(
+            applicationVersion: configuration.applicationVersion, besides: configuration.executorID, silence: limit
+        )
+        let silentNow = Set(silent)
         // One that came back to life (or was forgotten by a process that could empty it) is looked at afresh
         // should it fall silent again.
         leftBehind.withLock { $0.formIntersection(silentNow) }
-        for row in silent.rows {
-            guard let executor = row.string(0), !Task.isCancelled else { continue }
+        for executor in silent {
+            guard !Task.isCancelled else { continue }
             if leftBehind.withLock({ $0.contains(executor) }) { continue }
             // Queued workflows first go back to their queues, to be dispatched again under their limits by
             // whichever process serves them (the statement's NOTIFY wakes the dispatchers, this one's too); the
             // rest are claimed and resumed here.
-            let requeued = try await database.query("requeue a silent executor's queued workflows", database.executors.requeueQueued, [
-                executor, configuration.applicationVersion,
-            ]).first?.int(0) ?? 0
+            let requeued = try await database.requeueQueuedWorkflows(of: executor, applicationVersion: configuration.applicationVersion)
             let resumed = try await engine.recoverPendingWorkflows(of: executor)
             engine.logger.warning("took over the pending workflows of a silent executor", metadata: [
                 "executor": "\(executor)", "resumed": "\(resumed)", "requeued": "\(requeued)",
@@ -87,9 +85,7 @@ final class ExecutorMonitor: Sendable {
                 ])
                 continue
             }
-            _ = try await database.query("forget silent executor", database.executors.forget, [
-                executor, limit, configuration.applicationVersion,
-            ])
+            try await database.forgetSilentExecutor(executor, silence: limit, applicationVersion: configuration.applicationVersion)
         }
     }
 }

@@ -91,7 +91,7 @@ final class NotificationListener: Sendable {
                 try await opened.listen(Self.messagesChannel)
                 try await opened.listen(Self.eventsChannel)
                 try await opened.listen(ControlStatements.cancellationChannel)
-                try await opened.listen(StreamStatements.channel)
+                try await opened.listen(SystemDatabase.streamsChannel)
                 try await opened.listen(QueueStatements.wakeupChannel)
                 try await checkDelivery(on: opened)
                 delay = .milliseconds(100)

@@ -10,7 +10,7 @@ extension WorkflowContext {
 
     /// Closes the stream `key`: readers finish after the values written so far.
     public func closeStream(_ key: String) async throws {
-        try await appendToStream(key, StreamStatements.closedSentinel, operation: "DBOS.closeStream")
+        try await appendToStream(key, SystemDatabase.streamClosedSentinel, operation: "DBOS.closeStream")
     }
 
     private func appendToStream(_ key: String, _ value: String, operation: String) async throws {
@@ -20,10 +20,10 @@ extension WorkflowContext {
             let _: NoOutput = try replay(checkpoint, as: NoOutput.self, stepID: stepID, name: operation)
             return
         }
-        let result = try await engine.database.query("write to stream", workflowID: workflowID, engine.database.streams.write, [
-            workflowID, key, value, stepID, Self.nowMilliseconds(), ownerToken, operation,
-        ])
-        try ensureStillOwner(status: result.first?.string(0), stillOwner: result.first?.bool(1) == true)
+        let write = try await engine.database.appendToStream(
+            workflowID: workflowID, key: key, value: value, stepID: stepID, operation: operation, ownerToken: ownerToken
+        )
+        try ensureStillOwner(status: write.workflowStatus, stillOwner: write.stillOwner)
     }
 }
 
@@ -42,15 +42,14 @@ extension DurableRuntime {
                     let engine = try await launchedEngine()
                     var next = max(0, offset)
                     while !Task.isCancelled {
-                        let ticket = engine.listener.ticket(channel: StreamStatements.channel, payload: workflowID + "::" + key)
+                        let ticket = engine.listener.ticket(channel: SystemDatabase.streamsChannel, payload: workflowID + "::" + key)
                         defer { engine.listener.remove(ticket) }
-                        let result = try await engine.database.query("read stream", workflowID: workflowID, engine.database.streams.read, [workflowID, key, next])
-                        guard let row = result.first else {
+                        guard let row = try await engine.database.streamValue(workflowID: workflowID, key: key, offset: next) else {
                             throw DurableError(.workflowNotFound, "no workflow with this ID exists", workflowID: workflowID)
                         }
-                        if let value = row.string(1) {
-                            if value == StreamStatements.closedSentinel { break }
-                            if let serialization = row.string(2), serialization != PortableJSON.formatName {
+                        if let value = row.value {
+                            if value == SystemDatabase.streamClosedSentinel { break }
+                            if let serialization = row.serialization, serialization != PortableJSON.formatName {
                                 throw DurableError(.corruptedCheckpoint, "stream '\(ArgumentChecks.shown(key))' holds a value in the '\(serialization)' format, which this library cannot read", workflowID: workflowID)
                             }
                             do {
@@ -63,7 +62,7 @@ extension DurableRuntime {
                             continue
                         }
                         // Nothing at this offset: the stream ends with its workflow, or we wait for the next write.
-                        if let state = row.string(0).flatMap(WorkflowState.init), state.isFinal { break }
+                        if let state = row.status.flatMap(WorkflowState.init), state.isFinal { break }
                         // At least once a second: a workflow that ends without closing its stream sends no
                         // notification, and its readers should end soon after it (readers are few).
                         await ticket.wait(timeout: min(engine.listener.pollingInterval, .seconds(1)))

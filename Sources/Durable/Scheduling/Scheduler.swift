@@ -18,12 +18,8 @@ final class Scheduler: Sendable {
     }
 
     func start() async throws {
-        let database = engine.database
         for schedule in schedules {
-            _ = try await database.query("register schedule", database.schedules.register, [
-                schedule.name, schedule.workflowName, schedule.cron.description, schedule.missedTicks == .backfill,
-                schedule.timeZone.identifier, WorkflowQueue.internalQueueName,
-            ])
+            try await engine.database.registerSchedule(schedule, queue: WorkflowQueue.internalQueueName)
         }
         let tasks = schedules.map { schedule in Task { [self] in await self.fire(schedule) } }
         loops.withLock { $0 = tasks }
@@ -77,13 +73,10 @@ final class Scheduler: Sendable {
         let input = try PortableJSON.encodeInput(ScheduledRun(scheduledAt: tick, scheduleName: schedule.name), limit: engine.configuration.maxPayloadBytes)
         _ = try await engine.enqueue(name: schedule.workflowName, input: input, queue: WorkflowQueue.internalQueueName,
                                      options: EnqueueOptions(id: schedule.workflowID(for: tick)))
-        let database = engine.database
-        _ = try await database.query("record schedule tick", database.schedules.recordFired, [schedule.name, PortableJSON.formatDate(tick)])
+        try await engine.database.recordFiredTick(of: schedule.name, tick: PortableJSON.formatDate(tick))
     }
 
     private func lastFired(_ schedule: WorkflowSchedule) async throws -> Date? {
-        let database = engine.database
-        let row = try await database.query("read schedule", database.schedules.lastFired, [schedule.name])
-        return row.first?.string(0).flatMap(PortableJSON.parseDate)
+        try await engine.database.lastFiredTick(of: schedule.name).flatMap(PortableJSON.parseDate)
     }
 }

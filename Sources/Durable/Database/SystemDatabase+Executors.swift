@@ -1,8 +1,9 @@
 import LibPQ
 
-/// The processes that hold executor IDs (`durable_executor_instances`, migration 0003). Each statement sits in the
-/// method that runs it, built as a ``LibPQ/PGQuery``: its values are interpolated where they go (each becomes a
-/// bound `$n`), and its columns are decoded by position right below it.
+/// Executors and the processes that hold their IDs: heartbeats (`durable_executors`, migration 0002, and
+/// `durable_executor_instances`, migration 0003) and the takeover of silent executors' work. Each statement sits in
+/// the method that runs it, built as a ``LibPQ/PGQuery``: its values are interpolated where they go (each becomes
+/// a bound `$n`), and its columns are decoded by position right below it.
 extension SystemDatabase {
     /// A process is presumed alive while its last heartbeat is younger than this many of its own heartbeat
     /// intervals: one late heartbeat (a busy machine) is not death.
@@ -110,5 +111,57 @@ extension SystemDatabase {
             ORDER BY ws.created_at
             """)
         return Self.pendingWorkflows(in: result)
+    }
+
+    // MARK: - Takeover of silent executors
+
+    /// Executors of `applicationVersion` other than `executorID` whose heartbeat is older than `silence`
+    /// milliseconds, the longest silent first.
+    func silentExecutors(applicationVersion: String, besides executorID: String, silence: Int64) async throws -> [String] {
+        try await query("find silent executors", """
+            SELECT executor_id FROM \(identifier: schema).durable_executors
+            WHERE application_version = \(applicationVersion) AND executor_id <> \(executorID)
+              AND last_heartbeat < \(fragment: Statements.nowMilliseconds) - \(silence)::bigint
+            ORDER BY last_heartbeat
+            """).decode(String.self)
+    }
+
+    /// Puts a silent executor's `PENDING` workflows that came from a queue back on that queue, unowned, as DBOS's
+    /// recovery re-enqueues, so they are dispatched again under the queue's limits (a taker running them at once
+    /// would exceed its per-process concurrency). Returns how many.
+    ///
+    /// Their recorded steps stay; the claim that dispatches them counts the recovery attempt and keeps their
+    /// deadline. Each row is taken only while it is still the silent executor's and `PENDING`, so a concurrent
+    /// taker's claim and this never both win a row. If the executor was alive after all (paused), its run finds the
+    /// workflow gone at its next write, and should its own dispatcher take the workflow back, the engine retires the
+    /// old run first (`clearStaleLocalRun`). One NOTIFY per queue wakes the dispatchers of every process.
+    func requeueQueuedWorkflows(of executorID: String, applicationVersion: String) async throws -> Int {
+        let result = try await query("requeue a silent executor's queued workflows", """
+            WITH requeued AS (
+                UPDATE \(identifier: schema).workflow_status
+                SET status = 'ENQUEUED', owner_xid = NULL, started_at_epoch_ms = NULL, updated_at = \(fragment: Statements.nowMilliseconds)
+                WHERE executor_id = \(executorID) AND application_version = \(applicationVersion) AND status = 'PENDING'
+                  AND queue_name IS NOT NULL
+                RETURNING queue_name
+            ), notified AS (
+                SELECT pg_notify(\(QueueStatements.wakeupChannel), queue_name) FROM (SELECT DISTINCT queue_name FROM requeued) AS queues
+            )
+            SELECT (SELECT count(*) FROM requeued), (SELECT count(*) FROM notified)
+            """)
+        return try result.decodeFirst(Int.self, Int.self)?.0 ?? 0
+    }
+
+    /// Forgets a silent executor, only while it is still silent (it may have come back) and holds no `PENDING`
+    /// workflow (it may have claimed some after the takeover looked, if it was only paused: forgetting it then would
+    /// leave them to nobody should it die before its next heartbeat).
+    func forgetSilentExecutor(_ executorID: String, silence: Int64, applicationVersion: String) async throws {
+        _ = try await query("forget silent executor", """
+            DELETE FROM \(identifier: schema).durable_executors e
+            WHERE e.executor_id = \(executorID) AND e.last_heartbeat < \(fragment: Statements.nowMilliseconds) - \(silence)::bigint
+              AND NOT EXISTS (
+                  SELECT 1 FROM \(identifier: schema).workflow_status ws
+                  WHERE ws.executor_id = \(executorID) AND ws.application_version = \(applicationVersion) AND ws.status = 'PENDING'
+              )
+            """)
     }
 }
