@@ -110,7 +110,7 @@ extension SystemDatabase {
               )
             ORDER BY ws.created_at
             """)
-        return Self.pendingWorkflows(in: result)
+        return try Self.pendingWorkflows(in: result)
     }
 
     // MARK: - Takeover of silent executors

@@ -377,9 +377,9 @@ final class WorkflowEngine: Sendable {
         // The run to stop is the one here now: a run that a concurrent resume starts while the cancel is being
         // written must go on (the NOTIFY covers a run that appears meanwhile and loses the workflow).
         let token = localToken(of: id)
-        let previous = try await database.cancel(id: id)
+        let outcome = try await database.cancel(id: id)
         if let token { stopLocalRun(id, token: token) }
-        return previous != nil
+        return outcome.status != nil
     }
 
     /// The owner token of this process's run of `id`, running or parked.
@@ -492,7 +492,7 @@ final class WorkflowEngine: Sendable {
     /// was cancelled and resumed elsewhere (say its step body ignores cancellation) must not cancel the new run.
     private func timeOut(_ id: String, token: String) async {
         do {
-            if try await database.timeOut(id: id, token: token) {
+            if try await database.cancel(id: id, onlyIfOwnedBy: token).cancelled {
                 logger.info("workflow timed out and is cancelled", metadata: ["workflow": "\(id)"])
             } else {
                 logger.debug("deadline passed for a run that no longer owns its workflow; left alone", metadata: ["workflow": "\(id)"])

@@ -90,7 +90,7 @@ final class NotificationListener: Sendable {
                 connection = opened
                 try await opened.listen(Self.messagesChannel)
                 try await opened.listen(Self.eventsChannel)
-                try await opened.listen(ControlStatements.cancellationChannel)
+                try await opened.listen(SystemDatabase.cancellationChannel)
                 try await opened.listen(SystemDatabase.streamsChannel)
                 try await opened.listen(QueueStatements.wakeupChannel)
                 try await checkDelivery(on: opened)
@@ -147,7 +147,7 @@ final class NotificationListener: Sendable {
     }
 
     private func deliver(_ notification: PGNotification) {
-        if notification.channel == ControlStatements.cancellationChannel {
+        if notification.channel == SystemDatabase.cancellationChannel {
             state.withLock { $0.onCancellation }?(notification.payload)
         } else {
             wake(Self.key(channel: notification.channel, payload: notification.payload))
