@@ -10,7 +10,6 @@ final class SystemDatabase: Sendable {
     let schema: String
     let retry: DatabaseRetry
     let queues: QueueStatements
-    let transactions: TransactionStatements
     let batches: BatchStatements
 
     init(pool: ConnectionPool, schema: String, retry: DatabaseRetry) {
@@ -18,7 +17,6 @@ final class SystemDatabase: Sendable {
         self.schema = schema
         self.retry = retry
         self.queues = QueueStatements(schema: SQLIdentifier.quote(schema))
-        self.transactions = TransactionStatements(schema: SQLIdentifier.quote(schema))
         self.batches = BatchStatements(schema: SQLIdentifier.quote(schema))
     }
 

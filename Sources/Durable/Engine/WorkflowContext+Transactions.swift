@@ -33,28 +33,29 @@ extension WorkflowContext {
         case .system:
             return try await transactionOnSystemDatabase(name, stepID: stepID, startedAt: startedAt, body)
         case .other(let pool):
-            let statements = engine.database.transactions
+            let system = engine.database
             let run: OtherDatabaseAttempt<Output>
             do {
                 // Before each attempt, the completion row: a crash after the other database committed but before the
                 // system checkpoint, or a connection lost during COMMIT after the commit went through, left it there.
                 // Otherwise a lost connection rolled the transaction back, and it simply runs again.
                 run = try await engine.database.retry.run("run transaction step \(stepID)", workflowID: workflowID) {
-                    if let committed = try await pool.withConnection({ try await readCompletion(statements, stepID: stepID, on: $0) }) {
+                    if let committed = try await pool.withConnection({ try await system.readCompletion(workflowID: workflowID, stepID: stepID, on: $0) }) {
                         return .committedBefore(committed)
                     }
                     do {
                         return try await pool.withTransaction { connection in
                             let output = try await StepScope.$isInsideStep.withValue(true) { try await body(connection) }
                             let encoded = try PortableJSON.encode(output, limit: limit, what: "the result of transaction step '\(name)'")
-                            let written = try await connection.query(statements.recordCompletion, [workflowID, stepID, encoded])
                             // Already there: an earlier attempt's COMMIT, which the check above could not see yet,
                             // went through. Throwing rolls this second run of the SQL back.
-                            guard !written.rows.isEmpty else { throw CompletionRecordedMeanwhile() }
+                            guard try await system.recordCompletion(workflowID: workflowID, stepID: stepID, output: encoded, on: connection) else {
+                                throw CompletionRecordedMeanwhile()
+                            }
                             return .ran(output, encoded)
                         }
                     } catch is CompletionRecordedMeanwhile {
-                        guard let committed = try await pool.withConnection({ try await readCompletion(statements, stepID: stepID, on: $0) }) else {
+                        guard let committed = try await pool.withConnection({ try await system.readCompletion(workflowID: workflowID, stepID: stepID, on: $0) }) else {
                             throw RunInterrupted(reason: "the completion of transaction step \(stepID) vanished")
                         }
                         return .committedBefore(committed)
@@ -78,7 +79,6 @@ extension WorkflowContext {
     private func transactionOnSystemDatabase<Output: Codable & Sendable>(
         _ name: String, stepID: Int, startedAt: Int64, _ body: (PGConnection) async throws -> Output
     ) async throws -> Output {
-        let statements = engine.database.transactions
         let limit = engine.configuration.maxPayloadBytes
         let ownerToken = self.ownerToken
         let database = engine.database
@@ -94,12 +94,14 @@ extension WorkflowContext {
                 return try await database.pool.withTransaction { connection in
                     let output = try await StepScope.$isInsideStep.withValue(true) { try await body(connection) }
                     let encoded = try PortableJSON.encode(output, limit: limit, what: "the result of transaction step '\(name)'")
-                    let written = try await connection.query(statements.recordInSystemTransaction, [
-                        workflowID, stepID, name, encoded, PGNull(), startedAt, Self.nowMilliseconds(), ownerToken,
-                    ])
+                    let checkpoint = StepCheckpoint(
+                        workflowID: workflowID, stepID: stepID, name: name, output: encoded, error: nil,
+                        startedAtMilliseconds: startedAt, completedAtMilliseconds: Self.nowMilliseconds(), ownerToken: ownerToken
+                    )
+                    let recorded = try await database.recordStep(checkpoint, inTransactionOn: connection)
                     // Not ours any more: throwing rolls the user's SQL back with it.
-                    try ensureStillOwner(status: written.first?.string(0), stillOwner: written.first?.bool(1) == true)
-                    guard (written.first?.int(2) ?? 0) > 0 else {
+                    try ensureStillOwner(status: recorded.status, stillOwner: recorded.owned)
+                    guard recorded.written else {
                         throw RunInterrupted(reason: "another run already recorded step \(stepID)")
                     }
                     return output
@@ -112,19 +114,6 @@ extension WorkflowContext {
         } catch {
             if Task.isCancelled { throw error }
             try await recordFailure(name, stepID: stepID, startedAt: startedAt, error, as: Output.self)
-        }
-    }
-
-    private func readCompletion(_ statements: TransactionStatements, stepID: Int, on connection: PGConnection) async throws -> String? {
-        do {
-            return try await connection.query(statements.readCompletion, [workflowID, stepID]).first?.string(0)
-        } catch let error as PGError where error.sqlState == "42P01" || error.sqlState == "3F000" {
-            // First use on this database: create the table. Two processes racing here may both try; the loser's
-            // duplicate-object error is harmless.
-            do {
-                try await connection.execute(statements.createCompletionTable)
-            } catch let error as PGError where ["42P07", "23505", "42P06"].contains(error.sqlState ?? "") {}
-            return nil
         }
     }
 
