@@ -57,6 +57,13 @@ public struct PGQuery: Sendable, ExpressibleByStringInterpolation {
             sql += "$\(parameters.count)"
         }
 
+        /// A piece of a statement built the same way (a condition used by some call sites only): its text goes in
+        /// with its `$n` renumbered to follow the values before it, and its values are bound in order.
+        public mutating func appendInterpolation(_ part: PGQuery) {
+            sql += part.renumbered(after: parameters.count)
+            parameters += part.parameters
+        }
+
         /// A name of a schema, table or column, quoted.
         public mutating func appendInterpolation(identifier name: String) {
             sql += SQLIdentifier.quote(name)
@@ -69,8 +76,41 @@ public struct PGQuery: Sendable, ExpressibleByStringInterpolation {
     }
 }
 
+extension PGQuery {
+    /// The text with every placeholder `$k` (outside quoted strings and identifiers) written `$(k + offset)`.
+    func renumbered(after offset: Int) -> String {
+        guard offset > 0, !parameters.isEmpty else { return sql }
+        var out = ""
+        var quote: Character?
+        var index = sql.startIndex
+        while index < sql.endIndex {
+            let character = sql[index]
+            if let open = quote {
+                if character == open { quote = nil }
+                out.append(character)
+                index = sql.index(after: index)
+                continue
+            }
+            if character == "'" || character == "\"" {
+                quote = character
+            } else if character == "$" {
+                let digits = sql[sql.index(after: index)...].prefix { $0.isASCII && $0.isNumber }
+                if let number = Int(digits) {
+                    out += "$\(number + offset)"
+                    index = digits.endIndex
+                    continue
+                }
+            }
+            out.append(character)
+            index = sql.index(after: index)
+        }
+        return out
+    }
+}
+
 extension PGConnection {
     /// Runs an interpolated query.
+    @discardableResult
     public func query(_ query: PGQuery) throws -> QueryResult {
         try self.query(query.sql, query.parameters)
     }

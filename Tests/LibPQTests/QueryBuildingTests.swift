@@ -23,6 +23,18 @@ struct QueryBuildingTests {
         #expect(lookup(nil).parameters.map(\.postgresText) == [nil])
     }
 
+    @Test("a piece built the same way goes in with its placeholders renumbered; quoted text is left alone")
+    func composition() {
+        let partition: String? = "p-1"
+        let inPartition: PGQuery = partition.map { " AND key = \($0) AND note <> '$1'" } ?? ""
+        let query: PGQuery = "SELECT 1 FROM t WHERE queue = \("q")\(inPartition) LIMIT \(5)"
+        #expect(query.sql == "SELECT 1 FROM t WHERE queue = $1 AND key = $2 AND note <> '$1' LIMIT $3")
+        #expect(query.parameters.map(\.postgresText) == ["q", "p-1", "5"])
+        let none: PGQuery = Optional<String>.none.map { " AND key = \($0)" } ?? ""
+        let plain: PGQuery = "SELECT 1 FROM t WHERE queue = \("q")\(none) LIMIT \(5)"
+        #expect(plain.sql == "SELECT 1 FROM t WHERE queue = $1 LIMIT $2")
+    }
+
     @Test("rows decode as tuples by position, NULL as nil for optionals")
     func decoding() throws {
         let result = QueryResult(columns: ["id", "attempts", "owner", "done"], rows: [

@@ -144,7 +144,7 @@ extension SystemDatabase {
                   AND queue_name IS NOT NULL
                 RETURNING queue_name
             ), notified AS (
-                SELECT pg_notify(\(QueueStatements.wakeupChannel), queue_name) FROM (SELECT DISTINCT queue_name FROM requeued) AS queues
+                SELECT pg_notify(\(SystemDatabase.queueWakeupChannel), queue_name) FROM (SELECT DISTINCT queue_name FROM requeued) AS queues
             )
             SELECT (SELECT count(*) FROM requeued), (SELECT count(*) FROM notified)
             """)

@@ -9,14 +9,12 @@ final class SystemDatabase: Sendable {
     let pool: ConnectionPool
     let schema: String
     let retry: DatabaseRetry
-    let queues: QueueStatements
     let batches: BatchStatements
 
     init(pool: ConnectionPool, schema: String, retry: DatabaseRetry) {
         self.pool = pool
         self.schema = schema
         self.retry = retry
-        self.queues = QueueStatements(schema: SQLIdentifier.quote(schema))
         self.batches = BatchStatements(schema: SQLIdentifier.quote(schema))
     }
 

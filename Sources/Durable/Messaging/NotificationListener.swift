@@ -92,7 +92,7 @@ final class NotificationListener: Sendable {
                 try await opened.listen(Self.eventsChannel)
                 try await opened.listen(SystemDatabase.cancellationChannel)
                 try await opened.listen(SystemDatabase.streamsChannel)
-                try await opened.listen(QueueStatements.wakeupChannel)
+                try await opened.listen(SystemDatabase.queueWakeupChannel)
                 try await checkDelivery(on: opened)
                 delay = .milliseconds(100)
                 // Anything sent while we were not listening is only in the database: let every waiter look.

@@ -60,7 +60,7 @@ final class QueueDispatcher: Sendable {
         var nextUnservableCheck = ContinuousClock.now.advanced(by: unservableCheckGap)
         var failures = 0
         while !Task.isCancelled {
-            let ticket = listener.ticket(channel: QueueStatements.wakeupChannel, payload: NotificationListener.anyPayload)
+            let ticket = listener.ticket(channel: SystemDatabase.queueWakeupChannel, payload: NotificationListener.anyPayload)
             self.ticket.withLock { $0 = ticket }
             var more = false
             do {
