@@ -16,6 +16,12 @@ extension PGConnection {
         try execute("LISTEN " + SQLIdentifier.quote(channel))
     }
 
+    /// Sends a notification on `channel` (delivered when this connection's transaction commits; at once outside
+    /// one). Both values are bound parameters.
+    public func notify(_ channel: String, payload: String) throws {
+        _ = try query("SELECT pg_notify($1, $2)", [channel, payload])
+    }
+
     /// Waits up to `timeout` for notifications and returns those that arrived (possibly none).
     ///
     /// This blocks the connection's own thread, never Swift's cooperative pool. A lost connection throws

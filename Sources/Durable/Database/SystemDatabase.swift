@@ -1,21 +1,21 @@
 import LibPQ
 import Logging
 
-/// Every statement the engine runs against the DBOS system tables, and nothing else.
+/// Every statement the engine runs against the system tables, and nothing else: one file per domain
+/// (`SystemDatabase+Workflows`, `+Steps`, `+Recovery`, `+Batches`, `+Messaging`, `+Queues`, `+Executors`,
+/// `+Schedules`, `+Transactions`), each statement inside the one method that runs it.
 ///
-/// Values are always bound parameters; only the schema name, an identifier, is quoted into the SQL text once,
-/// when the statements are built. Each method is one round trip; the comments say what it decides.
+/// Statements are ``LibPQ/PGQuery`` values: every value is a bound parameter; only the schema name, an identifier,
+/// is quoted into the SQL text. Each method is one round trip; the comments say what it decides.
 final class SystemDatabase: Sendable {
     let pool: ConnectionPool
     let schema: String
     let retry: DatabaseRetry
-    let batches: BatchStatements
 
     init(pool: ConnectionPool, schema: String, retry: DatabaseRetry) {
         self.pool = pool
         self.schema = schema
         self.retry = retry
-        self.batches = BatchStatements(schema: SQLIdentifier.quote(schema))
     }
 
     /// Runs one statement on a pooled connection, retrying through connection loss.

@@ -122,7 +122,7 @@ final class NotificationListener: Sendable {
         let probe = "durable-self-check::" + UUID().uuidString
         let sender = try await PGConnection.connect(configuration)
         defer { Task { await sender.close() } }
-        try await sender.query("SELECT pg_notify($1, $2)", [Self.eventsChannel, probe])
+        try await sender.notify(Self.eventsChannel, payload: probe)
         let deadline = ContinuousClock.now.advanced(by: .seconds(2))
         while ContinuousClock.now < deadline {
             for notification in try await listening.waitForNotifications(timeout: .milliseconds(200)) {
