@@ -6,6 +6,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "Durable", targets: ["Durable"]),
+        // For users' own tests: a runtime on a throwaway database, crash tests without a child process, timeouts.
+        .library(name: "DurableTesting", targets: ["DurableTesting"]),
         // The Postgres layer, for naming the connection type of transactional steps.
         .library(name: "LibPQ", targets: ["LibPQ"]),
         .executable(name: "durable-demo", targets: ["DurableDemo"]),
@@ -42,6 +44,16 @@ let package = Package(
         ),
         // The throwaway-Postgres launcher shared by the tests, the demo and the benchmarks.
         .target(name: "EmbeddedPostgres"),
+        // The test kit for users' own tests. The core library never depends on it.
+        .target(
+            name: "DurableTesting",
+            dependencies: [
+                "Durable",
+                "LibPQ",
+                "EmbeddedPostgres",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "DurableDemo",
             dependencies: ["Durable", "EmbeddedPostgres", .product(name: "Logging", package: "swift-log")]
@@ -78,6 +90,10 @@ let package = Package(
             dependencies: ["Durable", "LibPQ", "EmbeddedPostgres", .product(name: "Logging", package: "swift-log")],
             // Read from the source tree by path: the schema fixtures compare against the files, not a bundle.
             exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "DurableTestingTests",
+            dependencies: ["DurableTesting", "Durable", "LibPQ", "EmbeddedPostgres", .product(name: "Logging", package: "swift-log")]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -14,9 +14,13 @@ public enum SharedDatabase {
 
     /// The server URL: `DATABASE_URL` untouched when set (and nothing is ever started), else the URL of this
     /// process's embedded cluster, started on the first call. Safe to call from many tasks at once.
-    public static func url() async throws -> String {
+    ///
+    /// - Parameter log: receives the start-up lines of the embedded cluster when this call is the one that starts
+    ///   it (see ``EmbeddedPostgres/start(syncToDisk:log:)``). nil: the line saying where it accepts connections
+    ///   goes to stderr, for whoever reads a test run's output.
+    public static func url(log: (@Sendable (String) -> Void)? = nil) async throws -> String {
         if let external = DatabaseEnvironment.current.externalURL { return external }
-        return try await embeddedServer().url
+        return try await embeddedServer(log: log).url
     }
 
     /// Creates a database with a fresh name (`prefix` reduced to `[a-z0-9_]`, then `_` and 12 random
@@ -46,13 +50,13 @@ public enum SharedDatabase {
         return value == "on" || value == "true" || value == "1"
     }
 
-    /// This process's embedded cluster, started on first use.
-    static func embeddedServer() async throws -> EmbeddedPostgres {
+    /// This process's embedded cluster, started on first use; `log` as in ``url(log:)``.
+    static func embeddedServer(log: (@Sendable (String) -> Void)? = nil) async throws -> EmbeddedPostgres {
         let task = embedded.withLock { current in
             if let current { return current }
             let started = Task {
-                // One line on stderr tells whoever reads the test output which server was used.
-                try await EmbeddedPostgres.start(syncToDisk: syncsToDisk, log: { line in
+                // By default one line on stderr tells whoever reads the test output which server was used.
+                try await EmbeddedPostgres.start(syncToDisk: syncsToDisk, log: log ?? { line in
                     if line.contains("accepting connections") {
                         FileHandle.standardError.write(Data((line + "\n").utf8))
                     }

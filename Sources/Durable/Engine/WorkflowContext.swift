@@ -31,9 +31,16 @@ public final class WorkflowContext: Sendable {
 
     /// When this workflow times out (epoch milliseconds); children inherit it.
     let deadline: Int64?
+    /// DurableTesting's simulated crash (see ``RunWatch``): the run stops once this many operations completed.
+    /// nil for every run that no test watches.
+    let crashAfterStep: Int?
+    /// Set when the simulated crash stopped this run: it writes nothing more.
+    private let crashed = Atomic<Bool>(false)
 
-    init(workflowID: String, workflowName: String, ownerToken: String, engine: WorkflowEngine, recorded: [Int: RecordedStep], deadline: Int64? = nil) {
+    init(workflowID: String, workflowName: String, ownerToken: String, engine: WorkflowEngine, recorded: [Int: RecordedStep], deadline: Int64? = nil,
+         crashAfterStep: Int? = nil) {
         self.deadline = deadline
+        self.crashAfterStep = crashAfterStep
         self.workflowID = workflowID
         self.workflowName = workflowName
         self.ownerToken = ownerToken
@@ -44,6 +51,9 @@ public final class WorkflowContext: Sendable {
 
     /// The number the next durable operation will take.
     var nextStepNumber: Int { lastStepID.load(ordering: .relaxed) + 1 }
+
+    /// The number of the last durable operation this run began (0 before the first).
+    var lastStepNumber: Int { lastStepID.load(ordering: .relaxed) }
 
     /// True while this run replays checkpoints recorded by an earlier run (before the last recorded step).
     public var isReplaying: Bool {
@@ -128,6 +138,19 @@ public final class WorkflowContext: Sendable {
     /// The error that must end this workflow, if one occurred.
     var fatal: DurableError? { fatalError.withLock { $0 } }
 
+    /// True when DurableTesting's simulated crash has stopped this run (see ``RunWatch``).
+    var stoppedBySimulatedCrash: Bool { crashed.load(ordering: .relaxed) }
+
+    /// For a body that ended on its own (it returned, threw, or parked; it was not interrupted): whether the
+    /// simulated crash stops the run now, before its outcome is recorded, because it completed the operations
+    /// the crash comes after.
+    func crashesBeforeOutcome() -> Bool {
+        if crashed.load(ordering: .relaxed) { return true }
+        guard let crashAfterStep, lastStepNumber >= crashAfterStep else { return false }
+        crashed.store(true, ordering: .relaxed)
+        return true
+    }
+
     /// True when an operation of this run was refused because the workflow's deadline had passed.
     var stoppedAtDeadline: Bool { deadlinePassed.load(ordering: .relaxed) }
 
@@ -142,9 +165,16 @@ public final class WorkflowContext: Sendable {
     }
 
     /// Checks the calling task and whether work may start, then takes the next step number.
-    func beginOperation(_ name: String) throws -> Int {
+    ///
+    /// - Parameter nested: the position is taken inside another operation that has not completed yet (the
+    ///   deadline of a `recv`), so a simulated crash does not stop the run there.
+    func beginOperation(_ name: String, nested: Bool = false) throws -> Int {
         if let fatal { throw fatal }
         if parkedWakeTime != nil { throw RunParked() }
+        if let crashAfterStep, crashed.load(ordering: .relaxed) || (!nested && lastStepNumber >= crashAfterStep) {
+            crashed.store(true, ordering: .relaxed)
+            throw SimulatedCrash(afterStep: crashAfterStep)
+        }
         // Checked here, not only by the engine's timer: a run launched after its deadline (recovered late, or a
         // child started late) or a timer firing late on a busy machine must not start one more operation.
         if let deadline, deadline <= Self.nowMilliseconds() {

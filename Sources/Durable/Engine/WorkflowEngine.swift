@@ -54,10 +54,13 @@ final class WorkflowEngine: Sendable {
     private let state = Mutex(State())
     /// Runs ended at a long sleep, waiting to be launched again.
     let parked = ParkedRuns()
+    /// DurableTesting's watches on runs (see ``RunWatch``); empty in applications.
+    let watches: RunWatches
 
     init(configuration: DurableConfiguration, database: SystemDatabase, registry: WorkflowRegistry, listener: NotificationListener, queues: [WorkflowQueue] = [],
-         tracksInstances: Bool = false, logger: Logger) {
+         tracksInstances: Bool = false, watches: RunWatches = RunWatches(), logger: Logger) {
         self.tracksInstances = tracksInstances
+        self.watches = watches
         var declared = Dictionary(queues.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         declared[WorkflowQueue.internalQueueName] = declared[WorkflowQueue.internalQueueName] ?? WorkflowQueue(WorkflowQueue.internalQueueName)
         self.declaredQueues = declared
@@ -283,7 +286,26 @@ final class WorkflowEngine: Sendable {
     }
 
     private func execute(_ registration: WorkflowRegistration, id: String, input: String, token: String, recorded: [Int: RecordedStep], deadline: Int64?) async -> RunOutcome {
-        let context = WorkflowContext(workflowID: id, workflowName: registration.name, ownerToken: token, engine: self, recorded: recorded, deadline: deadline)
+        // nil for every run but one a DurableTesting crash test watches (see RunWatch).
+        let watch = watches.take(id)
+        let context = WorkflowContext(workflowID: id, workflowName: registration.name, ownerToken: token, engine: self, recorded: recorded, deadline: deadline,
+                                      crashAfterStep: watch?.crashAfterStep)
+        let outcome = await execute(registration, context: context, input: input, token: token, recorded: recorded)
+        if let watch {
+            let ending: RunReport.Ending
+            switch outcome {
+            case .succeeded: ending = .succeeded
+            case .failed: ending = .failed
+            case .parked: ending = .parked
+            case .interrupted: ending = context.stoppedBySimulatedCrash ? .crashed : .interrupted
+            }
+            watch.onEnd(RunReport(ending: ending, stepsTaken: context.lastStepNumber, recordedBefore: recorded.keys.sorted()))
+        }
+        return outcome
+    }
+
+    private func execute(_ registration: WorkflowRegistration, context: WorkflowContext, input: String, token: String, recorded: [Int: RecordedStep]) async -> RunOutcome {
+        let id = context.workflowID
         let logger = self.logger.with(workflow: id, name: registration.name)
         logger.debug("workflow running", metadata: ["replaying": "\(!recorded.isEmpty)"])
         let result: Result<String, any Error>
@@ -293,6 +315,17 @@ final class WorkflowEngine: Sendable {
             result = .failure(error)
         }
 
+        if context.crashAfterStep != nil {
+            // DurableTesting's simulated crash: the run stops as if the process had died here, writing nothing more.
+            // A body that ended on its own (not interrupted) is stopped before its outcome is recorded once it has
+            // completed the operations the crash comes after.
+            var interrupted = Task.isCancelled || context.stoppedAtDeadline
+            if case .failure(let error) = result, error is RunInterrupted { interrupted = true }
+            if context.stoppedBySimulatedCrash || (!interrupted && context.crashesBeforeOutcome()) {
+                logger.debug("run stopped by a simulated crash", metadata: ["afterStep": "\(context.crashAfterStep ?? 0)"])
+                return .interrupted
+            }
+        }
         if context.fatal == nil, context.stoppedAtDeadline {
             // Whatever the body did after that (it may have caught the error and returned), the workflow is
             // cancelled as of its deadline; the timer may not have recorded that yet, or at all.

@@ -39,6 +39,15 @@ final class WorkflowRegistry: Sendable {
         }
     }
 
+    /// Adds every workflow registered here, and every registration mistake, to `other`.
+    func copy(into other: WorkflowRegistry) {
+        let mine = state.withLock { $0 }
+        other.state.withLock { state in
+            state.workflows.merge(mine.workflows) { _, copied in copied }
+            state.problems += mine.problems
+        }
+    }
+
     subscript(name: String) -> WorkflowRegistration? {
         state.withLock { $0.workflows[name] }
     }

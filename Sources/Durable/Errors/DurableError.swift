@@ -59,6 +59,9 @@ public struct DurableError: Error, Sendable, CustomStringConvertible {
         public static let executorIDInUse = Code(rawValue: "executorIDInUse")
         /// The runtime is shutting down or not running, so it takes no new work.
         public static let notRunning = Code(rawValue: "notRunning")
+        /// A wait ended at its deadline before what it waited for happened (DurableTesting's `result(timeout:)`
+        /// and crash tests).
+        public static let timedOut = Code(rawValue: "timedOut")
     }
 
     /// The category.

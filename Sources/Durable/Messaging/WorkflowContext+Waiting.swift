@@ -67,10 +67,10 @@ extension WorkflowContext {
         let stepID = try beginOperation("DBOS.recv")
         if let checkpoint = recorded[stepID] {
             // Like DBOS, the wait's deadline took the next position as a sleep checkpoint: skip it too.
-            _ = try beginOperation("DBOS.sleep")
+            _ = try beginOperation("DBOS.sleep", nested: true)
             return try decodeMessage(replay(checkpoint, as: RawJSON.self, stepID: stepID, name: "DBOS.recv"), as: Message.self)
         }
-        let deadline = try await durableDeadline(after: timeout, what: "recv timeout")
+        let deadline = try await durableDeadline(after: timeout, what: "recv timeout", nested: true)
         let listener = engine.listener
         while true {
             let ticket = listener.ticket(channel: NotificationListener.messagesChannel, payload: workflowID + "::" + topic)
@@ -114,15 +114,16 @@ extension WorkflowContext {
     // MARK: - Helpers
 
     /// Takes a position for a `DBOS.sleep` checkpoint holding `now + duration` (epoch seconds, as DBOS Python
-    /// stores it), or reads the one recorded there, and returns that deadline.
-    func durableDeadline(after duration: Duration, what: String) async throws -> Double {
+    /// stores it), or reads the one recorded there, and returns that deadline. `nested`: taken inside another
+    /// operation (a `recv`), see ``beginOperation(_:nested:)``.
+    func durableDeadline(after duration: Duration, what: String, nested: Bool = false) async throws -> Double {
         guard duration >= .zero else {
             throw DurableError(.invalidArgument, "\(what) duration must not be negative (got \(duration))", workflowID: workflowID)
         }
         guard duration <= longestWait else {
             throw DurableError(.invalidArgument, "\(what) duration \(duration) is longer than ten years; check its unit", workflowID: workflowID)
         }
-        let stepID = try beginOperation("DBOS.sleep")
+        let stepID = try beginOperation("DBOS.sleep", nested: nested)
         if let checkpoint = recorded[stepID] {
             return try replay(checkpoint, as: Double.self, stepID: stepID, name: "DBOS.sleep")
         }

@@ -25,6 +25,8 @@ public final class DurableRuntime: Service, Sendable {
     private let registry = WorkflowRegistry()
     private let queues = Mutex<[WorkflowQueue]>([])
     private let schedules = Mutex<[WorkflowSchedule]>([])
+    /// DurableTesting's watches on runs (see ``RunWatch``); empty in applications.
+    private let watches = RunWatches()
 
     private enum Phase {
         case idle
@@ -177,6 +179,27 @@ public final class DurableRuntime: Service, Sendable {
         return try await engine.database.workflowRow(id: id, payloadLimit: 0).map(WorkflowStatus.init)
     }
 
+    // MARK: - For DurableTesting
+
+    // Package access, not public: DurableTesting (a target of this package) builds its crash tests on these two;
+    // applications never see them. See RunWatch.swift for why the engine needs a hook at all.
+
+    /// A new runtime, not launched, with `configuration`, this runtime's logger, and the workflows and queues
+    /// registered here so far (not its schedules: a crash test's runtimes must not fire them).
+    package func sibling(configuration: DurableConfiguration) -> DurableRuntime {
+        let sibling = DurableRuntime(configuration: configuration, logger: logger)
+        registry.copy(into: sibling.registry)
+        let declared = queues.withLock { $0 }
+        sibling.queues.withLock { $0 = declared }
+        return sibling
+    }
+
+    /// Arms `watch` for the next run of `workflowID` in this runtime (arm before launch to watch a run that
+    /// recovery starts). It applies once, and replaces a watch armed earlier for that ID.
+    package func watchNextRun(of workflowID: String, _ watch: RunWatch) {
+        watches.arm(workflowID, watch)
+    }
+
     // MARK: - Internals
 
     func launchedEngine() async throws -> WorkflowEngine {
@@ -253,7 +276,7 @@ public final class DurableRuntime: Service, Sendable {
             }
             let isWorker = configuration.mode == .worker
             let engine = WorkflowEngine(configuration: configuration, database: database, registry: registry, listener: listener, queues: declaredQueues,
-                                        tracksInstances: isWorker && ownTablesReady, logger: logger)
+                                        tracksInstances: isWorker && ownTablesReady, watches: watches, logger: logger)
             createdEngine = engine
             for queue in declaredQueues where queue.name != WorkflowQueue.internalQueueName {
                 try await database.registerQueue(queue)
