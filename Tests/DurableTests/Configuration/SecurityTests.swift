@@ -5,6 +5,7 @@ import LibPQ
 import Logging
 import Synchronization
 import Testing
+import TestSupport
 
 struct Secretive: Workflow {
     static let name = "secretive"
@@ -23,7 +24,7 @@ struct SecurityTests {
 
     @Test("the runtime works under a role that holds rights only on its own schema, and logs hold no password or payload")
     func leastPrivilege() async throws {
-        let url = try await SharedDatabaseURL.fresh("least_privilege")
+        let url = try await TestDatabase.fresh("least_privilege").url
         let admin = MessagingHarness(url: url, runtime: MessagingHarness.makeRuntime(url: url, executorID: "admin") { _ in })
         let role = "durable_app_\(UUID().uuidString.prefix(8).lowercased())"
         let password = "pw-\(UUID().uuidString)"
@@ -67,7 +68,7 @@ struct SecurityTests {
 
     @Test("a wrong password is a clear error within seconds that never shows the password")
     func wrongPassword() async throws {
-        let url = try await SharedDatabaseURL.fresh("wrong_password")
+        let url = try await TestDatabase.fresh("wrong_password").url
         var components = try #require(URLComponents(string: url))
         components.user = "durable_password_test"
         components.password = "definitely-not-the-password-\(UUID().uuidString.prefix(6))"

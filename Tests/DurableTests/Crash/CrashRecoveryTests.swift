@@ -2,20 +2,21 @@ import Durable
 import Foundation
 import LibPQ
 import Testing
+import TestSupport
 
 /// Recovery across a real SIGKILL of a `DurableTestWorker` process and a restart. Each worker step writes a
 /// ledger row *before* its checkpoint, so the ledger counts how often each step's effect really ran.
-@Suite("Crash recovery across SIGKILL")
+@Suite("Crash recovery across SIGKILL", .tags(.crash), .skippedInFastRuns)
 struct CrashRecoveryTests {
     /// A fresh database with the worker's ledger table.
-    func database(_ prefix: String) async throws -> EngineDatabase {
-        let database = try await EngineDatabase.fresh(prefix)
+    func database(_ prefix: String) async throws -> TestDatabase {
+        let database = try await TestDatabase.fresh(prefix)
         try await database.createLedger()
         return database
     }
 
     /// The whole `workflow_status` row as JSON text, to compare before and after.
-    func snapshot(_ database: EngineDatabase, _ id: String) async throws -> String? {
+    func snapshot(_ database: TestDatabase, _ id: String) async throws -> String? {
         try await database.value("SELECT row_to_json(ws)::text FROM dbos.workflow_status ws WHERE workflow_uuid = $1", [id])
     }
 

@@ -2,6 +2,7 @@ import Durable
 import Foundation
 import LibPQ
 import Testing
+import TestSupport
 
 /// Events, streams, child workflows, cancel and timeouts across a real SIGKILL of a `DurableTestWorker` process
 /// and a restart (`PrimitiveCrashTests` does the same for sleeps, transactions and messages). The worker's
@@ -9,14 +10,14 @@ import Testing
 ///
 /// Where a replay could wrongly write a value again (events, streams), the killed process and the restarted one
 /// get different `--tag`s, which go into the values: a value rewritten by the restart would carry its tag.
-@Suite("More primitives across SIGKILL")
+@Suite("More primitives across SIGKILL", .tags(.crash), .skippedInFastRuns)
 struct PrimitiveCrashMoreTests {
     /// Runs `body` with a fresh database holding the worker's ledger table, and a launched runtime of the test
     /// process for the operations from outside. That runtime is another executor with no workflows registered,
     /// so it never recovers or runs the worker's workflows itself; it is launched before any worker, so the
     /// schema is in place when they start.
-    func withDatabase(_ prefix: String, _ body: (EngineDatabase, DurableRuntime) async throws -> Void) async throws {
-        let database = try await EngineDatabase.fresh(prefix)
+    func withDatabase(_ prefix: String, _ body: (TestDatabase, DurableRuntime) async throws -> Void) async throws {
+        let database = try await TestDatabase.fresh(prefix)
         try await database.createLedger()
         let runtime = MessagingHarness.makeRuntime(url: database.url, executorID: "test-operator") { _ in }
         do {
@@ -29,16 +30,6 @@ struct PrimitiveCrashMoreTests {
         await runtime.shutdown()
     }
 
-    /// Polls `condition` until it holds; false after `timeout`.
-    func eventually(timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws -> Bool {
-        let deadline = ContinuousClock.now.advanced(by: timeout)
-        while ContinuousClock.now < deadline {
-            if try await condition() { return true }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        return try await condition()
-    }
-
     /// Every value of `stream` until it ends; nil when it has not ended within `limit`.
     func collect(_ stream: AsyncThrowingStream<String, any Error>, within limit: Duration) async throws -> [String]? {
         try await valueWithin(limit) {
@@ -48,7 +39,7 @@ struct PrimitiveCrashMoreTests {
         }
     }
 
-    func stepNames(_ database: EngineDatabase, _ id: String) async throws -> [String] {
+    func stepNames(_ database: TestDatabase, _ id: String) async throws -> [String] {
         try await database.steps(id).map { "\($0.id):\($0.name)" }
     }
 
@@ -190,7 +181,7 @@ struct PrimitiveCrashMoreTests {
     }
 
     @Test("a workflow cancelled while its killed worker is down stays cancelled on restart, and a resume finishes it from its checkpoint",
-          arguments: Wait.allCases)
+          .tags(.slow), arguments: Wait.allCases)
     func cancelWhileDown(_ wait: Wait) async throws {
         try await withDatabase("crash_more_cancel") { database, runtime in
             let id = "stopped-\(wait.rawValue)"
@@ -247,7 +238,8 @@ struct PrimitiveCrashMoreTests {
 
     // MARK: - Timeouts
 
-    @Test("a parent with a timeout killed mid-run and restarted after its deadline ends cancelled with its child; no step runs after the deadline")
+    @Test("a parent with a timeout killed mid-run and restarted after its deadline ends cancelled with its child; no step runs after the deadline",
+          .tags(.slow))
     func timeoutWhileDown() async throws {
         try await withDatabase("crash_more_timeout") { database, _ in
             let id = "deadline"

@@ -3,6 +3,7 @@ import Foundation
 import LibPQ
 import Logging
 import Testing
+import TestSupport
 
 /// `DurableQueueWorker`'s job, declared here with the same durable name and input shape so this process can
 /// enqueue it. No runtime in this process registers it, so it never runs here.
@@ -46,7 +47,7 @@ struct QueueCrashStranger: Workflow {
 /// survivors notice its silence (heartbeats), take over its PENDING workflows and finish everything. The workers
 /// record every effect (`ledger`) and every run of a workflow body (`runs`, with database-clock intervals), which
 /// is what the checks below read: the library's own tables alone could not show an effect that ran twice.
-@Suite("Queue crash: worker processes sharing a queue, one SIGKILLed")
+@Suite("Queue crash: worker processes sharing a queue, one SIGKILLed", .tags(.crash), .skippedInFastRuns)
 struct QueueCrashTests {
     struct Scenario {
         var prefix: String
@@ -67,12 +68,14 @@ struct QueueCrashTests {
     /// 15 s, since a machine stalled at the start of a test run has held a process for more than 4 s.
     static let takeoverMilliseconds = 15_000
 
-    @Test("two worker processes share a queue; one is SIGKILLed mid-run: nothing lost, nothing past a checkpoint run twice")
+    @Test("two worker processes share a queue; one is SIGKILLed mid-run: nothing lost, nothing past a checkpoint run twice",
+          .tags(.slow))
     func twoWorkers() async throws {
         try await run(Scenario(prefix: "qcrash_two", workers: 2, workflows: 40, concurrency: 4, workerConcurrency: 3))
     }
 
-    @Test("four worker processes share a queue; one is SIGKILLed mid-run: nothing lost, nothing past a checkpoint run twice")
+    @Test("four worker processes share a queue; one is SIGKILLed mid-run: nothing lost, nothing past a checkpoint run twice",
+          .tags(.slow))
     func fourWorkers() async throws {
         try await run(Scenario(prefix: "qcrash_four", workers: 4, workflows: 64, concurrency: 6, workerConcurrency: 2))
     }
@@ -96,7 +99,7 @@ struct QueueCrashTests {
     }
 
     func run(_ scenario: Scenario) async throws {
-        let database = try await EngineDatabase.fresh(scenario.prefix)
+        let database = try await TestDatabase.fresh(scenario.prefix)
         let queue = WorkflowQueue(Self.queueName, concurrency: scenario.concurrency, workerConcurrency: scenario.workerConcurrency)
         // The test's own runtime only enqueues: it serves no queue and takes nothing over, so every run is in a worker.
         let enqueuer = DurableRuntime(configuration: Self.configuration(url: database.url, executor: "enqueuer", served: []), logger: Self.quietLogger)
@@ -160,7 +163,7 @@ struct QueueCrashTests {
         let survivors = Array(workers.dropFirst())
 
         // A hang bound, not a speed bound: the takeover alone waits fifteen seconds.
-        let finished = await Self.eventually(timeout: .seconds(90)) {
+        let finished = await eventually(timeout: .seconds(90), every: .milliseconds(50)) {
             let counts = try? await database.query("""
                 SELECT count(*) FILTER (WHERE status = 'SUCCESS'), count(*) FILTER (WHERE status NOT IN ('SUCCESS', 'PENDING', 'ENQUEUED'))
                 FROM dbos.workflow_status WHERE queue_name = $1
@@ -289,7 +292,7 @@ struct QueueCrashTests {
 
     @Test("a workflow enqueued by an outside client under a name no process registered stays ENQUEUED, blocks nothing, and runs once a process knows the name")
     func unknownName() async throws {
-        let database = try await EngineDatabase.fresh("qcrash_unknown")
+        let database = try await TestDatabase.fresh("qcrash_unknown")
         // One slot: if the stranger were claimed, counted, or kept the head of the queue, the others could not run.
         let queue = WorkflowQueue("strangers", concurrency: 1)
         let log = CapturedLog()
@@ -310,7 +313,7 @@ struct QueueCrashTests {
         for value in 1...3 {
             handles.append(try await runtime.enqueue(QueueCrashDoubler.self, value, queue: "strangers"))
         }
-        let othersRan = await Self.eventually(timeout: .seconds(30)) {
+        let othersRan = await eventually(timeout: .seconds(30), every: .milliseconds(50)) {
             (try? await database.value("SELECT count(*) FROM dbos.workflow_status WHERE queue_name = 'strangers' AND status = 'SUCCESS'")) == "3"
         }
         #expect(othersRan, "the workflows behind the stranger did not run")
@@ -334,7 +337,7 @@ struct QueueCrashTests {
         #expect(row.string(2) == nil)
         #expect(row.int(3) == 0)
         // The dispatcher says why it leaves the stranger alone (this was once silent), naming it and its name.
-        let warned = await Self.eventually(timeout: .seconds(40)) {
+        let warned = await eventually(timeout: .seconds(40), every: .milliseconds(50)) {
             log.all.contains { $0.contains("stranger") && $0.contains("no-such-workflow") && $0.contains("not registered") }
         }
         #expect(warned, "no log line names the unknown workflow")
@@ -344,7 +347,7 @@ struct QueueCrashTests {
         knower.register(QueueCrashStranger())
         knower.register(queue: queue)
         try await knower.launch()
-        let ran = await Self.eventually(timeout: .seconds(30)) {
+        let ran = await eventually(timeout: .seconds(30), every: .milliseconds(50)) {
             (try? await database.value("SELECT status FROM dbos.workflow_status WHERE workflow_uuid = 'stranger'")) == "SUCCESS"
         }
         #expect(ran, "the process that registers 'no-such-workflow' did not run it")
@@ -374,19 +377,9 @@ struct QueueCrashTests {
         return logger
     }
 
-    /// Polls `condition` until it holds or `timeout` passes; returns whether it held.
-    static func eventually(timeout: Duration, every interval: Duration = .milliseconds(50), _ condition: () async -> Bool) async -> Bool {
-        let deadline = ContinuousClock.now.advanced(by: timeout)
-        while ContinuousClock.now < deadline {
-            if await condition() { return true }
-            try? await Task.sleep(for: interval)
-        }
-        return await condition()
-    }
-
     /// The database clock minus this machine's, in microseconds, from the quickest of five round trips, with
     /// that round trip as the error bound.
-    static func databaseClockOffset(_ database: EngineDatabase) async throws -> (offset: Int64, margin: Int64) {
+    static func databaseClockOffset(_ database: TestDatabase) async throws -> (offset: Int64, margin: Int64) {
         var best: (offset: Int64, margin: Int64)?
         for _ in 0..<5 {
             let sent = Date().timeIntervalSince1970

@@ -4,6 +4,7 @@ import LibPQ
 import Logging
 import Synchronization
 import Testing
+import TestSupport
 
 /// Many workflows' checkpoints and outcomes sharing one statement and commit (group commit).
 @Suite("Group commit")
@@ -118,7 +119,7 @@ struct GroupCommitTests {
 
     @Test("workflows running at once through a small pool all finish with their own checkpoints")
     func manyWorkflows() async throws {
-        let url = try await SharedDatabaseURL.fresh("group_workflows")
+        let url = try await TestDatabase.fresh("group_workflows").url
         var logger = Logger(label: "group-commit-tests")
         logger.logLevel = .critical
         // A long acquire timeout: eighty workflows and their result polls share four connections, and on a machine

@@ -2,19 +2,20 @@ import Durable
 import Foundation
 import LibPQ
 import Testing
+import TestSupport
 
 /// Wrong calls fail clearly and early; damaged or oversized rows fail only their own workflow, never the process
 /// or the other workflows recovered with it.
 @Suite("BadInput: arguments, registrations, damaged and oversized rows")
 struct BadInputEngineTests {
-    func launched(_ prefix: String, maxPayloadBytes: Int = 32 * 1024 * 1024) async throws -> (EngineDatabase, DurableRuntime) {
-        let database = try await EngineDatabase.fresh(prefix)
+    func launched(_ prefix: String, maxPayloadBytes: Int = 32 * 1024 * 1024) async throws -> (TestDatabase, DurableRuntime) {
+        let database = try await TestDatabase.fresh(prefix)
         let runtime = makeEngineRuntime(database, executor: "bad-input", maxPayloadBytes: maxPayloadBytes, register: registerEngineFixtures)
         try await runtime.launch()
         return (database, runtime)
     }
 
-    func workflowCount(_ database: EngineDatabase) async throws -> String? {
+    func workflowCount(_ database: TestDatabase) async throws -> String? {
         try await database.value("SELECT count(*) FROM dbos.workflow_status")
     }
 
@@ -37,7 +38,7 @@ struct BadInputEngineTests {
 
     @Test("starting a workflow that is not registered is workflowNotRegistered, and nothing is written")
     func unregisteredWorkflow() async throws {
-        let database = try await EngineDatabase.fresh("bad_unregistered")
+        let database = try await TestDatabase.fresh("bad_unregistered")
         let runtime = makeEngineRuntime(database, executor: "bad-input") { $0.register(EngineCounted()) }
         try await runtime.launch()
         let error = await expectDurableError(.workflowNotRegistered) {
@@ -50,7 +51,7 @@ struct BadInputEngineTests {
 
     @Test("two workflows under one durable name make launch (and so start) throw invalidRegistration")
     func duplicateRegistration() async throws {
-        let database = try await EngineDatabase.fresh("bad_duplicate")
+        let database = try await TestDatabase.fresh("bad_duplicate")
         // Two different types claiming one name: recovery could not know which code to run.
         struct Impostor: Workflow {
             static let name = EngineCounted.name
@@ -82,7 +83,7 @@ struct BadInputEngineTests {
     /// Starts two held workflows (held after their first step), interrupts them with a shutdown, lets `damage`
     /// change the rows of the first, and recovers both in a new runtime. Returns their IDs.
     func recoverAfterDamage(
-        _ database: EngineDatabase,
+        _ database: TestDatabase,
         damage: (String) async throws -> Void
     ) async throws -> (damaged: String, healthy: String, runtime: DurableRuntime) {
         let damaged = uniqueID("damaged")
@@ -109,7 +110,7 @@ struct BadInputEngineTests {
             "UPDATE dbos.operation_outputs SET serialization = 'py_pickle' WHERE workflow_uuid = $1 AND function_id = 1",
           ])
     func corruptedCheckpoint(damage: String) async throws {
-        let database = try await EngineDatabase.fresh("bad_checkpoint")
+        let database = try await TestDatabase.fresh("bad_checkpoint")
         let (damaged, healthy, runtime) = try await recoverAfterDamage(database) { id in
             let changed = try await database.query(damage, [id])
             #expect(changed.affectedRows == 1)
@@ -133,7 +134,7 @@ struct BadInputEngineTests {
 
     @Test("a body that catches a corrupted-checkpoint error still ends ERROR")
     func corruptedCheckpointCannotBeSwallowed() async throws {
-        let database = try await EngineDatabase.fresh("bad_swallow")
+        let database = try await TestDatabase.fresh("bad_swallow")
         let id = uniqueID("swallow")
         let first = makeEngineRuntime(database, executor: "swallow") { $0.register(EngineRenamable(prefix: "same")) }
         try await first.launch()
@@ -159,7 +160,7 @@ struct BadInputEngineTests {
             "DELETE FROM dbos.workflow_input WHERE workflow_uuid = $1",
           ])
     func undecodableInput(damage: String) async throws {
-        let database = try await EngineDatabase.fresh("bad_input")
+        let database = try await TestDatabase.fresh("bad_input")
         let (damaged, healthy, runtime) = try await recoverAfterDamage(database) { id in
             let changed = try await database.query(damage, [id])
             #expect(changed.affectedRows == 1)
@@ -179,7 +180,7 @@ struct BadInputEngineTests {
 
     @Test("a pending workflow's input damaged before its first step fails only that workflow")
     func undecodableStructInput() async throws {
-        let database = try await EngineDatabase.fresh("bad_struct_input")
+        let database = try await TestDatabase.fresh("bad_struct_input")
         let first = makeEngineRuntime(database, executor: "shipments", register: registerEngineFixtures)
         try await first.launch()
         let broken = uniqueID("broken")
@@ -241,7 +242,7 @@ struct BadInputEngineTests {
 
     @Test("a recorded step or input above the recovering process's limit fails only that workflow, without loading it")
     func oversizedOnRecovery() async throws {
-        let database = try await EngineDatabase.fresh("bad_oversized")
+        let database = try await TestDatabase.fresh("bad_oversized")
         let generous = makeEngineRuntime(database, executor: "oversized", maxPayloadBytes: 1 << 20, register: registerEngineFixtures)
         try await generous.launch()
         let bigStep = uniqueID("big-step")
@@ -269,7 +270,7 @@ struct BadInputEngineTests {
 
     @Test("a payload limit under 1024 bytes is rejected at launch")
     func tinyPayloadLimit() async throws {
-        let database = try await EngineDatabase.fresh("bad_limit")
+        let database = try await TestDatabase.fresh("bad_limit")
         let runtime = makeEngineRuntime(database, executor: "bad-input", maxPayloadBytes: 100) { _ in }
         let error = await expectDurableError(.invalidConfiguration) { try await runtime.launch() }
         #expect(error?.message.contains("maxPayloadBytes") == true)

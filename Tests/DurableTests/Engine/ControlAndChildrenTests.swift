@@ -1,6 +1,7 @@
 import Durable
 import Foundation
 import Testing
+import TestSupport
 
 /// Runs `count` steps, each taking ~100 ms inside its body.
 struct Grind: Workflow {
@@ -141,7 +142,7 @@ struct ControlAndChildrenTests {
         await h.runtime.shutdown()
     }
 
-    @Test("resume runs a cancelled workflow again from its last checkpoint")
+    @Test("resume runs a cancelled workflow again from its last checkpoint", .tags(.slow), .skippedInFastRuns)
     func resumeAfterCancel() async throws {
         let h = try await harness("resume")
         let nap = 12_000
@@ -174,9 +175,10 @@ struct ControlAndChildrenTests {
         await h.runtime.shutdown()
     }
 
-    @Test("a run that lost its workflow to a cancel and a resume elsewhere does not cancel the new run when its own deadline passes")
+    @Test("a run that lost its workflow to a cancel and a resume elsewhere does not cancel the new run when its own deadline passes",
+          .tags(.slow), .skippedInFastRuns)
     func staleDeadlineLeavesResumedRunAlone() async throws {
-        let url = try await SharedDatabaseURL.fresh("stale_deadline")
+        let url = try await TestDatabase.fresh("stale_deadline").url
         let first = MessagingHarness.makeRuntime(url: url, executorID: "first") { $0.register(Stubborn()) }
         let second = MessagingHarness.makeRuntime(url: url, executorID: "second") { $0.register(Stubborn()) }
         try await first.launch()
@@ -264,9 +266,10 @@ struct ControlAndChildrenTests {
         await h.runtime.shutdown()
     }
 
-    @Test("a child workflow runs once, and a recovered parent gets the same child back")
+    @Test("a child workflow runs once, and a recovered parent gets the same child back",
+          .tags(.slow), .skippedInFastRuns)
     func childWorkflows() async throws {
-        let url = try await SharedDatabaseURL.fresh("children")
+        let url = try await TestDatabase.fresh("children").url
         let first = MessagingHarness.makeRuntime(url: url, executorID: "family", register: Self.register)
         try await first.launch()
         let id = "kin-\(UUID())"

@@ -2,14 +2,15 @@ import Durable
 import Foundation
 import LibPQ
 import Testing
+import TestSupport
 
 /// The engine in one process against a real Postgres: idempotent starts, conflicts, results read elsewhere,
 /// failing and Void steps, status fields, step numbering rules, in-process recovery, and the rows DBOS expects.
 @Suite("Engine semantics")
 struct EngineSemanticsTests {
     /// A launched runtime with every fixture registered, on a fresh database.
-    func launched(_ prefix: String, executor: String = "engine") async throws -> (EngineDatabase, DurableRuntime) {
-        let database = try await EngineDatabase.fresh(prefix)
+    func launched(_ prefix: String, executor: String = "engine") async throws -> (TestDatabase, DurableRuntime) {
+        let database = try await TestDatabase.fresh(prefix)
         let runtime = makeEngineRuntime(database, executor: executor, register: registerEngineFixtures)
         try await runtime.launch()
         return (database, runtime)
@@ -51,7 +52,7 @@ struct EngineSemanticsTests {
 
     @Test("two runtimes with different executor IDs starting one ID at the same moment run its body once")
     func idempotentStartAcrossRuntimes() async throws {
-        let database = try await EngineDatabase.fresh("engine_idem_two")
+        let database = try await TestDatabase.fresh("engine_idem_two")
         let one = makeEngineRuntime(database, executor: "one", register: registerEngineFixtures)
         let two = makeEngineRuntime(database, executor: "two", register: registerEngineFixtures)
         try await one.launch()
@@ -179,7 +180,7 @@ struct EngineSemanticsTests {
 
     @Test("a recorded step failure replays as the same error after a restart, without running the step again")
     func failedStepReplays() async throws {
-        let database = try await EngineDatabase.fresh("engine_fail_replay")
+        let database = try await TestDatabase.fresh("engine_fail_replay")
         let first = makeEngineRuntime(database, executor: "replayer", register: registerEngineFixtures)
         try await first.launch()
         let id = uniqueID("caught")
@@ -205,7 +206,7 @@ struct EngineSemanticsTests {
 
     @Test("Void steps record JSON null and replay without running again")
     func voidSteps() async throws {
-        let database = try await EngineDatabase.fresh("engine_void")
+        let database = try await TestDatabase.fresh("engine_void")
         let first = makeEngineRuntime(database, executor: "void", register: registerEngineFixtures)
         try await first.launch()
         let id = uniqueID("void")
@@ -230,7 +231,7 @@ struct EngineSemanticsTests {
 
     @Test("a runtime restarted after a shutdown resumes each held workflow from its last checkpoint")
     func recoveryAfterShutdown() async throws {
-        let database = try await EngineDatabase.fresh("engine_recover")
+        let database = try await TestDatabase.fresh("engine_recover")
         let first = makeEngineRuntime(database, executor: "recover", register: registerEngineFixtures)
         try await first.launch()
         let ids = (0..<3).map { uniqueID("held-\($0)") }
@@ -266,7 +267,7 @@ struct EngineSemanticsTests {
 
     @Test("status() reports the row's fields while running and after it finished; unknown IDs are not found")
     func statusFields() async throws {
-        let database = try await EngineDatabase.fresh("engine_status")
+        let database = try await TestDatabase.fresh("engine_status")
         let runtime = makeEngineRuntime(database, executor: "status-executor", applicationVersion: "v-42", register: registerEngineFixtures)
         try await runtime.launch()
         let id = uniqueID("status")
@@ -345,7 +346,7 @@ struct EngineSemanticsTests {
 
     @Test("a non-determinism error fails the workflow even when the body catches it and returns normally")
     func fatalErrorCannotBeSwallowed() async throws {
-        let database = try await EngineDatabase.fresh("engine_fatal")
+        let database = try await TestDatabase.fresh("engine_fatal")
         let id = uniqueID("renamed")
         let first = makeEngineRuntime(database, executor: "fatal") { $0.register(EngineRenamable(prefix: "before")) }
         try await first.launch()

@@ -4,6 +4,7 @@ import LibPQ
 import Logging
 import Synchronization
 import Testing
+import TestSupport
 
 /// The pool of the application's own database, another one than the system database.
 final class OtherDatabase: Sendable {
@@ -70,7 +71,7 @@ struct OtherDatabaseTransactionTests {
     /// Runs the writer once as workflow `id` in a fresh system database and a fresh other database.
     func run(_ prefix: String, id: String, loseConnectionOnce: Bool = false, completionAppearsMeanwhile: Bool = false) async throws -> Outcome {
         let h = try await MessagingHarness.make(prefix: prefix) { $0.register(OtherDatabaseWriter()) }
-        let other = OtherDatabase(url: try await SharedDatabaseURL.fresh(prefix + "_app"))
+        let other = OtherDatabase(url: try await TestDatabase.fresh(prefix + "_app").url)
         try await other.pool.withConnection { try await $0.query("CREATE TABLE app_rows (workflow_id text NOT NULL)") }
         let key = prefix + "-" + UUID().uuidString
         OtherDatabase.register(other, as: key)

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Synchronization
 import Testing
+import TestSupport
 
 /// Counts how often each workflow's body began (code outside steps) and how often its steps' bodies ran.
 enum ParkingCounters {
@@ -59,9 +60,9 @@ struct ParkingTests {
     }
 
     @Test("a long sleep parks the run; it wakes on time, replays only code outside steps, and finishes",
-          arguments: [true, false])
+          .tags(.slow), .skippedInFastRuns, arguments: [true, false])
     func parksAndWakes(parking: Bool) async throws {
-        let url = try await SharedDatabaseURL.fresh("parking_wake")
+        let url = try await TestDatabase.fresh("parking_wake").url
         let runtime = Self.runtime(url: url, executor: "park1", parkAfter: parking ? .milliseconds(200) : nil)
         try await runtime.launch()
         let id = "sleeper-\(parking)-\(UUID().uuidString)"
@@ -82,9 +83,10 @@ struct ParkingTests {
         await runtime.shutdown()
     }
 
-    @Test("a body that swallows the park still stops at the sleep, and runs its next step only after waking")
+    @Test("a body that swallows the park still stops at the sleep, and runs its next step only after waking",
+          .tags(.slow), .skippedInFastRuns)
     func swallowed() async throws {
-        let url = try await SharedDatabaseURL.fresh("parking_swallow")
+        let url = try await TestDatabase.fresh("parking_swallow").url
         let runtime = Self.runtime(url: url, executor: "park2", parkAfter: .milliseconds(200))
         let id = "swallower"
         // 10 s, so the run parks (after 200 ms) even when its checkpoint is slow to commit.
@@ -105,9 +107,9 @@ struct ParkingTests {
         await runtime.shutdown()
     }
 
-    @Test("cancelling a parked workflow ends it at once, and it never runs again")
+    @Test("cancelling a parked workflow ends it at once, and it never runs again", .tags(.slow), .skippedInFastRuns)
     func cancelParked() async throws {
-        let url = try await SharedDatabaseURL.fresh("parking_cancel")
+        let url = try await TestDatabase.fresh("parking_cancel").url
         let runtime = Self.runtime(url: url, executor: "park3", parkAfter: .milliseconds(200))
         let id = "cancelled-sleeper"
         // 20 s: the cancel below must come before the wake-up even when the machine stalls for seconds (with a
@@ -132,7 +134,7 @@ struct ParkingTests {
 
     @Test("a parked workflow is cancelled at its deadline, not at its wake-up")
     func deadlineWhileParked() async throws {
-        let url = try await SharedDatabaseURL.fresh("parking_deadline")
+        let url = try await TestDatabase.fresh("parking_deadline").url
         let runtime = Self.runtime(url: url, executor: "park4", parkAfter: .milliseconds(200))
         try await runtime.launch()  // so the clock below does not count the launch
         let id = "timed-sleeper"
@@ -146,9 +148,9 @@ struct ParkingTests {
         await runtime.shutdown()
     }
 
-    @Test("a parked queued workflow keeps its per-process slot")
+    @Test("a parked queued workflow keeps its per-process slot", .tags(.slow), .skippedInFastRuns)
     func keepsQueueSlot() async throws {
-        let url = try await SharedDatabaseURL.fresh("parking_queue")
+        let url = try await TestDatabase.fresh("parking_queue").url
         let runtime = Self.runtime(url: url, executor: "park5", parkAfter: .milliseconds(200))
         // 8 s each, so the first surely parks (after 200 ms) while the second waits for its slot.
         let first = try await runtime.enqueue(ParkingSleeper.self, ParkingInput(sleepMilliseconds: 8_000), queue: "one-at-a-time", options: EnqueueOptions(id: "slot-1"))
@@ -168,9 +170,10 @@ struct ParkingTests {
         await runtime.shutdown()
     }
 
-    @Test("a workflow parked when the process stops is recovered and finished by the next start")
+    @Test("a workflow parked when the process stops is recovered and finished by the next start",
+          .tags(.slow), .skippedInFastRuns)
     func recoveredAfterShutdown() async throws {
-        let url = try await SharedDatabaseURL.fresh("parking_restart")
+        let url = try await TestDatabase.fresh("parking_restart").url
         let first = Self.runtime(url: url, executor: "park6", parkAfter: .milliseconds(200))
         let id = "restarted-sleeper"
         // Long enough that the sleep is surely still on when the first runtime stops, however slow the machine
@@ -192,7 +195,7 @@ struct ParkingTests {
 
     @Test("a sleep inside a step is a plain sleep: it neither parks nor takes a step number")
     func sleepInsideStep() async throws {
-        let url = try await SharedDatabaseURL.fresh("parking_in_step")
+        let url = try await TestDatabase.fresh("parking_in_step").url
         let runtime = Self.runtime(url: url, executor: "park7", parkAfter: .milliseconds(100))
         runtime.register(SleepInStep())
         let id = "sleeps-in-step"

@@ -2,6 +2,7 @@ import Durable
 import Foundation
 import Synchronization
 import Testing
+import TestSupport
 
 /// Counts attempts per workflow ID across runs in this process.
 final class AttemptCounter: Sendable {
@@ -104,9 +105,9 @@ struct RetryAndDeterminismTests {
         await h.runtime.shutdown()
     }
 
-    @Test("time and randomness recorded as steps replay the same after a restart")
+    @Test("time and randomness recorded as steps replay the same after a restart", .tags(.slow), .skippedInFastRuns)
     func deterministicHelpersReplay() async throws {
-        let url = try await SharedDatabaseURL.fresh("stamped")
+        let url = try await TestDatabase.fresh("stamped").url
         let first = MessagingHarness.makeRuntime(url: url, executorID: "stamper") { $0.register(Stamped()) }
         try await first.launch()
         // Stop the first run mid-sleep (its helpers recorded), so the second start replays them; the sleep is long

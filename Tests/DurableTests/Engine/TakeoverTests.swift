@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Synchronization
 import Testing
+import TestSupport
 
 /// A worker SIGKILLed and never restarted: a live executor notices its silence and finishes its workflows.
 @Suite("Takeover of a dead executor's workflows")
@@ -19,21 +20,22 @@ struct TakeoverTests {
         ), logger: quiet)
     }
 
-    @Test("a live executor resumes the workflows of one that was SIGKILLed and never came back")
+    @Test("a live executor resumes the workflows of one that was SIGKILLed and never came back",
+          .tags(.crash), .skippedInFastRuns)
     func takeover() async throws {
-        let url = try await SharedDatabaseURL.fresh("takeover")
+        let url = try await TestDatabase.fresh("takeover").url
         let harness = MessagingHarness(url: url, runtime: MessagingHarness.makeRuntime(url: url, executorID: "observer") { _ in })
         _ = try await harness.query("CREATE SCHEMA dbos_ledger")
         _ = try await harness.query("CREATE TABLE dbos_ledger.ledger (workflow_id text, step int)")
         let common = ["--url", url, "--workflow", "orphan", "--steps", "3", "--takeover-ms", "1500"]
 
-        let victim = try ChildWorker(common + ["--executor", "victim", "--start", "--pause-after", "1"])
-        #expect(await victim.waitFor("AFTER_STEP 1") != nil)
+        let victim = try WorkerProcess("victim", common + ["--executor", "victim", "--start", "--pause-after", "1"])
+        #expect(await victim.waitFor(line: "AFTER_STEP 1", timeout: .seconds(30)) != nil)
         await victim.kill()
 
-        let rescuer = try ChildWorker(common + ["--executor", "rescuer"])
-        #expect(await rescuer.waitFor("RESULT", timeout: .seconds(30)) == "RESULT 6")
-        await rescuer.waitUntilExit()
+        let rescuer = try WorkerProcess("rescuer", common + ["--executor", "rescuer"])
+        #expect(await rescuer.waitFor(line: "RESULT", timeout: .seconds(30)) == "RESULT 6")
+        await rescuer.waitForExit(timeout: .seconds(120))
 
         let row = try await harness.query("SELECT status, executor_id, recovery_attempts FROM dbos.workflow_status WHERE workflow_uuid = 'orphan'")
         #expect(row.first?.string(0) == "SUCCESS")
@@ -47,7 +49,7 @@ struct TakeoverTests {
 
     @Test("a silent executor's workflow that the taker cannot run is not stranded: a process that registers it takes it later")
     func leftForOneWhoKnows() async throws {
-        let url = try await SharedDatabaseURL.fresh("takeover_unknown")
+        let url = try await TestDatabase.fresh("takeover_unknown").url
         func runtime(_ executor: String, register: (DurableRuntime) -> Void) -> DurableRuntime {
             let runtime = Self.runtime(url: url, executor: executor)
             register(runtime)
@@ -98,7 +100,7 @@ struct TakeoverTests {
 
     @Test("a silent executor's queued workflows go back to their queue and run under its per-process limit, not all at once in the taker")
     func queuedWorkflowsGoBackToTheirQueue() async throws {
-        let url = try await SharedDatabaseURL.fresh("takeover_queued")
+        let url = try await TestDatabase.fresh("takeover_queued").url
         let taker = Self.runtime(url: url, executor: "taker")
         taker.register(TakeoverOneAtATime())
         taker.register(queue: WorkflowQueue(TakeoverOneAtATime.queue, workerConcurrency: 1))
@@ -145,9 +147,9 @@ struct TakeoverTests {
     /// does when this executor looked silent (a pause, or a restart before its first heartbeat); the dispatcher
     /// here claims it again while the old run (or its parked entry) is still here.
     @Test("a workflow requeued from under a live run here is claimed back and finishes; the old run gives way and its queue slot is freed",
-          arguments: [false, true])
+          .tags(.slow), .skippedInFastRuns, arguments: [false, true])
     func claimedBackFromUnderOldRun(parked: Bool) async throws {
-        let url = try await SharedDatabaseURL.fresh("takeover_stale")
+        let url = try await TestDatabase.fresh("takeover_stale").url
         // Default heartbeats: the claim path, not the heartbeat's sweep, must retire the old run here.
         let runtime = Self.runtime(url: url, executor: "paused", fastTakeover: false, parkAfter: parked ? .milliseconds(200) : nil)
         runtime.register(TakeoverNapper())
@@ -188,9 +190,10 @@ struct TakeoverTests {
     /// This process was paused long enough for another executor to take its workflow, and that executor then
     /// died: taking it over from the dead one must not be skipped because the old, cancelled run here has not
     /// ended yet (its step ignores cancellation).
-    @Test("a workflow taken from this process while it was paused, whose taker then died, is taken back even while the old run here winds down")
+    @Test("a workflow taken from this process while it was paused, whose taker then died, is taken back even while the old run here winds down",
+          .tags(.slow), .skippedInFastRuns)
     func takenBackFromDeadTaker() async throws {
-        let url = try await SharedDatabaseURL.fresh("takeover_back")
+        let url = try await TestDatabase.fresh("takeover_back").url
         let runtime = Self.runtime(url: url, executor: "was-paused")
         runtime.register(TakeoverStubborn())
         try await runtime.launch()
@@ -220,7 +223,7 @@ extension TakeoverTests {
     /// before its next heartbeat, nothing would look for that work again (a torture run left 19 workflows so).
     @Test("a queue claim records the claiming executor's heartbeat, so work it takes after being forgotten stays findable")
     func claimKeepsExecutorFindable() async throws {
-        let url = try await SharedDatabaseURL.fresh("takeover_forgotten")
+        let url = try await TestDatabase.fresh("takeover_forgotten").url
         var quiet = Logger(label: "takeover-tests")
         quiet.logLevel = .critical
         // An hour between heartbeats: only the claim can write the row back within this test.

@@ -2,6 +2,7 @@ import Durable
 import Foundation
 import LibPQ
 import Testing
+import TestSupport
 
 struct InteropGreeting: Codable, Sendable, Equatable {
     var greeting: String
@@ -44,7 +45,7 @@ struct InteropFailWorkflow: Workflow {
 
 /// DBOS Transact 3.4.0's own Python client and CLI read workflows our runtime ran: results, errors, statuses,
 /// names and steps. Skipped (not passed) when the dbos virtualenv is absent.
-@Suite("DBOS interop: DBOS 3.4.0's client and CLI read our workflows", .serialized,
+@Suite("DBOS interop: DBOS 3.4.0's client and CLI read our workflows", .tags(.interop), .skippedInFastRuns, .serialized,
        .enabled(if: MigrationTestSupport.hasDBOS, "needs dbos 3.4.0 in .venv-dbos or DURABLE_DBOS_VENV (scripts/test sets it up)"))
 struct DBOSInteropTests {
     typealias Support = MigrationTestSupport
@@ -52,7 +53,7 @@ struct DBOSInteropTests {
     @Test("DBOSClient and `dbos workflow list/steps/get` see our succeeded and failed workflows",
           arguments: ["dbos", "My \"Odd\" Schema"])
     func clientAndCLIReadOurWorkflows(_ schema: String) async throws {
-        let url = try await Support.freshDatabase("interop")
+        let url = try await TestDatabase.fresh("interop").url
         let okID = "interop-ok-\(UUID().uuidString.prefix(8).lowercased())"
         let failedID = "interop-failed-\(UUID().uuidString.prefix(8).lowercased())"
         let expected = InteropGreeting(greeting: "Hello, DBOS!", letters: 9, tags: ["swift", "durable"])
@@ -142,7 +143,7 @@ struct DBOSInteropTests {
 
     @Test("DBOSClient.enqueue puts workflows on our queues, a partitioned one included, and gets their results")
     func clientEnqueuesOntoOurQueues() async throws {
-        let url = try await Support.freshDatabase("interop_enqueue")
+        let url = try await TestDatabase.fresh("interop_enqueue").url
         let runtime = Support.makeRuntime(Support.configuration(url: url, schema: "dbos", executorID: "interop-queues")) { runtime in
             runtime.register(InteropTripleWorkflow())
             runtime.register(queue: WorkflowQueue("interop-tenants", partitionConcurrency: 1))

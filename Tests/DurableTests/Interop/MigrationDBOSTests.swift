@@ -2,18 +2,19 @@ import Durable
 import Foundation
 import LibPQ
 import Testing
+import TestSupport
 
 /// Schemas built by DBOS Transact 3.4.0's own `dbos migrate` (from the virtualenv in `.venv-dbos` or
 /// `DURABLE_DBOS_VENV`): our runtime uses them as they are, and DBOS finds nothing to do on ours. Skipped when
 /// the virtualenv is absent.
-@Suite("Migration: schemas built by DBOS 3.4.0", .serialized,
+@Suite("Migration: schemas built by DBOS 3.4.0", .tags(.interop), .skippedInFastRuns, .serialized,
        .enabled(if: MigrationTestSupport.hasDBOS, "needs dbos 3.4.0 in .venv-dbos or DURABLE_DBOS_VENV (scripts/test sets it up)"))
 struct MigrationDBOSTests {
     typealias Support = MigrationTestSupport
 
     @Test("`dbos migrate` builds the fixture's catalog, and our runtime runs on it adding only its own tables")
     func dbosMigratedSchemaIsUsedAsIs() async throws {
-        let url = try await Support.freshDatabase("mig_dbos_built")
+        let url = try await TestDatabase.fresh("mig_dbos_built").url
         try await Support.dbosCLI(["migrate", "-s", url])
         // The fixture is still what DBOS 3.4.0 builds (on this server version).
         try await Support.expectDBOSCatalog(url, withOwnTables: false)
@@ -34,7 +35,7 @@ struct MigrationDBOSTests {
 
     @Test("`dbos migrate` on a schema our runtime built finds nothing to do")
     func dbosMigrateOnOurSchemaIsANoOp() async throws {
-        let url = try await Support.freshDatabase("mig_dbos_noop")
+        let url = try await TestDatabase.fresh("mig_dbos_noop").url
         let runtime = Support.makeRuntime(Support.configuration(url: url))
         try await Support.using(runtime) { try await $0.launch() }
         let before = try await Support.fingerprint(url)
@@ -46,7 +47,7 @@ struct MigrationDBOSTests {
     @Test("a schema `dbos migrate --schema` built under a name that needs quoting is used as is",
           arguments: ["select", "My \"Odd\" Schema", "Schéma ünïcødé 日本語"])
     func dbosMigratedCustomSchema(_ schema: String) async throws {
-        let url = try await Support.freshDatabase("mig_dbos_schema")
+        let url = try await TestDatabase.fresh("mig_dbos_schema").url
         try await Support.dbosCLI(["migrate", "-s", url, "--schema", schema])
         try await Support.expectDBOSCatalog(url, schema: schema, withOwnTables: false)
         let runtime = Support.makeRuntime(Support.configuration(url: url, schema: schema)) { $0.register(MigrationProbeWorkflow()) }
@@ -76,7 +77,7 @@ struct MigrationDBOSTests {
     @Test("`dbos migrate` and our runtime launching at the same time on an empty database both succeed",
           arguments: RaceStart.allCases)
     func raceWithDBOSMigrate(_ start: RaceStart) async throws {
-        let url = try await Support.freshDatabase("mig_dbos_race")
+        let url = try await TestDatabase.fresh("mig_dbos_race").url
         let venv = try #require(Support.dbosVenv)
         async let dbos = Support.run(venv + "/bin/dbos", ["migrate", "-s", url])
         var observed = "-"

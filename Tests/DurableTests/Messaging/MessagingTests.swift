@@ -2,6 +2,7 @@ import Durable
 import Foundation
 import LibPQ
 import Testing
+import TestSupport
 
 struct Approval: Codable, Sendable, Equatable {
     var approved: Bool
@@ -220,9 +221,9 @@ struct MessagingTests {
         await h.runtime.shutdown()
     }
 
-    @Test("a durable sleep resumed after a restart sleeps only the remaining time")
+    @Test("a durable sleep resumed after a restart sleeps only the remaining time", .tags(.slow), .skippedInFastRuns)
     func sleepResumesRemainingTime() async throws {
-        let url = try await SharedDatabaseURL.fresh("msg_sleep")
+        let url = try await TestDatabase.fresh("msg_sleep").url
         let first = MessagingHarness.makeRuntime(url: url, executorID: "sleeper") { $0.register(Nap()) }
         try await first.launch()
         // 30 s: the shutdown must fall inside the sleep however long the machine stalls; the restart comes 2 s

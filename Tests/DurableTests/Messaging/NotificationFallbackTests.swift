@@ -2,6 +2,7 @@ import Durable
 import Foundation
 import Logging
 import Testing
+import TestSupport
 
 /// Waiting workflows rely on LISTEN/NOTIFY and look in the database only rarely while notifications work, so
 /// many workflows waiting days for a message cost the database next to nothing; the rare look still delivers a
@@ -20,7 +21,7 @@ struct NotificationFallbackTests {
 
     /// A launched runtime (see ``runtime(url:executor:fallback:)``) on a fresh database, with a harness on it.
     static func launched(_ prefix: String, executor: String, fallback: Duration) async throws -> MessagingHarness {
-        let url = try await SharedDatabaseURL.fresh(prefix)
+        let url = try await TestDatabase.fresh(prefix).url
         let runtime = Self.runtime(url: url, executor: executor, fallback: fallback)
         try await runtime.launch()
         return MessagingHarness(url: url, runtime: runtime)
@@ -41,7 +42,8 @@ struct NotificationFallbackTests {
             """).first?.int(0) ?? 0
     }
 
-    @Test("forty workflows waiting for a message do not query the database while nothing happens (they once looked every second each)")
+    @Test("forty workflows waiting for a message do not query the database while nothing happens (they once looked every second each)",
+          .tags(.slow), .skippedInFastRuns)
     func idleWaitersCostNothing() async throws {
         // A ten-minute fallback: within this test only a notification can wake a waiter (with the default 30 s,
         // the first fallback looks, some seconds after the sends below, would pass for notifications), and no
@@ -92,7 +94,7 @@ struct NotificationFallbackTests {
 
     @Test("a fallback interval that is not positive is refused at launch")
     func invalidFallback() async throws {
-        let url = try await SharedDatabaseURL.fresh("fallback_invalid")
+        let url = try await TestDatabase.fresh("fallback_invalid").url
         let runtime = Self.runtime(url: url, executor: "invalid-fallback", fallback: .zero)
         do {
             try await runtime.launch()
@@ -108,7 +110,7 @@ struct NotificationFallbackTests {
 extension NotificationFallbackTests {
     @Test("on a schema whose messages come without a notification (DBOS with LISTEN/NOTIFY off), waiters look every second, and the log says why")
     func schemaWithoutMessageTrigger() async throws {
-        let url = try await SharedDatabaseURL.fresh("fallback_no_trigger")
+        let url = try await TestDatabase.fresh("fallback_no_trigger").url
         let builder = Self.runtime(url: url, executor: "schema-builder")
         try await builder.launch()
         _ = try await MessagingHarness(url: url, runtime: builder).query("DROP TRIGGER dbos_notifications_trigger ON dbos.notifications")
@@ -138,7 +140,7 @@ extension NotificationFallbackTests {
 extension NotificationFallbackTests {
     @Test("a waiting workflow cancelled by a tool that sends no notification (DBOS's CLI) stops within a heartbeat or two and frees its queue slot")
     func cancelledWithoutNotification() async throws {
-        let url = try await SharedDatabaseURL.fresh("fallback_silent_cancel")
+        let url = try await TestDatabase.fresh("fallback_silent_cancel").url
         var logger = Logger(label: "notification-fallback-tests")
         logger.logLevel = .critical
         let runtime = DurableRuntime(configuration: DurableConfiguration(

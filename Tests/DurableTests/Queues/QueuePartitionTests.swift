@@ -2,6 +2,7 @@ import Durable
 import Foundation
 import Logging
 import Testing
+import TestSupport
 
 /// Partitioned queues: each partition (a tenant, a user) gets limits of its own, as in DBOS 3.4.0.
 @Suite("Queue partitions")
@@ -40,7 +41,7 @@ struct QueuePartitionTests {
 
     @Test("a partition concurrency limit holds per partition across two processes, and partitions run side by side")
     func partitionConcurrency() async throws {
-        let url = try await SharedDatabaseURL.fresh("queue_partition")
+        let url = try await TestDatabase.fresh("queue_partition").url
         // All enqueued before anyone serves the queue: both partitions are waiting from the first pass on, however
         // slowly a busy machine enqueues.
         let producer = Self.runtime(url: url, executor: "pa-producer", servedQueues: [])
@@ -75,7 +76,7 @@ struct QueuePartitionTests {
 
     @Test("a partition rate limit spaces the starts of each partition")
     func partitionRateLimit() async throws {
-        let url = try await SharedDatabaseURL.fresh("queue_partition_rate")
+        let url = try await TestDatabase.fresh("queue_partition_rate").url
         // Everything is enqueued before any process serves the queue, so the first dispatch pass finds both
         // partitions waiting; how fast a busy machine enqueues then cannot change what the limits allow.
         let producer = Self.runtime(url: url, executor: "pr-producer", servedQueues: [])
@@ -111,7 +112,7 @@ struct QueuePartitionTests {
 
     @Test("partitions do not share a partition rate budget: one partition's start leaves the other's budget whole")
     func partitionBudgetsAreSeparate() async throws {
-        let url = try await SharedDatabaseURL.fresh("queue_partition_budget")
+        let url = try await TestDatabase.fresh("queue_partition_budget").url
         let producer = Self.runtime(url: url, executor: "pb-producer", servedQueues: [])
         let (name, _) = Trackers.make()
         // One start per partition per minute: x's second cannot start within this test; y's first must.
@@ -135,7 +136,7 @@ struct QueuePartitionTests {
 
     @Test("the queues table records the partition limits, so DBOS's tools show them")
     func recordedForDBOS() async throws {
-        let url = try await SharedDatabaseURL.fresh("queue_partition_row")
+        let url = try await TestDatabase.fresh("queue_partition_row").url
         let runtime = Self.runtime(url: url, executor: "prow")
         try await runtime.launch()
         let rows = try await MessagingHarness(url: url, runtime: runtime).query("""
@@ -157,7 +158,7 @@ struct QueuePartitionTests {
 
     @Test("bad input: no key on a partitioned queue, a key on a plain one, an empty key, deduplication, contradictory limits")
     func badInput() async throws {
-        let url = try await SharedDatabaseURL.fresh("queue_partition_bad")
+        let url = try await TestDatabase.fresh("queue_partition_bad").url
         let runtime = Self.runtime(url: url, executor: "pbad")
         let (name, _) = Trackers.make()
         let input = TrackedInput(tracker: name, label: "x", holdMilliseconds: 1)
@@ -201,7 +202,7 @@ struct QueuePartitionTests {
 
     @Test("a workflow an outside client enqueued onto a partitioned queue without a key stays ENQUEUED, and the log says why")
     func keylessFromOutside() async throws {
-        let url = try await SharedDatabaseURL.fresh("queue_partition_keyless")
+        let url = try await TestDatabase.fresh("queue_partition_keyless").url
         let log = CapturedLog()
         let runtime = DurableRuntime(configuration: DurableConfiguration(databaseURL: url, executorID: "pkeyless", maxConnections: 6), logger: log.logger(level: .info))
         runtime.register(Tracked())
@@ -228,7 +229,7 @@ struct QueuePartitionTests {
 
     @Test("more partitions than one pass looks at are all served (the pass goes on from where the last one stopped)")
     func manyPartitions() async throws {
-        let url = try await SharedDatabaseURL.fresh("queue_partition_many")
+        let url = try await TestDatabase.fresh("queue_partition_many").url
         let producer = Self.runtime(url: url, executor: "pm-producer", servedQueues: [])
         let (name, tracker) = Trackers.make()
         // More than QueueDispatcher.partitionsPerPass (256).

@@ -2,6 +2,7 @@ import Durable
 import Foundation
 import Synchronization
 import Testing
+import TestSupport
 
 /// Tracks how many queued workflows run at once (across every runtime in this test process) and their order.
 final class RunTracker: Sendable {
@@ -85,7 +86,7 @@ struct QueueTests {
 
     @Test("an enqueued workflow runs and its handle returns the result; so does one enqueued by a workflow")
     func basic() async throws {
-        let url = try await SharedDatabaseURL.fresh("queue_basic")
+        let url = try await TestDatabase.fresh("queue_basic").url
         let runtime = Self.runtime(url: url, executor: "q1")
         let (tracker, _) = Trackers.make()
         let handle = try await runtime.enqueue(Tracked.self, TrackedInput(tracker: tracker, label: "a", holdMilliseconds: 10), queue: "work")
@@ -101,7 +102,7 @@ struct QueueTests {
 
     @Test("a global concurrency limit holds across two processes")
     func globalConcurrency() async throws {
-        let url = try await SharedDatabaseURL.fresh("queue_global")
+        let url = try await TestDatabase.fresh("queue_global").url
         let first = Self.runtime(url: url, executor: "g1")
         let second = Self.runtime(url: url, executor: "g2")
         try await first.launch()
@@ -122,7 +123,7 @@ struct QueueTests {
 
     @Test("a per-process limit holds in each process")
     func workerConcurrency() async throws {
-        let url = try await SharedDatabaseURL.fresh("queue_local")
+        let url = try await TestDatabase.fresh("queue_local").url
         let runtime = Self.runtime(url: url, executor: "l1")
         let (name, tracker) = Trackers.make()
         var handles: [WorkflowHandle<String>] = []
@@ -136,7 +137,7 @@ struct QueueTests {
 
     @Test("a rate limit spaces starts out")
     func rateLimit() async throws {
-        let url = try await SharedDatabaseURL.fresh("queue_rate")
+        let url = try await TestDatabase.fresh("queue_rate").url
         let runtime = Self.runtime(url: url, executor: "r1")
         let (name, tracker) = Trackers.make()
         var handles: [WorkflowHandle<String>] = []
@@ -156,9 +157,9 @@ struct QueueTests {
         await runtime.shutdown()
     }
 
-    @Test("lower priority values run first")
+    @Test("lower priority values run first", .tags(.slow), .skippedInFastRuns)
     func priority() async throws {
-        let url = try await SharedDatabaseURL.fresh("queue_priority")
+        let url = try await TestDatabase.fresh("queue_priority").url
         let runtime = Self.runtime(url: url, executor: "p1")
         try await runtime.launch()
         let (name, tracker) = Trackers.make()
@@ -176,9 +177,10 @@ struct QueueTests {
         await runtime.shutdown()
     }
 
-    @Test("a deduplication ID admits one live workflow; the caller chooses an error or the holder")
+    @Test("a deduplication ID admits one live workflow; the caller chooses an error or the holder",
+          .tags(.slow), .skippedInFastRuns)
     func deduplication() async throws {
-        let url = try await SharedDatabaseURL.fresh("queue_dedup")
+        let url = try await TestDatabase.fresh("queue_dedup").url
         let runtime = Self.runtime(url: url, executor: "d1")
         let (name, _) = Trackers.make()
         // Held long enough to be live through the next two enqueues however slow the machine (4 s could be too
@@ -201,9 +203,9 @@ struct QueueTests {
         await runtime.shutdown()
     }
 
-    @Test("a delayed enqueue starts no earlier than its delay")
+    @Test("a delayed enqueue starts no earlier than its delay", .tags(.slow), .skippedInFastRuns)
     func delayed() async throws {
-        let url = try await SharedDatabaseURL.fresh("queue_delay")
+        let url = try await TestDatabase.fresh("queue_delay").url
         let runtime = Self.runtime(url: url, executor: "dl1")
         let (name, tracker) = Trackers.make()
         let enqueuedAt = Date()
@@ -217,7 +219,7 @@ struct QueueTests {
 
     @Test("bad input: an undeclared queue, a negative delay")
     func badInput() async throws {
-        let url = try await SharedDatabaseURL.fresh("queue_bad")
+        let url = try await TestDatabase.fresh("queue_bad").url
         let runtime = Self.runtime(url: url, executor: "b1")
         let (name, _) = Trackers.make()
         let input = TrackedInput(tracker: name, label: "x", holdMilliseconds: 1)

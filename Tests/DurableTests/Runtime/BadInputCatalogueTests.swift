@@ -2,6 +2,7 @@
 import Foundation
 import LibPQ
 import Testing
+import TestSupport
 
 /// The catalogue of bad input: awkward strings in every identifier the API takes, payloads from empty to 64 MB,
 /// stored JSON that does not decode, and schema names that are SQL keywords. Each either works exactly (read back
@@ -20,7 +21,7 @@ struct BadInputCatalogueTests {
     // MARK: - Identifiers passed at run time
 
     @Test("workflow ID, topic, event key, stream key, deduplication ID and idempotency key: each works exactly or is refused clearly",
-          arguments: Awkward.allCases)
+          .tags(.slow), .skippedInFastRuns, arguments: Awkward.allCases)
     func runTimeIdentifiers(_ input: Awkward) async throws {
         let h = try await CatalogueHarness.make("cat_ids")
         await part("workflow ID") { try await workflowID(h, input) }
@@ -234,7 +235,7 @@ struct BadInputCatalogueTests {
     // MARK: - Identifiers declared in code
 
     @Test("a queue name and a workflow name: each works exactly (stored, enqueued, recovered by name) or is refused clearly at launch",
-          arguments: Awkward.allCases)
+          .tags(.slow), .skippedInFastRuns, arguments: Awkward.allCases)
     func declaredIdentifiers(_ input: Awkward) async throws {
         let h = try await CatalogueHarness.make("cat_declared")
         await h.runtime.shutdown()

@@ -3,6 +3,7 @@ import EmbeddedPostgres
 import Foundation
 import Logging
 import Testing
+import TestSupport
 
 /// A database this process has never reached is a configuration mistake: launch says so within connectTimeout,
 /// not after reconnectTimeout's retries. And names too long to index are refused before anything is sent.
@@ -51,7 +52,7 @@ struct LaunchFailureTests {
 
     @Test("a database that does not exist on a reachable server fails launch at once")
     func missingDatabase() async throws {
-        let existing = try await SharedDatabaseURL.fresh("launch_missing")
+        let existing = try await TestDatabase.fresh("launch_missing").url
         var components = try #require(URLComponents(string: existing))
         components.path += "_absent"
         await expectFastClearFailure(try #require(components.string))

@@ -2,6 +2,7 @@
 import Foundation
 import LibPQ
 import Testing
+import TestSupport
 
 /// The schema our migrations build is DBOS Transact 3.4.0's, object for object: compared with the catalog of a
 /// database migrated by DBOS's own `dbos migrate` (Fixtures/dbos-3.4.0-catalog.txt), in `dbos` and in schemas
@@ -12,7 +13,7 @@ struct MigrationCatalogTests {
 
     @Test("a fresh database gets DBOS 3.4.0's exact catalog in schema dbos, plus only our durable_* tables")
     func freshDatabase() async throws {
-        let url = try await Support.freshDatabase("mig_fresh")
+        let url = try await TestDatabase.fresh("mig_fresh").url
         #expect(try await Support.catalog(url).isEmpty, "a fresh database has no dbos schema yet")
         let runtime = Support.makeRuntime(Support.configuration(url: url)) { $0.register(MigrationProbeWorkflow()) }
         try await Support.using(runtime) { runtime in
@@ -37,7 +38,7 @@ struct MigrationCatalogTests {
           arguments: awkwardSchemas)
     func awkwardSchemaName(_ schema: String) async throws {
         #expect(schema.utf8.count <= 63)
-        let url = try await Support.freshDatabase("mig_schema")
+        let url = try await TestDatabase.fresh("mig_schema").url
         let runtime = Support.makeRuntime(Support.configuration(url: url, schema: schema)) { $0.register(MigrationProbeWorkflow()) }
         try await Support.using(runtime) { runtime in
             try await runtime.launch()
@@ -50,36 +51,36 @@ struct MigrationCatalogTests {
         // Everything went into that schema: nothing was created under the default name.
         #expect(try await !Support.schemaExists(url, "dbos"))
         let quoted = SQLIdentifier.quote(schema)
-        let rows = try await Support.query(url, "SELECT count(*) FROM \(quoted).operation_outputs WHERE workflow_uuid = 'awkward-1'")
+        let rows = try await TestDatabase(url: url).query("SELECT count(*) FROM \(quoted).operation_outputs WHERE workflow_uuid = 'awkward-1'")
         #expect(rows.first?.int(0) == 2)
 
         // The catalog does not compare function bodies, so call them: each must write into this schema.
-        let enqueued = try await Support.query(url, "SELECT \(quoted).enqueue_workflow('migration-probe', 'not-served', ARRAY['7'::json], workflow_id => 'via-sql')")
+        let enqueued = try await TestDatabase(url: url).query("SELECT \(quoted).enqueue_workflow('migration-probe', 'not-served', ARRAY['7'::json], workflow_id => 'via-sql')")
         #expect(enqueued.first?.string(0) == "via-sql")
-        let queued = try await Support.query(url, """
+        let queued = try await TestDatabase(url: url).query("""
             SELECT s.status, s.queue_name, i.inputs FROM \(quoted).workflow_status s
             JOIN \(quoted).workflow_input i USING (workflow_uuid) WHERE s.workflow_uuid = 'via-sql'
             """)
         #expect(queued.first?.string(0) == "ENQUEUED")
         #expect(queued.first?.string(1) == "not-served")
         #expect(queued.first?.string(2)?.contains("positionalArgs") == true)
-        try await Support.query(url, "SELECT \(quoted).send_message('via-sql', '\"hello\"'::json, 'greeting', 'message-1')")
-        let delivered = try await Support.query(url, "SELECT destination_uuid, topic, message FROM \(quoted).notifications WHERE message_uuid = 'message-1'")
+        try await TestDatabase(url: url).query("SELECT \(quoted).send_message('via-sql', '\"hello\"'::json, 'greeting', 'message-1')")
+        let delivered = try await TestDatabase(url: url).query("SELECT destination_uuid, topic, message FROM \(quoted).notifications WHERE message_uuid = 'message-1'")
         #expect(delivered.first?.string(0) == "via-sql")
         #expect(delivered.first?.string(1) == "greeting")
         #expect(delivered.first?.string(2) == "\"hello\"")
         await #expect(throws: PGError.self) {
-            try await Support.query(url, "SELECT \(quoted).send_message('no-such-workflow', '1'::json)")
+            try await TestDatabase(url: url).query("SELECT \(quoted).send_message('no-such-workflow', '1'::json)")
         }
     }
 
     @Test("the catalog query tells schemas apart: a missing object shows up in the diff")
     func catalogQueryIsNotVacuous() async throws {
-        let url = try await Support.freshDatabase("mig_vacuous")
+        let url = try await TestDatabase.fresh("mig_vacuous").url
         let runtime = Support.makeRuntime(Support.configuration(url: url))
         try await Support.using(runtime) { try await $0.launch() }
-        try await Support.execute(url, "DROP INDEX dbos.idx_workflow_status_delayed")
-        try await Support.execute(url, "ALTER TABLE dbos.queues ALTER COLUMN polling_interval_sec SET DEFAULT 2.0")
+        try await TestDatabase(url: url).execute("DROP INDEX dbos.idx_workflow_status_delayed")
+        try await TestDatabase(url: url).execute("ALTER TABLE dbos.queues ALTER COLUMN polling_interval_sec SET DEFAULT 2.0")
         let catalog = try await Support.catalog(url).filter { !Support.isDurableOwnFact($0) }
         let fixture = try Support.dbosCatalogFixture()
         #expect(catalog != fixture)

@@ -3,6 +3,7 @@ import Foundation
 import LibPQ
 import Synchronization
 import Testing
+import TestSupport
 
 /// First launches racing on an empty database: the advisory lock makes one migrate and the others find the
 /// schema ready, whether they are runtimes in one process or separate processes.
@@ -13,7 +14,7 @@ struct MigrationConcurrencyTests {
     @Test("runtimes in one process, each with its own pool, launching together on an empty database all succeed",
           arguments: [2, 6])
     func runtimesInOneProcess(count: Int) async throws {
-        let url = try await Support.freshDatabase("mig_race_runtimes")
+        let url = try await TestDatabase.fresh("mig_race_runtimes").url
         let runtimes = (0..<count).map { index in
             Support.makeRuntime(Support.configuration(url: url, executorID: "racer-\(index)")) { $0.register(MigrationProbeWorkflow()) }
         }
@@ -49,9 +50,9 @@ struct MigrationConcurrencyTests {
     @Test("two DurableTestWorker processes started together on an empty database both migrate-or-wait and finish",
           arguments: 1...3)
     func twoProcesses(round: Int) async throws {
-        let url = try await Support.freshDatabase("mig_race_processes")
+        let url = try await TestDatabase.fresh("mig_race_processes").url
         // The worker's steps write to <schema>_ledger.ledger; that is the test's table, not the system schema.
-        try await Support.execute(url, """
+        try await TestDatabase(url: url).execute("""
             CREATE SCHEMA "dbos_ledger";
             CREATE TABLE "dbos_ledger".ledger (workflow_id text, step int);
             """)
@@ -69,10 +70,10 @@ struct MigrationConcurrencyTests {
         try await Support.expectDBOSCatalog(url)
         #expect(try await Support.dbosVersions(url) == [125])
         #expect(try await Support.durableVersions(url) == [2, 3])
-        let finished = try await Support.query(url, "SELECT workflow_uuid, status FROM dbos.workflow_status ORDER BY 1")
+        let finished = try await TestDatabase(url: url).query("SELECT workflow_uuid, status FROM dbos.workflow_status ORDER BY 1")
         #expect(finished.rows.map { "\($0.string(0) ?? "") \($0.string(1) ?? "")" }
                 == names.map { "race-\(round)-\($0) SUCCESS" })
-        let ledger = try await Support.query(url, "SELECT workflow_id, step FROM dbos_ledger.ledger ORDER BY 1")
+        let ledger = try await TestDatabase(url: url).query("SELECT workflow_id, step FROM dbos_ledger.ledger ORDER BY 1")
         #expect(ledger.rows.map { "\($0.string(0) ?? "") \($0.string(1) ?? "")" } == names.map { "race-\(round)-\($0) 1" })
     }
 
@@ -87,7 +88,7 @@ struct MigrationConcurrencyTests {
     @Test("a runtime launching while another process holds the migration lock waits for it, then uses its schema",
           arguments: MigrationInProgress.allCases)
     func waitsForMigrationInProgress(_ stage: MigrationInProgress) async throws {
-        let url = try await Support.freshDatabase("mig_wait_lock")
+        let url = try await TestDatabase.fresh("mig_wait_lock").url
         let base = try #require(SchemaMigrator.embedded.first { $0.number == 1 }).sql(forSchema: "dbos")
         let connect = { try await PGConnection.connect(PGConfiguration.forTests(url)) }
         // DBOS holds the lock on one connection and migrates on others.
@@ -165,7 +166,7 @@ private final class LaunchFinished: Sendable {
 private func waitForLockAttempt(_ url: String, applicationName: String, while stillWorth: () -> Bool) async throws -> Bool {
     let deadline = ContinuousClock.now.advanced(by: .seconds(60))
     while ContinuousClock.now < deadline, stillWorth() {
-        let attempts = try await MigrationTestSupport.query(url, """
+        let attempts = try await TestDatabase(url: url).query("""
             SELECT count(*) FROM pg_stat_activity
             WHERE datname = current_database() AND application_name = $1
               AND (query IN ('BEGIN', 'COMMIT') OR query LIKE '%pg_try_advisory_xact_lock%'

@@ -2,6 +2,7 @@ import Durable
 import Foundation
 import LibPQ
 import Testing
+import TestSupport
 
 /// Launching on a database that already has a schema: ours, DBOS's, a newer or an older one, with and without
 /// `autoMigrate`.
@@ -11,7 +12,7 @@ struct MigrationLaunchTests {
 
     /// Migrates a fresh database with our runtime and returns its URL.
     private func migratedDatabase(_ prefix: String) async throws -> String {
-        let url = try await Support.freshDatabase(prefix)
+        let url = try await TestDatabase.fresh(prefix).url
         let runtime = Support.makeRuntime(Support.configuration(url: url))
         try await Support.using(runtime) { try await $0.launch() }
         return url
@@ -20,14 +21,14 @@ struct MigrationLaunchTests {
     /// Emulates a schema DBOS built (no `durable_*` tables) without needing DBOS: ours minus our own tables.
     private func dbosOnlyDatabase(_ prefix: String) async throws -> String {
         let url = try await migratedDatabase(prefix)
-        try await Support.execute(url, "DROP TABLE dbos.durable_migrations, dbos.durable_executors, dbos.durable_executor_instances")
+        try await TestDatabase(url: url).execute("DROP TABLE dbos.durable_migrations, dbos.durable_executors, dbos.durable_executor_instances")
         try await Support.expectDBOSCatalog(url, withOwnTables: false)
         return url
     }
 
     @Test("launching again on a migrated database changes nothing: same objects, one version row = 125")
     func launchTwice() async throws {
-        let url = try await Support.freshDatabase("mig_twice")
+        let url = try await TestDatabase.fresh("mig_twice").url
         let first = Support.makeRuntime(Support.configuration(url: url, executorID: "first")) { $0.register(MigrationProbeWorkflow()) }
         try await Support.using(first) { runtime in
             try await runtime.launch()
@@ -54,7 +55,7 @@ struct MigrationLaunchTests {
     @Test("a schema at a newer DBOS version than ours is used as it is, with or without autoMigrate")
     func newerVersionIsUsedAsIs() async throws {
         let url = try await migratedDatabase("mig_newer")
-        try await Support.query(url, "UPDATE dbos.dbos_migrations SET version = 999")
+        try await TestDatabase(url: url).query("UPDATE dbos.dbos_migrations SET version = 999")
         let before = try await Support.fingerprint(url)
         for autoMigrate in [true, false] {
             let runtime = Support.makeRuntime(Support.configuration(url: url, autoMigrate: autoMigrate)) { $0.register(MigrationProbeWorkflow()) }
@@ -70,7 +71,7 @@ struct MigrationLaunchTests {
     @Test("a schema at an older DBOS version fails launch with migrationFailed naming the version, and is left alone")
     func olderVersionFails() async throws {
         let url = try await migratedDatabase("mig_older")
-        try await Support.query(url, "UPDATE dbos.dbos_migrations SET version = 100")
+        try await TestDatabase(url: url).query("UPDATE dbos.dbos_migrations SET version = 100")
         let before = try await Support.fingerprint(url)
         for autoMigrate in [true, false] {
             let runtime = Support.makeRuntime(Support.configuration(url: url, autoMigrate: autoMigrate)) { $0.register(MigrationProbeWorkflow()) }
@@ -86,7 +87,7 @@ struct MigrationLaunchTests {
 
     @Test("autoMigrate off on an empty database fails with an actionable migrationFailed and creates nothing")
     func autoMigrateOffOnEmptyDatabase() async throws {
-        let url = try await Support.freshDatabase("mig_nomigrate_empty")
+        let url = try await TestDatabase.fresh("mig_nomigrate_empty").url
         let runtime = Support.makeRuntime(Support.configuration(url: url, autoMigrate: false))
         let error = await Support.launchFailure(runtime)
         #expect(error?.code == .migrationFailed, "\(String(describing: error))")
@@ -99,8 +100,8 @@ struct MigrationLaunchTests {
 
     @Test("autoMigrate off on an existing schema (an empty dbos schema created by hand) fails the same way")
     func autoMigrateOffOnEmptySchema() async throws {
-        let url = try await Support.freshDatabase("mig_nomigrate_schema")
-        try await Support.execute(url, "CREATE SCHEMA dbos")
+        let url = try await TestDatabase.fresh("mig_nomigrate_schema").url
+        try await TestDatabase(url: url).execute("CREATE SCHEMA dbos")
         let runtime = Support.makeRuntime(Support.configuration(url: url, autoMigrate: false))
         let error = await Support.launchFailure(runtime)
         #expect(error?.code == .migrationFailed, "\(String(describing: error))")
@@ -150,9 +151,9 @@ struct MigrationLaunchTests {
 
     @Test("an empty dbos_migrations table, as an interrupted `dbos migrate` leaves it, is completed by launch")
     func emptyVersionTableIsCompleted() async throws {
-        let url = try await Support.freshDatabase("mig_empty_version")
+        let url = try await TestDatabase.fresh("mig_empty_version").url
         // DBOS's ensure_dbos_schema commits these two statements before migration 1 runs in a transaction of its own.
-        try await Support.execute(url, """
+        try await TestDatabase(url: url).execute("""
             CREATE SCHEMA dbos;
             CREATE TABLE dbos.dbos_migrations (version BIGINT NOT NULL PRIMARY KEY);
             """)
@@ -168,7 +169,7 @@ struct MigrationLaunchTests {
     @Test("with waitForDatabaseAtLaunch, launch keeps trying while the database cannot be reached yet")
     func launchWaitsForTheDatabase() async throws {
         // A database that does not exist yet stands for a server that is still starting: connecting fails.
-        let existing = try await Support.freshDatabase("mig_not_yet")
+        let existing = try await TestDatabase.fresh("mig_not_yet").url
         var components = try #require(URLComponents(string: existing))
         let later = components.path.dropFirst() + "_later"
         components.path = "/" + later
@@ -178,7 +179,7 @@ struct MigrationLaunchTests {
         let runtime = Support.makeRuntime(configuration) { $0.register(MigrationProbeWorkflow()) }
         let launch = Task { try await runtime.launch() }
         try await Task.sleep(for: .seconds(1))
-        try await Support.query(existing, "CREATE DATABASE \(SQLIdentifier.quote(String(later)))")
+        try await TestDatabase(url: existing).query("CREATE DATABASE \(SQLIdentifier.quote(String(later)))")
         try await Support.using(runtime) { runtime in
             try await launch.value
             #expect(try await MigrationProbeWorkflow.run(on: runtime, id: "waited-1") == 41)
@@ -188,7 +189,7 @@ struct MigrationLaunchTests {
 
     @Test("with waitForDatabaseAtLaunch, a database that stays unreachable fails launch with connectionFailed once that wait has passed")
     func unreachableDatabaseFails() async throws {
-        let existing = try await Support.freshDatabase("mig_never")
+        let existing = try await TestDatabase.fresh("mig_never").url
         var components = try #require(URLComponents(string: existing))
         components.path += "_never"
         var configuration = Support.configuration(url: try #require(components.string))
