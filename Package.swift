@@ -81,13 +81,21 @@ let package = Package(
             dependencies: ["Durable", "LibPQ", "EmbeddedPostgres", .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/DurableTorture"
         ),
+        // What both test targets use: fresh databases, time bounds, gates, names, paths into the source tree. A
+        // plain target, not a test target, so the test targets can depend on it; it does not import Testing
+        // (not every toolchain lets a non-test target do that), so helpers that record issues stay in each.
+        .target(
+            name: "TestSupport",
+            dependencies: ["LibPQ", "EmbeddedPostgres"],
+            path: "Tests/TestSupport"
+        ),
         .testTarget(
             name: "LibPQTests",
-            dependencies: ["LibPQ", "EmbeddedPostgres"]
+            dependencies: ["LibPQ", "EmbeddedPostgres", "TestSupport"]
         ),
         .testTarget(
             name: "DurableTests",
-            dependencies: ["Durable", "LibPQ", "EmbeddedPostgres", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Durable", "LibPQ", "EmbeddedPostgres", "TestSupport", .product(name: "Logging", package: "swift-log")],
             // Read from the source tree by path: the schema fixtures compare against the files, not a bundle.
             exclude: ["Fixtures"]
         ),

@@ -2,6 +2,7 @@ import EmbeddedPostgres
 import Foundation
 import LibPQ
 import Testing
+import TestSupport
 
 /// Connection strings that cannot work fail within a few seconds with ``PGError/Kind/connectionFailed``
 /// and never show the password.
@@ -79,14 +80,14 @@ struct BadInputTests {
 
     @Test("a refused port on 127.0.0.1 fails, naming the port")
     func refusedPort() async throws {
-        let port = try refusedLoopbackPort()
+        let port = try FreePort.find()  // free a moment ago, so nothing listens: the connect is refused
         let error = await failedConnection("postgresql://u:s3cretpw@127.0.0.1:\(port)/db", secrets: ["s3cretpw"], bound: 30)
         #expect(error?.message.contains("\(port)") == true, "\(String(describing: error))")
     }
 
     @Test("a pool whose connections cannot open frees its slots and fails every caller")
     func poolWithUnreachableServer() async throws {
-        let port = try refusedLoopbackPort()
+        let port = try FreePort.find()  // free a moment ago, so nothing listens: the connect is refused
         let pool = ConnectionPool(
             configuration: PGConfiguration(
                 connectionString: ConnectionString("postgresql://u:s3cretpw@127.0.0.1:\(port)/db"), connectTimeoutSeconds: 2),

@@ -1,5 +1,6 @@
 import LibPQ
 import Testing
+import TestSupport
 
 /// Backends killed with `pg_terminate_backend`: idle ones are replaced transparently, busy ones report a
 /// connection problem and are discarded.

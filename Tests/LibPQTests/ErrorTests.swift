@@ -1,5 +1,6 @@
 import LibPQ
 import Testing
+import TestSupport
 
 /// Statement errors carry the server's SQLSTATE, message and detail, and leave the connection usable.
 @Suite("Statement errors")

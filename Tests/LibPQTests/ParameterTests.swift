@@ -1,6 +1,7 @@
 import Foundation
 import LibPQ
 import Testing
+import TestSupport
 
 /// Bound parameters and decoding: every value travels as a parameter and comes back byte for byte.
 /// Each test runs with prepared statements on and off, the two paths through ``PGConnection/query(_:_:)``.

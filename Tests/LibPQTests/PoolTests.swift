@@ -1,6 +1,7 @@
 import LibPQ
 import Synchronization
 import Testing
+import TestSupport
 
 /// A counter shared by concurrent tasks that also remembers its highest value.
 final class HighWaterMark: Sendable {

@@ -2,6 +2,7 @@
 import Foundation
 import LibPQ
 import Testing
+import TestSupport
 
 // Helpers of BadInputCatalogueTests: the catalogue of awkward strings, the workflows that carry them through
 // every public entry point, a fingerprint of the system tables (to show a failed call wrote nothing and a
@@ -301,14 +302,14 @@ struct CatalogueHarness: Sendable {
     static let queue = "catalogue"
     static let bystander = "bystander"
 
-    let database: EngineDatabase
+    let database: TestDatabase
     let runtime: DurableRuntime
     let schema: String
     let sql: PGConnection
 
     /// A fresh database, a launched runtime, and the bystander.
     static func make(_ prefix: String, schema: String = "dbos", register: (DurableRuntime) -> Void = { _ in }) async throws -> CatalogueHarness {
-        let database = try await EngineDatabase.fresh(prefix)
+        let database = try await TestDatabase.fresh(prefix)
         let runtime = makeRuntime(database, schema: schema, register: register)
         try await runtime.launch()
         let sql = try await PGConnection.connect(PGConfiguration.forTests(database.url))
@@ -321,7 +322,7 @@ struct CatalogueHarness: Sendable {
     /// A runtime (not launched) with the catalogue workflows and queue, the library's default payload limit, and
     /// whatever `register` adds.
     /// `executorID`: a reader beside the harness's runtime takes another, so it never recovers that one's work.
-    static func makeRuntime(_ database: EngineDatabase, schema: String = "dbos", executorID: String = "catalogue", queues: [WorkflowQueue] = [],
+    static func makeRuntime(_ database: TestDatabase, schema: String = "dbos", executorID: String = "catalogue", queues: [WorkflowQueue] = [],
                             register: (DurableRuntime) -> Void = { _ in }) -> DurableRuntime {
         let runtime = DurableRuntime(
             configuration: DurableConfiguration(

@@ -5,46 +5,21 @@ import LibPQ
 import Logging
 import Synchronization
 import Testing
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
 
-// Helpers for the Engine*, Crash* and BadInput* suites: a fresh database per test, runtimes with a log the test
-// can read, gates that hold a workflow at a known point, counters of how often code really ran, and a
-// `DurableTestWorker` child process that can be SIGKILLed for real.
+// Helpers for the Engine*, Crash* and BadInput* suites: what they read from a test's database, runtimes with a
+// log the test can read, gates that hold a workflow at a known point, counters of how often code really ran, and a
+// `DurableTestWorker` child process that can be SIGKILLed for real. Fresh databases, time bounds and unique IDs
+// come from the TestSupport target.
 
 // MARK: - Database
 
-/// One test's own database, and plain SQL against it (outside the library).
-struct EngineDatabase: Sendable {
-    let url: String
-
-    /// A fresh database on the shared server; tests never share one, so they can run in parallel.
-    static func fresh(_ prefix: String) async throws -> EngineDatabase {
-        EngineDatabase(url: try await SharedDatabase.freshDatabase(prefix: prefix))
-    }
-
-    /// Runs one statement on its own connection.
-    @discardableResult
-    func query(_ sql: String, _ parameters: [any PGParameter] = []) async throws -> QueryResult {
-        let connection = try await PGConnection.connect(PGConfiguration.forTests(url))
-        do {
-            let result = try await connection.query(sql, parameters)
-            await connection.close()
-            return result
-        } catch {
-            await connection.close()
-            throw error
-        }
-    }
-
-    /// The one value of a one-row, one-column query.
-    func value(_ sql: String, _ parameters: [any PGParameter] = []) async throws -> String? {
-        try await query(sql, parameters).first?.string(0)
-    }
-
+extension TestDatabase {
     /// Creates the table the worker's steps write their effects to: `dbos_ledger.ledger`.
     func createLedger(schema: String = "dbos") async throws {
         let quoted = SQLIdentifier.quote(schema + "_ledger")
@@ -121,7 +96,7 @@ final class CapturedLog: Sendable {
 
 /// A runtime for tests, not yet launched.
 func makeEngineRuntime(
-    _ database: EngineDatabase,
+    _ database: TestDatabase,
     executor: String,
     applicationVersion: String = "engine-tests",
     maxPayloadBytes: Int = 32 * 1024 * 1024,
@@ -165,58 +140,43 @@ func expectDurableError<T>(
     }
 }
 
-/// What `body` returns, or nil when it has not returned within `timeout` (it is then cancelled): for awaiting a
-/// result that a bug would make wait forever.
-func valueWithin<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T? {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: timeout)
-            return nil
-        }
-        defer { group.cancelAll() }
-        return try await group.next() ?? nil
-    }
-}
-
-/// A unique workflow ID: in-process counters and gates are shared by all tests of the process.
-func uniqueID(_ prefix: String) -> String {
-    "\(prefix)-\(UUID().uuidString.lowercased().prefix(13))"
-}
-
 // MARK: - Gates and counters
 
-/// Holds workflows at a point until the test opens their gate. Waiting is a cancellable sleep loop, so a
-/// runtime shutdown interrupts a held workflow (it then stays PENDING, as after a crash).
+/// Holds workflows at a point until the test opens their gate: one ``Gate`` per key (the workflow ID), and a
+/// count of the runs that reached it. Waiting ends when the task is cancelled, so a runtime shutdown interrupts a
+/// held workflow (it then stays PENDING, as after a crash).
 final class EngineGates: Sendable {
     static let shared = EngineGates()
 
     private struct State {
-        var open: Set<String> = []
+        var gates: [String: Gate] = [:]
         var arrivals: [String: Int] = [:]
     }
 
     private let state = Mutex(State())
 
-    func wait(_ key: String) async throws {
-        state.withLock { $0.arrivals[key, default: 0] += 1 }
-        while !state.withLock({ $0.open.contains(key) }) {
-            try await Task.sleep(for: .milliseconds(5))
+    /// The gate of `key`, created on first use (by the waiter or by the test opening it, whichever comes first).
+    private func gate(_ key: String) -> Gate {
+        state.withLock { state in
+            if let gate = state.gates[key] { return gate }
+            let gate = Gate()
+            state.gates[key] = gate
+            return gate
         }
     }
 
-    func open(_ key: String) { _ = state.withLock { $0.open.insert(key) } }
+    func wait(_ key: String) async throws {
+        state.withLock { $0.arrivals[key, default: 0] += 1 }
+        try await gate(key).waitUnlessCancelled()
+    }
+
+    func open(_ key: String) { gate(key).open() }
 
     func arrivals(_ key: String) -> Int { state.withLock { $0.arrivals[key] ?? 0 } }
 
     /// Waits (with a hang bound, not a speed bound) until `count` runs reached the gate.
     func waitForArrival(_ key: String, count: Int = 1, timeout: Duration = .seconds(60)) async -> Bool {
-        let deadline = ContinuousClock.now.advanced(by: timeout)
-        while ContinuousClock.now < deadline {
-            if arrivals(key) >= count { return true }
-            try? await Task.sleep(for: .milliseconds(5))
-        }
-        return false
+        await eventually(timeout: timeout, every: .milliseconds(5)) { arrivals(key) >= count }
     }
 }
 
@@ -275,19 +235,10 @@ final class WorkerProcess: Sendable {
     }
     private let conditionMet = Flag()
 
-    /// The worker executable: `DurableTestWorker` in the directory of the running test binary.
-    static var executablePath: String { path(of: "DurableTestWorker") }
-
-    /// An executable product built beside the running test binary.
-    static func path(of executable: String) -> String {
-        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        return URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent(executable).path
-    }
-
     /// Starts a worker with `arguments`. `name` labels it in failure messages; `executable` names the worker
     /// program (the queue crash tests run `DurableQueueWorker`).
     init(_ name: String, _ arguments: [String], executable: String = "DurableTestWorker") throws {
-        let path = Self.path(of: executable)
+        let path = BuiltExecutable.path(executable)
         guard FileManager.default.isExecutableFile(atPath: path) else {
             throw WorkerError("\(executable) not found at \(path); build with `swift build --build-tests` first")
         }
@@ -408,6 +359,6 @@ struct WorkerError: Error, CustomStringConvertible {
 }
 
 /// The flags every crash test passes to the worker.
-func workerFlags(_ database: EngineDatabase, id: String, executor: String = "crash-worker", steps: Int = 3) -> [String] {
+func workerFlags(_ database: TestDatabase, id: String, executor: String = "crash-worker", steps: Int = 3) -> [String] {
     ["--url", database.url, "--executor", executor, "--workflow", id, "--steps", "\(steps)"]
 }

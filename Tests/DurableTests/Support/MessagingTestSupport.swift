@@ -1,8 +1,8 @@
 import Durable
 import Foundation
-import EmbeddedPostgres
 import LibPQ
 import Logging
+import TestSupport
 
 /// A runtime on a fresh database of its own, for the messaging suites.
 struct MessagingHarness {
@@ -10,7 +10,7 @@ struct MessagingHarness {
     let runtime: DurableRuntime
 
     static func make(prefix: String, executorID: String = "messaging", register: (DurableRuntime) -> Void) async throws -> MessagingHarness {
-        let url = try await SharedDatabase.freshDatabase(prefix: prefix)
+        let url = try await TestDatabase.fresh(prefix).url
         let runtime = makeRuntime(url: url, executorID: executorID, register: register)
         try await runtime.launch()
         return MessagingHarness(url: url, runtime: runtime)
@@ -28,9 +28,7 @@ struct MessagingHarness {
 
     /// Runs one query on the test's database.
     func query(_ sql: String, _ parameters: [any PGParameter] = []) async throws -> QueryResult {
-        let connection = try await PGConnection.connect(PGConfiguration.forTests(url))
-        defer { Task { await connection.close() } }
-        return try await connection.query(sql, parameters)
+        try await TestDatabase(url: url).query(sql, parameters)
     }
 
     /// Waits until `count` workflows (only `workflowID`, when given) have recorded the deadline of a sleep or a

@@ -5,6 +5,7 @@ import LibPQ
 import Logging
 import Synchronization
 import Testing
+import TestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -13,19 +14,15 @@ import Darwin
 #endif
 
 /// Shared helpers of the schema-migration and DBOS-interoperability suites (`Migration*Tests.swift`,
-/// `DBOSInteropTests.swift`): fresh databases, the catalog snapshot, child processes, the DBOS virtualenv.
+/// `DBOSInteropTests.swift`): the catalog snapshot, runtimes on a schema, child processes, the DBOS virtualenv.
 enum MigrationTestSupport {
     // MARK: - Paths
 
-    /// This file, so fixtures and the migrations are found from the source tree, not a bundle.
-    private static let thisFile = URL(fileURLWithPath: #filePath)
-    /// `Tests/DurableTests/Fixtures`.
-    static let fixtures = thisFile.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures")
-    /// The package root.
-    static let repositoryRoot = thisFile
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    /// `Tests/DurableTests/Fixtures`, found from the package root (see ``SourceTree``), not a bundle: the
+    /// fixtures are compared with the files themselves.
+    static let fixtures = SourceTree.durableFixtures
     /// `Migrations/`.
-    static let migrationsDirectory = repositoryRoot.appendingPathComponent("Migrations")
+    static let migrationsDirectory = SourceTree.migrations
 
     static func fixtureText(_ name: String) throws -> String {
         try String(contentsOf: fixtures.appendingPathComponent(name), encoding: .utf8)
@@ -74,54 +71,24 @@ enum MigrationTestSupport {
 
     // MARK: - Databases and runtimes
 
-    static func freshDatabase(_ prefix: String) async throws -> String {
-        try await SharedDatabase.freshDatabase(prefix: prefix)
-    }
-
-    /// Runs one statement on its own connection.
-    @discardableResult
-    static func query(_ url: String, _ sql: String, _ parameters: [any PGParameter] = []) async throws -> QueryResult {
-        let connection = try await PGConnection.connect(PGConfiguration.forTests(url))
-        do {
-            let result = try await connection.query(sql, parameters)
-            await connection.close()
-            return result
-        } catch {
-            await connection.close()
-            throw error
-        }
-    }
-
-    /// Runs a script (several statements, no parameters) on its own connection.
-    static func execute(_ url: String, _ script: String) async throws {
-        let connection = try await PGConnection.connect(PGConfiguration.forTests(url))
-        do {
-            try await connection.execute(script)
-            await connection.close()
-        } catch {
-            await connection.close()
-            throw error
-        }
-    }
-
     /// The normalised catalog of `schema` (the fixture query, `$1` = the plain schema name).
     static func catalog(_ url: String, schema: String = "dbos") async throws -> [String] {
         let sql = try fixtureText("catalog-query.sql")
-        return try await query(url, sql, [schema]).rows.map { $0.string(0) ?? "<NULL>" }
+        return try await TestDatabase(url: url).query(sql, [schema]).rows.map { $0.string(0) ?? "<NULL>" }
     }
 
     /// The rows of `<schema>.dbos_migrations`.
     static func dbosVersions(_ url: String, schema: String = "dbos") async throws -> [Int64] {
-        try await query(url, "SELECT version FROM \(SQLIdentifier.quote(schema)).dbos_migrations ORDER BY version").rows.compactMap { $0.int64(0) }
+        try await TestDatabase(url: url).query("SELECT version FROM \(SQLIdentifier.quote(schema)).dbos_migrations ORDER BY version").rows.compactMap { $0.int64(0) }
     }
 
     /// The rows of `<schema>.durable_migrations`.
     static func durableVersions(_ url: String, schema: String = "dbos") async throws -> [Int] {
-        try await query(url, "SELECT version FROM \(SQLIdentifier.quote(schema)).durable_migrations ORDER BY version").rows.compactMap { $0.int(0) }
+        try await TestDatabase(url: url).query("SELECT version FROM \(SQLIdentifier.quote(schema)).durable_migrations ORDER BY version").rows.compactMap { $0.int(0) }
     }
 
     static func schemaExists(_ url: String, _ schema: String) async throws -> Bool {
-        try await query(url, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", [schema]).first?.bool(0) ?? false
+        try await TestDatabase(url: url).query("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", [schema]).first?.bool(0) ?? false
     }
 
     static func configuration(
@@ -176,15 +143,15 @@ enum MigrationTestSupport {
     /// a new one).
     static func fingerprint(_ url: String, schema: String = "dbos") async throws -> [String] {
         let quoted = SQLIdentifier.quote(schema)
-        var lines = try await query(url, """
+        var lines = try await TestDatabase(url: url).query("""
             SELECT 'relation ' || c.relname || ' ' || c.oid FROM pg_class c WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1)
             UNION ALL
             SELECT 'function ' || p.proname || ' ' || p.oid FROM pg_proc p WHERE p.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1)
             ORDER BY 1
             """, [schema]).rows.compactMap { $0.string(0) }
-        lines += try await query(url, "SELECT 'dbos_migrations ' || version || ' xmin ' || xmin FROM \(quoted).dbos_migrations ORDER BY version").rows.compactMap { $0.string(0) }
-        if try await query(url, "SELECT to_regclass($1) IS NOT NULL", [quoted + ".durable_migrations"]).first?.bool(0) == true {
-            lines += try await query(url, "SELECT 'durable_migrations ' || version || ' xmin ' || xmin FROM \(quoted).durable_migrations ORDER BY version").rows.compactMap { $0.string(0) }
+        lines += try await TestDatabase(url: url).query("SELECT 'dbos_migrations ' || version || ' xmin ' || xmin FROM \(quoted).dbos_migrations ORDER BY version").rows.compactMap { $0.string(0) }
+        if try await TestDatabase(url: url).query("SELECT to_regclass($1) IS NOT NULL", [quoted + ".durable_migrations"]).first?.bool(0) == true {
+            lines += try await TestDatabase(url: url).query("SELECT 'durable_migrations ' || version || ' xmin ' || xmin FROM \(quoted).durable_migrations ORDER BY version").rows.compactMap { $0.string(0) }
         }
         return lines
     }
@@ -231,10 +198,7 @@ enum MigrationTestSupport {
     // MARK: - Child processes
 
     /// The `DurableTestWorker` executable, built beside the test bundle.
-    static var workerExecutable: String {
-        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        return URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("DurableTestWorker").path
-    }
+    static var workerExecutable: String { BuiltExecutable.path("DurableTestWorker") }
 
     struct ProcessOutput: Sendable, CustomStringConvertible {
         var status: Int32
@@ -332,7 +296,7 @@ enum MigrationTestSupport {
     static let dbosVenv: String? = {
         var candidates: [String] = []
         if let named = ProcessInfo.processInfo.environment["DURABLE_DBOS_VENV"], !named.isEmpty { candidates.append(named) }
-        candidates.append(repositoryRoot.appendingPathComponent(".venv-dbos").path)
+        candidates.append(SourceTree.root.appendingPathComponent(".venv-dbos").path)
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0 + "/bin/dbos") }
     }()
 
