@@ -114,9 +114,11 @@ public actor PGConnection {
     ///
     /// - Parameters:
     ///   - sql: one SQL statement using `$1`, `$2`, … for values.
-    ///   - parameters: the values, sent separately from the SQL text.
+    ///   - parameters: the values, sent separately from the SQL text. Required (pass `[]` for none), so that a
+    ///     string literal with interpolations, `query("… \(value)")`, is always a ``PGQuery`` whose values are
+    ///     bound, never text spliced into SQL by accident.
     @discardableResult
-    public func query(_ sql: String, _ parameters: [any PGParameter] = []) throws -> QueryResult {
+    public func query(_ sql: String, _ parameters: [any PGParameter]) throws -> QueryResult {
         let texts = parameters.map(\.postgresText)
         try Self.rejectNUL(in: sql, texts)
         let connection = try usableHandle()

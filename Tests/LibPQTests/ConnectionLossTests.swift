@@ -14,7 +14,7 @@ struct ConnectionLossTests {
             maxConnections: maxConnections, acquireTimeout: .seconds(30), logger: testLogger)
     }
 
-    private static let pidQuery = "SELECT pg_backend_pid()"
+    private static let pidQuery: PGQuery = "SELECT pg_backend_pid()"
 
     @Test("an idle pooled connection killed by the server reconnects before the next statement", arguments: [true, false])
     func idleConnectionTerminated(prepared: Bool) async throws {
@@ -130,7 +130,7 @@ struct ConnectionLossTests {
         #expect(error?.isConnectionProblem == true, "\(String(describing: error))")
 
         let rows = try await within(60, "a query after the failed transaction") {
-            try await pool.withConnection { try await $0.query("SELECT id FROM \(table) ORDER BY id").rows.compactMap { $0.int(0) } }
+            try await pool.withConnection { try await $0.query("SELECT id FROM \(table) ORDER BY id", []).rows.compactMap { $0.int(0) } }
         }
         #expect(rows == [], "rows committed from a transaction whose session died: \(rows)")
         #expect(pool.statistics.open == 1)

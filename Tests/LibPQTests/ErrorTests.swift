@@ -71,7 +71,7 @@ struct ErrorTests {
         _ = try await expectStatementError(on: connection, sqlState: "42P01", messageContains: "no_such_table_xyz") {
             try await connection.query("SELECT * FROM no_such_table_xyz WHERE id = $1", [1])
         }
-        #expect(try await connection.query("SELECT count(*) FROM \(table)").first?.int(0) == 1)
+        #expect(try await connection.query("SELECT count(*) FROM \(table)", []).first?.int(0) == 1)
     }
 
     @Test("a hint is reported when the server gives one")
@@ -114,13 +114,13 @@ struct ErrorTests {
         await #expect(throws: Rollback.self) {
             try await pool.withTransaction { connection in
                 try await connection.query("INSERT INTO \(table) VALUES ($1)", [1])
-                #expect(try await connection.query("SELECT count(*) FROM \(table)").first?.int(0) == 1)
+                #expect(try await connection.query("SELECT count(*) FROM \(table)", []).first?.int(0) == 1)
                 throw Rollback()
             }
         }
         let count = try await pool.withConnection { connection in
             #expect(await !connection.inTransaction)
-            return try await connection.query("SELECT count(*) FROM \(table)").first?.int(0)
+            return try await connection.query("SELECT count(*) FROM \(table)", []).first?.int(0)
         }
         #expect(count == 0)
         let pidAfter = try await pool.withConnection { try await $0.query("SELECT pg_backend_pid()").first?.int(0) }
@@ -158,7 +158,7 @@ struct ErrorTests {
         #expect(swallowed?.sqlState == "25P02")
 
         let ids = try await pool.withConnection { connection in
-            try await connection.query("SELECT id FROM \(table) ORDER BY id").rows.compactMap { $0.int(0) }
+            try await connection.query("SELECT id FROM \(table) ORDER BY id", []).rows.compactMap { $0.int(0) }
         }
         #expect(ids == [1])
         let pidAfter = try await pool.withConnection { try await $0.query("SELECT pg_backend_pid()").first?.int(0) }
@@ -167,7 +167,7 @@ struct ErrorTests {
 
         // And a successful transaction commits.
         try await pool.withTransaction { try await $0.query("INSERT INTO \(table) VALUES ($1), ($2)", [5, 6]) }
-        let committed = try await pool.withConnection { try await $0.query("SELECT count(*) FROM \(table)").first?.int(0) }
+        let committed = try await pool.withConnection { try await $0.query("SELECT count(*) FROM \(table)", []).first?.int(0) }
         #expect(committed == 3)
         await pool.close()
     }
@@ -185,7 +185,7 @@ struct ErrorTests {
         #expect(pool.statistics.open == 0, "the connection left in a transaction should be closed")
         let (newPid, count) = try await pool.withConnection { connection in
             (try await connection.query("SELECT pg_backend_pid()").first?.int(0),
-             try await connection.query("SELECT count(*) FROM \(table)").first?.int(0))
+             try await connection.query("SELECT count(*) FROM \(table)", []).first?.int(0))
         }
         #expect(newPid != pid)
         #expect(count == 0, "the abandoned transaction must not have committed")

@@ -126,7 +126,7 @@ struct ParameterTests {
             try await connection.execute("CREATE TABLE \(table) (value text)")
             let inserted = try await connection.query("INSERT INTO \(table) VALUES ($1)", [big])
             #expect(inserted.affectedRows == 1)
-            let stored = try #require(try await connection.query("SELECT value FROM \(table)").first?.string(0))
+            let stored = try #require(try await connection.query("SELECT value FROM \(table)", []).first?.string(0))
             #expect(stored.utf8.elementsEqual(big.utf8))
         }
     }
@@ -147,7 +147,7 @@ struct ParameterTests {
                 #expect(echoed?.int(1) == index)
                 try await connection.query("INSERT INTO \(table) VALUES ($2, $1)", [sample, index])
             }
-            let stored = try await connection.query("SELECT value FROM \(table) ORDER BY id").rows.map { $0.string(0) }
+            let stored = try await connection.query("SELECT value FROM \(table) ORDER BY id", []).rows.map { $0.string(0) }
             #expect(stored == samples.map { Optional($0) })
         }
     }
@@ -222,7 +222,7 @@ struct ParameterTests {
                 }
             }
             // Nothing truncated was stored, and the connection is fine.
-            let stored = try await connection.query("SELECT value FROM \(table)").rows.map { $0.string(0) }
+            let stored = try await connection.query("SELECT value FROM \(table)", []).rows.map { $0.string(0) }
             #expect(stored.allSatisfy { $0?.contains("\u{0}") ?? true }, "stored truncated values: \(stored)")
             #expect(try await connection.query("SELECT 1").first?.int(0) == 1)
             #expect(connection.isReusable)
@@ -242,10 +242,10 @@ struct ParameterTests {
                 "INSERT INTO \(table) (id) VALUES ($1), ($2) ON CONFLICT (id) DO NOTHING", [6, 7]
             ).affectedRows == 1)
             #expect(try await connection.query("DELETE FROM \(table) WHERE flag = $1", [false]).affectedRows == 4)
-            let returning = try await connection.query("DELETE FROM \(table) RETURNING id")
+            let returning = try await connection.query("DELETE FROM \(table) RETURNING id", [])
             #expect(returning.affectedRows == 3)
             #expect(returning.rows.compactMap { $0.int(0) }.sorted() == [1, 2, 3])
-            #expect(try await connection.query("CREATE TABLE \(table)_2 (x int)").affectedRows == 0)
+            #expect(try await connection.query("CREATE TABLE \(table)_2 (x int)", []).affectedRows == 0)
         }
     }
 
@@ -273,14 +273,14 @@ struct ParameterTests {
                 -- a comment, and an empty statement
                 ;
                 """)
-            #expect(try await connection.query("SELECT count(*) FROM \(table)").first?.int(0) == 2)
+            #expect(try await connection.query("SELECT count(*) FROM \(table)", []).first?.int(0) == 2)
 
             // A failure part-way through undoes the whole script (libpq sends it as one simple query).
             let error = await expectPostgresError {
                 try await connection.execute("INSERT INTO \(table) VALUES (3); SELECT 1/0; INSERT INTO \(table) VALUES (4);")
             }
             #expect(error?.sqlState == "22012")
-            #expect(try await connection.query("SELECT count(*) FROM \(table)").first?.int(0) == 2)
+            #expect(try await connection.query("SELECT count(*) FROM \(table)", []).first?.int(0) == 2)
             #expect(connection.isReusable)
 
             // An empty script is fine.

@@ -147,7 +147,6 @@ struct SchemaMigrator: Sendable {
     /// The version in `dbos_migrations` (nil when the table or the schema does not exist, or it is empty) and
     /// the numbers of our own migrations applied.
     private func currentState(on connection: PGConnection) async throws -> (dbosVersion: Int64?, applied: Set<Int>) {
-        let quoted = SQLIdentifier.quote(schema)
         // Read from pg_class itself, not with to_regclass: to_regclass takes no lock and trusts this backend's
         // catalog cache, which inside a transaction that began before another process committed the schema can
         // still say "no such schema". A query on pg_class uses a fresh snapshot and makes the backend process
@@ -159,11 +158,11 @@ struct SchemaMigrator: Sendable {
             """, [schema])
         var version: Int64?
         if tables.first?.bool(0) == true {
-            version = try await connection.query("SELECT max(version) FROM \(quoted).dbos_migrations").first?.int64(0)
+            version = try await connection.query("SELECT max(version) FROM \(identifier: schema).dbos_migrations").first?.int64(0)
         }
         var applied: Set<Int> = []
         if tables.first?.bool(1) == true {
-            applied = Set(try await connection.query("SELECT version FROM \(quoted).durable_migrations").rows.compactMap { $0.int(0) })
+            applied = Set(try await connection.query("SELECT version FROM \(identifier: schema).durable_migrations").rows.compactMap { $0.int(0) })
         }
         return (version, applied)
     }

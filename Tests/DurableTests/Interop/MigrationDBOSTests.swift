@@ -113,7 +113,7 @@ struct MigrationDBOSTests {
         let connection = try await PGConnection.connect(PGConfiguration.forTests(url, usePreparedStatements: false))
         let deadline = ContinuousClock.now.advanced(by: .seconds(60))
         while ContinuousClock.now < deadline {
-            let value = try? await connection.query(sql).first?.string(0)
+            let value = try? await connection.query(sql, []).first?.string(0)
             if done(value) {
                 await connection.close()
                 return value ?? "nil"
