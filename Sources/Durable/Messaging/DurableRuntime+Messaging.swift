@@ -30,24 +30,26 @@ extension DurableRuntime {
         try ArgumentChecks.text(key, "the event key", workflowID: workflowID)
         let engine = try await launchedEngine()
         let deadline = ContinuousClock.now.advanced(by: timeout)
-        while true {
-            let ticket = engine.listener.ticket(channel: NotificationListener.eventsChannel, payload: workflowID + "::" + key)
-            defer { engine.listener.remove(ticket) }
-            if let (value, serialization) = try await engine.database.getEvent(workflowID: workflowID, key: key) {
-                if let serialization, serialization != PortableJSON.formatName {
-                    throw DurableError(.corruptedCheckpoint, "event '\(ArgumentChecks.shown(key))' was written in the '\(serialization)' format, which this library cannot read", workflowID: workflowID)
-                }
-                do {
-                    return try PortableJSON.decode(Value.self, from: value, what: "event '\(ArgumentChecks.shown(key))'")
-                } catch var error as DurableError {
-                    error.workflowID = workflowID
-                    throw error
-                }
-            }
-            let remaining = ContinuousClock.now.duration(to: deadline)
-            if remaining <= .zero { return nil }
-            await ticket.wait(timeout: min(remaining, engine.listener.pollingInterval))
-            try Task.checkCancellation()
+        let found = try await engine.listener.waitFor(
+            channel: NotificationListener.eventsChannel, payload: workflowID + "::" + key, until: deadline
+        ) {
+            try await engine.database.getEvent(workflowID: workflowID, key: key).map { Event(value: $0.value, serialization: $0.serialization) }
+        }
+        guard let found else { return nil }
+        if let serialization = found.serialization, serialization != PortableJSON.formatName {
+            throw DurableError(.corruptedCheckpoint, "event '\(ArgumentChecks.shown(key))' was written in the '\(serialization)' format, which this library cannot read", workflowID: workflowID)
+        }
+        do {
+            return try PortableJSON.decode(Value.self, from: found.value, what: "event '\(ArgumentChecks.shown(key))'")
+        } catch var error as DurableError {
+            error.workflowID = workflowID
+            throw error
         }
     }
+}
+
+/// An event's recorded value and its format, as a wait finds it.
+private struct Event: Sendable {
+    var value: String
+    var serialization: String?
 }

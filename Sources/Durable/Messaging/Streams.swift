@@ -41,31 +41,33 @@ extension DurableRuntime {
                     try ArgumentChecks.text(key, "the stream key", workflowID: workflowID)
                     let engine = try await launchedEngine()
                     var next = max(0, offset)
-                    while !Task.isCancelled {
-                        let ticket = engine.listener.ticket(channel: SystemDatabase.streamsChannel, payload: workflowID + "::" + key)
-                        defer { engine.listener.remove(ticket) }
-                        guard let row = try await engine.database.streamValue(workflowID: workflowID, key: key, offset: next) else {
-                            throw DurableError(.workflowNotFound, "no workflow with this ID exists", workflowID: workflowID)
-                        }
-                        if let value = row.value {
-                            if value == SystemDatabase.streamClosedSentinel { break }
-                            if let serialization = row.serialization, serialization != PortableJSON.formatName {
-                                throw DurableError(.corruptedCheckpoint, "stream '\(ArgumentChecks.shown(key))' holds a value in the '\(serialization)' format, which this library cannot read", workflowID: workflowID)
-                            }
-                            do {
-                                continuation.yield(try PortableJSON.decode(Value.self, from: value, what: "a value of stream '\(ArgumentChecks.shown(key))'"))
-                            } catch var error as DurableError {
-                                error.workflowID = workflowID
-                                throw error
-                            }
-                            next += 1
-                            continue
-                        }
-                        // Nothing at this offset: the stream ends with its workflow, or we wait for the next write.
-                        if let state = row.status.flatMap(WorkflowState.init), state.isFinal { break }
+                    while true {
+                        // The next value, or the end: the stream ends when it is closed or its workflow finishes.
                         // At least once a second: a workflow that ends without closing its stream sends no
                         // notification, and its readers should end soon after it (readers are few).
-                        await ticket.wait(timeout: min(engine.listener.pollingInterval, .seconds(1)))
+                        let found = try await engine.listener.waitFor(
+                            channel: SystemDatabase.streamsChannel, payload: workflowID + "::" + key, until: nil, longestSleep: .seconds(1)
+                        ) { () -> StreamItem? in
+                            guard let row = try await engine.database.streamValue(workflowID: workflowID, key: key, offset: next) else {
+                                throw DurableError(.workflowNotFound, "no workflow with this ID exists", workflowID: workflowID)
+                            }
+                            if let value = row.value {
+                                return value == SystemDatabase.streamClosedSentinel ? .end : .value(value, serialization: row.serialization)
+                            }
+                            if let state = row.status.flatMap(WorkflowState.init), state.isFinal { return .end }
+                            return nil
+                        }
+                        guard case .value(let value, let serialization) = found else { break }
+                        if let serialization, serialization != PortableJSON.formatName {
+                            throw DurableError(.corruptedCheckpoint, "stream '\(ArgumentChecks.shown(key))' holds a value in the '\(serialization)' format, which this library cannot read", workflowID: workflowID)
+                        }
+                        do {
+                            continuation.yield(try PortableJSON.decode(Value.self, from: value, what: "a value of stream '\(ArgumentChecks.shown(key))'"))
+                        } catch var error as DurableError {
+                            error.workflowID = workflowID
+                            throw error
+                        }
+                        next += 1
                     }
                     continuation.finish()
                 } catch {
@@ -75,4 +77,10 @@ extension DurableRuntime {
             continuation.onTermination = { _ in reader.cancel() }
         }
     }
+}
+
+/// What a stream reader found at its next offset.
+private enum StreamItem: Sendable {
+    case value(String, serialization: String?)
+    case end
 }

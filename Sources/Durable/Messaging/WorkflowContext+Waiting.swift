@@ -71,30 +71,27 @@ extension WorkflowContext {
             return try decodeMessage(replay(checkpoint, as: RawJSON.self, stepID: stepID, name: "DBOS.recv"), as: Message.self)
         }
         let deadline = try await durableDeadline(after: timeout, what: "recv timeout", nested: true)
-        let listener = engine.listener
-        while true {
-            let ticket = listener.ticket(channel: NotificationListener.messagesChannel, payload: workflowID + "::" + topic)
-            defer { listener.remove(ticket) }
+        // The recorded deadline (epoch seconds, shared with other processes) as a point on this process's clock.
+        let remaining = Date(timeIntervalSince1970: deadline).timeIntervalSinceNow
+        let until = ContinuousClock.now.advanced(by: .milliseconds(Int64(max(0, remaining) * 1000) + 1))
+        let message = try await engine.listener.waitFor(
+            channel: NotificationListener.messagesChannel, payload: workflowID + "::" + topic, until: until
+        ) { () -> String? in
             let outcome = try await engine.database.receive(workflowID: workflowID, topic: topic, stepID: stepID, ownerToken: ownerToken)
             try checkOwnership(outcome.write)
-            if let message = outcome.message {
-                if let serialization = outcome.serialization, serialization != PortableJSON.formatName {
-                    throw fail(DurableError(.corruptedCheckpoint, "a message on topic '\(ArgumentChecks.shown(topic))' was sent in the '\(serialization)' format, which this library cannot read; send it as portable JSON", workflowID: workflowID))
-                }
-                return try decodeMessage(RawJSON(text: message), as: Message.self)
+            guard let message = outcome.message else { return nil }
+            if let serialization = outcome.serialization, serialization != PortableJSON.formatName {
+                throw fail(DurableError(.corruptedCheckpoint, "a message on topic '\(ArgumentChecks.shown(topic))' was sent in the '\(serialization)' format, which this library cannot read; send it as portable JSON", workflowID: workflowID))
             }
-            let remaining = Date(timeIntervalSince1970: deadline).timeIntervalSinceNow
-            if remaining <= 0 {
-                _ = try await record(StepCheckpoint(
-                    workflowID: workflowID, stepID: stepID, name: "DBOS.recv", output: "null", error: nil,
-                    startedAtMilliseconds: Self.nowMilliseconds(), completedAtMilliseconds: Self.nowMilliseconds(), ownerToken: ownerToken
-                ), as: RawJSON.self)
-                return nil
-            }
-            try Task.checkCancellation()
-            await ticket.wait(timeout: min(.milliseconds(Int64(remaining * 1000) + 1), listener.pollingInterval))
-            try Task.checkCancellation()
+            return message
         }
+        if let message { return try decodeMessage(RawJSON(text: message), as: Message.self) }
+        // Timed out: the empty receipt is the checkpoint, so a replay times out at the same point.
+        _ = try await record(StepCheckpoint(
+            workflowID: workflowID, stepID: stepID, name: "DBOS.recv", output: "null", error: nil,
+            startedAtMilliseconds: Self.nowMilliseconds(), completedAtMilliseconds: Self.nowMilliseconds(), ownerToken: ownerToken
+        ), as: RawJSON.self)
+        return nil
     }
 
     /// Publishes `value` under `key` for anyone to read with ``DurableRuntime/getEvent(_:key:as:timeout:)``.
