@@ -7,8 +7,7 @@ extension WorkflowContext {
     /// it commit together, so a recovered parent gets the same child back and never starts it twice. The child
     /// inherits this workflow's timeout deadline.
     public func startChild<W: Workflow>(_ workflow: W.Type, _ input: W.Input, id: String? = nil) async throws -> WorkflowHandle<W.Output> {
-        let stepID = try beginOperation(W.name)
-        if let checkpoint = recorded[stepID] {
+        try await operation(W.name, replay: { checkpoint, stepID in
             guard checkpoint.name == W.name, let childID = checkpoint.childWorkflowID else {
                 throw fail(DurableError(
                     .nonDeterministicWorkflow,
@@ -17,7 +16,11 @@ extension WorkflowContext {
                 ))
             }
             return WorkflowHandle(id: childID, engine: engine)
-        }
+        }, perform: { stepID in try await startChild(workflow, input, id: id, stepID: stepID) })
+    }
+
+    /// A child start's first run: the child's row and this workflow's checkpoint of it, in one statement.
+    private func startChild<W: Workflow>(_ workflow: W.Type, _ input: W.Input, id: String?, stepID: Int) async throws -> WorkflowHandle<W.Output> {
         let childID = id ?? "\(workflowID)-\(stepID)"
         try DurableRuntime.validateWorkflowID(childID)
         guard let registration = engine.registry[W.name] else {

@@ -23,10 +23,13 @@ extension WorkflowContext {
         on database: TransactionDatabase = .system,
         _ body: (PGConnection) async throws -> Output
     ) async throws -> Output {
-        let stepID = try beginOperation(name)
-        if let checkpoint = recorded[stepID] {
-            return try replay(checkpoint, as: Output.self, stepID: stepID, name: name)
-        }
+        try await operation(name) { stepID in try await runTransaction(name, on: database, stepID: stepID, body) }
+    }
+
+    /// A transaction step's first run, on the system database or another one.
+    private func runTransaction<Output: Codable & Sendable>(
+        _ name: String, on database: TransactionDatabase, stepID: Int, _ body: (PGConnection) async throws -> Output
+    ) async throws -> Output {
         let startedAt = Self.nowMilliseconds()
         let limit = engine.configuration.maxPayloadBytes
         switch database {
@@ -80,7 +83,6 @@ extension WorkflowContext {
         _ name: String, stepID: Int, startedAt: Int64, _ body: (PGConnection) async throws -> Output
     ) async throws -> Output {
         let limit = engine.configuration.maxPayloadBytes
-        let ownerToken = self.ownerToken
         let database = engine.database
         var attempt = 0
         do {
@@ -94,11 +96,7 @@ extension WorkflowContext {
                 return try await database.pool.withTransaction { connection in
                     let output = try await StepScope.$isInsideStep.withValue(true) { try await body(connection) }
                     let encoded = try PortableJSON.encode(output, limit: limit, what: "the result of transaction step '\(name)'")
-                    let checkpoint = StepCheckpoint(
-                        workflowID: workflowID, stepID: stepID, name: name, output: encoded, error: nil,
-                        startedAtMilliseconds: startedAt, completedAtMilliseconds: Self.nowMilliseconds(), ownerToken: ownerToken
-                    )
-                    let recorded = try await database.recordStep(checkpoint, inTransactionOn: connection)
+                    let recorded = try await database.recordStep(checkpoint(stepID, name, output: encoded, startedAt: startedAt), inTransactionOn: connection)
                     // Not ours any more: throwing rolls the user's SQL back with it.
                     try ensureStillOwner(status: recorded.status, stillOwner: recorded.owned)
                     guard recorded.written else {
@@ -119,20 +117,14 @@ extension WorkflowContext {
 
     @discardableResult
     private func recordOutcome<Output: Decodable>(_ name: String, stepID: Int, startedAt: Int64, output: String, as type: Output.Type) async throws -> Output? {
-        try await record(StepCheckpoint(
-            workflowID: workflowID, stepID: stepID, name: name, output: output, error: nil,
-            startedAtMilliseconds: startedAt, completedAtMilliseconds: Self.nowMilliseconds(), ownerToken: ownerToken
-        ), as: Output.self)
+        try await record(checkpoint(stepID, name, output: output, startedAt: startedAt), as: Output.self)
     }
 
     /// Records a rolled-back transaction's error as the step's outcome and throws it as ``DurableError/Code/stepFailed``.
     private func recordFailure<Output: Decodable>(_ name: String, stepID: Int, startedAt: Int64, _ error: any Error, as type: Output.Type) async throws -> Never {
         let failure = PortableError(describing: error)
         let encoded = try PortableJSON.encode(failure, limit: engine.configuration.maxPayloadBytes, what: "the error of step '\(name)'")
-        _ = try await record(StepCheckpoint(
-            workflowID: workflowID, stepID: stepID, name: name, output: nil, error: encoded,
-            startedAtMilliseconds: startedAt, completedAtMilliseconds: Self.nowMilliseconds(), ownerToken: ownerToken
-        ), as: Output.self)
+        _ = try await record(checkpoint(stepID, name, output: nil, error: encoded, startedAt: startedAt), as: Output.self)
         throw DurableError(.stepFailed, "step \(stepID) '\(name)' failed: \(failure.name): \(failure.message)", workflowID: workflowID, errorName: failure.name)
     }
 }

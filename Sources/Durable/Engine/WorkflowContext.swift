@@ -81,10 +81,15 @@ public final class WorkflowContext: Sendable {
         _ body: () async throws -> Output
     ) async throws -> Output {
         if StepScope.isInsideStep { return try await body() }
-        let stepID = try beginOperation(name)
-        if let checkpoint = recorded[stepID] {
-            return try replay(checkpoint, as: Output.self, stepID: stepID, name: name)
+        return try await operation(name, isolation: isolation) { stepID in
+            try await perform(name, stepID: stepID, retry: retry, isolation: isolation, body)
         }
+    }
+
+    /// A step's first run: the body (retried as `retry` says), then its checkpoint.
+    private func perform<Output: Codable & Sendable>(
+        _ name: String, stepID: Int, retry: RetryPolicy, isolation: isolated (any Actor)?, _ body: () async throws -> Output
+    ) async throws -> Output {
         let startedAt = Self.nowMilliseconds()
         var attempt = 1
         let output: Output
@@ -104,19 +109,13 @@ public final class WorkflowContext: Sendable {
                 var failure = PortableError(describing: error)
                 if attempt > 1 { failure.message += " (after \(attempt) attempts)" }
                 let encoded = try PortableJSON.encode(failure, limit: engine.configuration.maxPayloadBytes, what: "the error of step '\(name)'")
-                let adopted = try await record(StepCheckpoint(
-                    workflowID: workflowID, stepID: stepID, name: name, output: nil, error: encoded,
-                    startedAtMilliseconds: startedAt, completedAtMilliseconds: Self.nowMilliseconds(), ownerToken: ownerToken
-                ), as: Output.self)
+                let adopted = try await record(checkpoint(stepID, name, output: nil, error: encoded, startedAt: startedAt), as: Output.self)
                 if let adopted { return adopted }
                 throw stepFailure(failure, stepID: stepID, name: name)
             }
         }
         let encoded = try PortableJSON.encode(output, limit: engine.configuration.maxPayloadBytes, what: "the result of step '\(name)'")
-        let adopted = try await record(StepCheckpoint(
-            workflowID: workflowID, stepID: stepID, name: name, output: encoded, error: nil,
-            startedAtMilliseconds: startedAt, completedAtMilliseconds: Self.nowMilliseconds(), ownerToken: ownerToken
-        ), as: Output.self)
+        let adopted = try await record(checkpoint(stepID, name, output: encoded, startedAt: startedAt), as: Output.self)
         return adopted ?? output
     }
 

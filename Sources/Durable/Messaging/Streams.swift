@@ -15,15 +15,13 @@ extension WorkflowContext {
 
     private func appendToStream(_ key: String, _ value: String, operation: String) async throws {
         try ArgumentChecks.text(key, "the stream key", workflowID: workflowID)
-        let stepID = try beginOperation(operation)
-        if let checkpoint = recorded[stepID] {
-            let _: NoOutput = try replay(checkpoint, as: NoOutput.self, stepID: stepID, name: operation)
-            return
+        let _: NoOutput = try await self.operation(operation) { stepID in
+            let write = try await engine.database.appendToStream(
+                workflowID: workflowID, key: key, value: value, stepID: stepID, operation: operation, ownerToken: ownerToken
+            )
+            try ensureStillOwner(status: write.workflowStatus, stillOwner: write.stillOwner)
+            return NoOutput()
         }
-        let write = try await engine.database.appendToStream(
-            workflowID: workflowID, key: key, value: value, stepID: stepID, operation: operation, ownerToken: ownerToken
-        )
-        try ensureStillOwner(status: write.workflowStatus, stillOwner: write.stillOwner)
     }
 }
 

@@ -36,17 +36,15 @@ extension WorkflowContext {
     public func send<Message: Encodable & Sendable>(to destination: String, topic: String? = nil, _ message: Message) async throws {
         try DurableRuntime.validateWorkflowID(destination)
         try ArgumentChecks.text(topic ?? nullTopic, "the topic", workflowID: destination)
-        let stepID = try beginOperation("DBOS.send")
-        if let checkpoint = recorded[stepID] {
-            let _: NoOutput = try replay(checkpoint, as: NoOutput.self, stepID: stepID, name: "DBOS.send")
-            return
+        let _: NoOutput = try await operation("DBOS.send") { stepID in
+            let encoded = try PortableJSON.encode(message, limit: engine.configuration.maxPayloadBytes, what: "the message")
+            let write = try await engine.database.sendFromWorkflow(
+                messageID: UUID().uuidString.lowercased(), destination: destination, topic: topic ?? nullTopic,
+                message: encoded, sender: workflowID, stepID: stepID, ownerToken: ownerToken
+            )
+            try checkOwnership(write)
+            return NoOutput()
         }
-        let encoded = try PortableJSON.encode(message, limit: engine.configuration.maxPayloadBytes, what: "the message")
-        let write = try await engine.database.sendFromWorkflow(
-            messageID: UUID().uuidString.lowercased(), destination: destination, topic: topic ?? nullTopic,
-            message: encoded, sender: workflowID, stepID: stepID, ownerToken: ownerToken
-        )
-        try checkOwnership(write)
     }
 
     /// Receives the oldest message of `topic` sent to this workflow, waiting up to `timeout` for one.
@@ -64,12 +62,17 @@ extension WorkflowContext {
     ) async throws -> Message? {
         let topic = topic ?? nullTopic
         try ArgumentChecks.text(topic, "the topic", workflowID: workflowID)
-        let stepID = try beginOperation("DBOS.recv")
-        if let checkpoint = recorded[stepID] {
+        let received = try await operation("DBOS.recv", replay: { checkpoint, stepID in
             // Like DBOS, the wait's deadline took the next position as a sleep checkpoint: skip it too.
             _ = try beginOperation("DBOS.sleep", nested: true)
-            return try decodeMessage(replay(checkpoint, as: RawJSON.self, stepID: stepID, name: "DBOS.recv"), as: Message.self)
-        }
+            return try replay(checkpoint, as: RawJSON.self, stepID: stepID, name: "DBOS.recv")
+        }, perform: { stepID in try await receive(topic: topic, stepID: stepID, timeout: timeout) })
+        return try decodeMessage(received, as: Message.self)
+    }
+
+    /// A `recv`'s first run: records the wait's deadline, then takes a message (or, at the deadline, records that
+    /// none came). Returns the message's JSON, `null` on timeout.
+    private func receive(topic: String, stepID: Int, timeout: Duration) async throws -> RawJSON {
         let deadline = try await durableDeadline(after: timeout, what: "recv timeout", nested: true)
         // The recorded deadline (epoch seconds, shared with other processes) as a point on this process's clock.
         let remaining = Date(timeIntervalSince1970: deadline).timeIntervalSinceNow
@@ -85,27 +88,22 @@ extension WorkflowContext {
             }
             return message
         }
-        if let message { return try decodeMessage(RawJSON(text: message), as: Message.self) }
+        if let message { return RawJSON(text: message) }
         // Timed out: the empty receipt is the checkpoint, so a replay times out at the same point.
-        _ = try await record(StepCheckpoint(
-            workflowID: workflowID, stepID: stepID, name: "DBOS.recv", output: "null", error: nil,
-            startedAtMilliseconds: Self.nowMilliseconds(), completedAtMilliseconds: Self.nowMilliseconds(), ownerToken: ownerToken
-        ), as: RawJSON.self)
-        return nil
+        _ = try await record(checkpoint(stepID, "DBOS.recv", output: "null"), as: RawJSON.self)
+        return RawJSON(text: "null")
     }
 
     /// Publishes `value` under `key` for anyone to read with ``DurableRuntime/getEvent(_:key:as:timeout:)``.
     /// Setting the key again replaces the value; every value is kept in DBOS's event history.
     public func setEvent<Value: Encodable & Sendable>(_ key: String, _ value: Value) async throws {
         try ArgumentChecks.text(key, "the event key", workflowID: workflowID)
-        let stepID = try beginOperation("DBOS.setEvent")
-        if let checkpoint = recorded[stepID] {
-            let _: NoOutput = try replay(checkpoint, as: NoOutput.self, stepID: stepID, name: "DBOS.setEvent")
-            return
+        let _: NoOutput = try await operation("DBOS.setEvent") { stepID in
+            let encoded = try PortableJSON.encode(value, limit: engine.configuration.maxPayloadBytes, what: "the event value")
+            let write = try await engine.database.setEvent(workflowID: workflowID, key: key, value: encoded, stepID: stepID, ownerToken: ownerToken)
+            try checkOwnership(write)
+            return NoOutput()
         }
-        let encoded = try PortableJSON.encode(value, limit: engine.configuration.maxPayloadBytes, what: "the event value")
-        let write = try await engine.database.setEvent(workflowID: workflowID, key: key, value: encoded, stepID: stepID, ownerToken: ownerToken)
-        try checkOwnership(write)
     }
 
     // MARK: - Helpers
@@ -120,19 +118,13 @@ extension WorkflowContext {
         guard duration <= longestWait else {
             throw DurableError(.invalidArgument, "\(what) duration \(duration) is longer than ten years; check its unit", workflowID: workflowID)
         }
-        let stepID = try beginOperation("DBOS.sleep", nested: nested)
-        if let checkpoint = recorded[stepID] {
-            return try replay(checkpoint, as: Double.self, stepID: stepID, name: "DBOS.sleep")
+        return try await operation("DBOS.sleep", nested: nested) { stepID in
+            let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+            let deadline = Date().timeIntervalSince1970 + seconds
+            let encoded = try PortableJSON.encode(deadline, limit: engine.configuration.maxPayloadBytes, what: "the wake-up time")
+            let adopted = try await record(checkpoint(stepID, "DBOS.sleep", output: encoded), as: Double.self)
+            return adopted ?? deadline
         }
-        let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-        let deadline = Date().timeIntervalSince1970 + seconds
-        let encoded = try PortableJSON.encode(deadline, limit: engine.configuration.maxPayloadBytes, what: "the wake-up time")
-        let now = Self.nowMilliseconds()
-        let adopted = try await record(StepCheckpoint(
-            workflowID: workflowID, stepID: stepID, name: "DBOS.sleep", output: encoded, error: nil,
-            startedAtMilliseconds: now, completedAtMilliseconds: now, ownerToken: ownerToken
-        ), as: Double.self)
-        return adopted ?? deadline
     }
 
     static func sleep(until deadline: Double) async throws {
