@@ -188,7 +188,7 @@ extension SystemDatabase {
 
     /// The status row of a workflow with its outcome (values above `payloadLimit` bytes left out and marked), or
     /// nil if there is no such workflow.
-    func workflowRow(id: String, payloadLimit: Int) async throws -> WorkflowRow? {
+    func workflowRow(id: String, payloadLimit: Int) async throws -> WorkflowStatusRow? {
         let result = try await query("read workflow status", workflowID: id, """
             SELECT ws.status, ws.name, ws.executor_id, ws.application_version, ws.recovery_attempts,
                    ws.created_at, ws.updated_at, ws.queue_name,
@@ -202,7 +202,7 @@ extension SystemDatabase {
             WHERE ws.workflow_uuid = \(id)
             """)
         guard let row = result.first else { return nil }
-        return WorkflowRow(
+        return WorkflowStatusRow(
             id: id,
             status: row.string(0) ?? "",
             name: row.string(1),
@@ -221,7 +221,7 @@ extension SystemDatabase {
 }
 
 /// A workflow's status row joined with its outcome, as read from the database.
-struct WorkflowRow: Sendable {
+struct WorkflowStatusRow: Sendable {
     var id: String
     var status: String
     var name: String?

@@ -94,7 +94,7 @@ extension WorkflowEngine {
             logger.debug("running claimed workflow", metadata: [
                 "workflow": "\(workflow.id)", "workflowName": "\(name)", "recordedSteps": "\(steps[workflow.id]?.count ?? 0)",
             ])
-            launchClaimed(registration, id: workflow.id, input: input, token: token, recorded: steps[workflow.id] ?? [:],
+            startClaimedRun(registration, id: workflow.id, input: input, token: token, recorded: steps[workflow.id] ?? [:],
                           deadline: workflow.deadlineMilliseconds, queue: workflow.queueName, partitionKey: workflow.partitionKey)
             launched += 1
         }

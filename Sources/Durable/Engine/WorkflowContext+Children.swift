@@ -35,7 +35,7 @@ extension WorkflowContext {
         )
         try ensureStillOwner(status: outcome.workflowStatus, stillOwner: outcome.stillOwner)
         if outcome.created {
-            engine.launch(registration, id: childID, input: encoded, token: token, recorded: [:], deadline: deadline)
+            engine.startRun(registration, id: childID, input: encoded, token: token, recorded: [:], deadline: deadline)
         } else if let existing = outcome.childName, existing != W.name {
             throw DurableError(.conflictingWorkflowID, "child workflow ID is already used by a workflow named '\(existing)', not '\(W.name)'", workflowID: childID)
         }

@@ -96,7 +96,7 @@ final class WorkflowEngine: Sendable {
             timeoutMilliseconds: timeoutMilliseconds, deadlineMilliseconds: deadline, parentID: parentID
         )
         if outcome.created {
-            launch(registration, id: id, input: input, token: token, recorded: [:], deadline: deadline)
+            startRun(registration, id: id, input: input, token: token, recorded: [:], deadline: deadline)
             return
         }
         if let existing = outcome.name, existing != name {
@@ -168,7 +168,7 @@ final class WorkflowEngine: Sendable {
     /// - Parameter holdsLoad: the run is a parked one waking up, whose queue slot is still counted.
     /// - Returns: false when it was not started: the runtime is shutting down, or a run of the workflow is here.
     @discardableResult
-    func launch(_ registration: WorkflowRegistration, id: String, input: String, token: String, recorded: [Int: RecordedStep], deadline: Int64? = nil, queue: String? = nil, partitionKey: String? = nil, holdsLoad: Bool = false) -> Bool {
+    func startRun(_ registration: WorkflowRegistration, id: String, input: String, token: String, recorded: [Int: RecordedStep], deadline: Int64? = nil, queue: String? = nil, partitionKey: String? = nil, holdsLoad: Bool = false) -> Bool {
         let partition = QueuePartition.of(queue: queue, key: partitionKey)
         let launched = state.withLock { current -> Bool in
             // After shutdown began, a claimed workflow is not started: it stays PENDING under this executor and is
@@ -272,7 +272,7 @@ final class WorkflowEngine: Sendable {
                     releaseLoad(of: entry)
                     continue
                 }
-                launch(entry.registration, id: entry.id, input: entry.input, token: entry.token, recorded: steps[entry.id] ?? [:],
+                startRun(entry.registration, id: entry.id, input: entry.input, token: entry.token, recorded: steps[entry.id] ?? [:],
                        deadline: entry.deadline, queue: entry.queue, partitionKey: entry.partitionKey, holdsLoad: true)
             }
         } catch {
@@ -460,29 +460,29 @@ final class WorkflowEngine: Sendable {
     /// a run or a parked entry left from before this executor was judged silent (paused, or restarted before its
     /// first heartbeat) and the workflow was requeued or claimed, and now claimed back here. Those lost the
     /// workflow. The parked entry is dropped and its queue slot released; the run is cancelled and returned, so
-    /// the new run is launched only once it has ended (`launch` refuses a second run of one workflow).
+    /// the new run is launched only once it has ended (`startRun` refuses a second run of one workflow).
     func clearStaleLocalRun(_ id: String, claimedUnder token: String) -> Task<RunOutcome, Never>? {
         stopLocalRun(id, ifOwnedUnder: { $0 != token })
     }
 
-    /// Launches a run this process has just claimed under `token` (by recovery, a takeover, a queue or `resume`).
+    /// Starts a run of a workflow this process has just claimed under `token` (by recovery, a takeover, a queue or `resume`).
     /// An older run or parked entry of the workflow still here lost it to this claim and is retired first; the
     /// launch then waits for that run to end, checks that the claim still holds (a cancel or a resume may have
     /// come meanwhile) and reloads the checkpoints (the old run may have recorded a step since they were read).
-    func launchClaimed(_ registration: WorkflowRegistration, id: String, input: String, token: String, recorded: [Int: RecordedStep],
+    func startClaimedRun(_ registration: WorkflowRegistration, id: String, input: String, token: String, recorded: [Int: RecordedStep],
                        deadline: Int64?, queue: String?, partitionKey: String?) {
         if clearStaleLocalRun(id, claimedUnder: token) == nil,
-           launch(registration, id: id, input: input, token: token, recorded: recorded, deadline: deadline, queue: queue, partitionKey: partitionKey) {
+           startRun(registration, id: id, input: input, token: token, recorded: recorded, deadline: deadline, queue: queue, partitionKey: partitionKey) {
             return
         }
         guard state.withLock({ $0.accepting }) else { return }  // shutting down: it stays PENDING for the next start
         logger.warning("claimed a workflow an older run here still held; it runs once that run has stopped", metadata: ["workflow": "\(id)"])
         Task { [self] in
-            await launchOnceStaleRunsEnd(registration, id: id, input: input, token: token, deadline: deadline, queue: queue, partitionKey: partitionKey)
+            await startRunOnceStaleRunsEnd(registration, id: id, input: input, token: token, deadline: deadline, queue: queue, partitionKey: partitionKey)
         }
     }
 
-    private func launchOnceStaleRunsEnd(_ registration: WorkflowRegistration, id: String, input: String, token: String,
+    private func startRunOnceStaleRunsEnd(_ registration: WorkflowRegistration, id: String, input: String, token: String,
                                         deadline: Int64?, queue: String?, partitionKey: String?) async {
         let logger = self.logger.with(workflow: id, name: registration.name)
         for _ in 0..<5 {
@@ -493,7 +493,7 @@ final class WorkflowEngine: Sendable {
                     return
                 }
                 let steps = try await database.loadSteps(workflowIDs: [id], limit: configuration.maxPayloadBytes)
-                if launch(registration, id: id, input: input, token: token, recorded: steps[id] ?? [:],
+                if startRun(registration, id: id, input: input, token: token, recorded: steps[id] ?? [:],
                           deadline: deadline, queue: queue, partitionKey: partitionKey) {
                     return
                 }
@@ -563,9 +563,9 @@ final class WorkflowEngine: Sendable {
             throw DurableError(.payloadTooLarge, "the recorded input is \(claimed.inputBytes) bytes, above DurableConfiguration.maxPayloadBytes", workflowID: id)
         }
         let steps = try await database.loadSteps(workflowIDs: [id], limit: configuration.maxPayloadBytes)
-        // Through launchClaimed: a run of it may have appeared here meanwhile (a claim that took it back), and it
+        // Through startClaimedRun: a run of it may have appeared here meanwhile (a claim that took it back), and it
         // lost the workflow to this resume.
-        launchClaimed(registration, id: id, input: input, token: token, recorded: steps[id] ?? [:], deadline: nil, queue: nil, partitionKey: nil)
+        startClaimedRun(registration, id: id, input: input, token: token, recorded: steps[id] ?? [:], deadline: nil, queue: nil, partitionKey: nil)
     }
 
     static func milliseconds(_ duration: Duration) -> Int64 {

@@ -54,7 +54,7 @@ public struct WorkflowStatus: Sendable {
     /// When its row last changed.
     public var updatedAt: Date { Date(timeIntervalSince1970: Double(updatedAtMilliseconds) / 1000) }
 
-    init(_ row: WorkflowRow) {
+    init(_ row: WorkflowStatusRow) {
         id = row.id
         name = row.name
         state = WorkflowState(rawValue: row.status)
