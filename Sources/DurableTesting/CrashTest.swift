@@ -27,6 +27,7 @@ public struct CrashTestReport<Output: Codable & Sendable>: Sendable {
     }
 }
 
+/// Crash tests: run a workflow, stop it after a given step as a crash would, and check how it recovers.
 extension DurableRuntime {
     /// Proves that a workflow survives a crash after a given step, in this process, without a child process.
     ///
@@ -60,7 +61,7 @@ extension DurableRuntime {
     ///   - id: the workflow ID, which must be new; a random one by default.
     ///   - timeout: how long the first run may take to reach the crash, and the recovered one to finish.
     /// - Returns: the report; its ``CrashTestReport/result`` holds the workflow's own failure when it threw.
-    /// - Throws: ``DurableError`` when the workflow does not survive the crash: `nonDeterministicWorkflow` when the
+    /// - Throws: `DurableError` when the workflow does not survive the crash: `nonDeterministicWorkflow` when the
     ///   recovered run asked for other steps than the ones recorded (the library's own check) or ended without
     ///   reaching all of them (this test's); `corruptedCheckpoint` when a recorded value no longer decodes;
     ///   `timedOut`; `invalidArgument` when the workflow ends before completing `crashAfterStep` steps, or the ID

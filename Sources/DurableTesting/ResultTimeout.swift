@@ -1,5 +1,6 @@
 import Durable
 
+/// Waiting for a result with a time limit, so that a workflow that never finishes fails a test instead of hanging it.
 extension WorkflowHandle {
     /// Waits for the workflow to finish, at most `timeout`, and returns its result.
     ///
@@ -10,9 +11,9 @@ extension WorkflowHandle {
     /// let itinerary = try await handle.result(timeout: .seconds(10))
     /// ```
     ///
-    /// - Throws: ``DurableError`` with code `timedOut` (naming the workflow and its status then) when it has not
+    /// - Throws: `DurableError` with code `timedOut` (naming the workflow and its status then) when it has not
     ///   finished in time; `invalidArgument` for a timeout that is not positive; otherwise what
-    ///   ``Durable/WorkflowHandle/result(minimumPollingInterval:maximumPollingInterval:)`` throws, such as
+    ///   `result(minimumPollingInterval:maximumPollingInterval:)` throws, such as
     ///   `workflowFailed` when the workflow threw.
     public func result(timeout: Duration) async throws -> Output {
         guard timeout > .zero else {

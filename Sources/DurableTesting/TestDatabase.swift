@@ -24,9 +24,10 @@ import Logging
 /// - Parameters:
 ///   - logger: where DurableTesting logs (the embedded cluster's start-up, a database it could not drop). The
 ///     default discards everything.
+///   - isolation: the actor `body` runs on; the caller's, by default. Leave it out.
 ///   - body: gets the new database's connection string: `DATABASE_URL` with only the database replaced (user,
 ///     password, host and query parameters are kept), or the embedded cluster's URL.
-/// - Throws: ``DurableError`` with code `invalidConfiguration` when no PostgreSQL server is installed and
+/// - Throws: `DurableError` with code `invalidConfiguration` when no PostgreSQL server is installed and
 ///   `DATABASE_URL` is not set, or `DATABASE_URL` is not a connection string; `connectionFailed` or
 ///   `databaseError` when the database cannot be created; and whatever `body` throws.
 public func withTestDatabase<Result>(

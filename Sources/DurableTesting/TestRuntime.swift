@@ -1,7 +1,7 @@
 import Durable
 import Logging
 
-/// Runs `body` with a launched ``Durable/DurableRuntime`` on a database of its own, and shuts the runtime down
+/// Runs `body` with a launched `DurableRuntime` on a database of its own, and shuts the runtime down
 /// afterwards, also when `body` throws.
 ///
 /// The database is created for this call and dropped afterwards (see ``withTestDatabase(logger:isolation:_:)``:
@@ -26,9 +26,10 @@ import Logging
 ///   - configure: adjusts the configuration before the runtime is created.
 ///   - logger: the runtime's and DurableTesting's logger. The default discards everything.
 ///   - register: registers workflows and queues on the runtime; called once, before launch.
+///   - isolation: the actor `body` runs on; the caller's, by default. Leave it out.
 ///   - body: the test, with the launched runtime.
 /// - Returns: what `body` returns.
-/// - Throws: ``DurableError`` when the database cannot be had or the runtime cannot launch (see
+/// - Throws: `DurableError` when the database cannot be had or the runtime cannot launch (see
 ///   ``withTestDatabase(logger:isolation:_:)``), and whatever `body` throws.
 public func withTestRuntime<Result>(
     configure: (inout DurableConfiguration) -> Void = { _ in },

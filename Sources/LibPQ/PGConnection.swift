@@ -4,13 +4,13 @@ import Synchronization
 
 /// One libpq connection, running on its own thread.
 ///
-/// The actor's executor is a dedicated thread (``ThreadExecutor``), so blocking libpq calls never occupy
+/// The actor's executor is a dedicated thread (`ThreadExecutor`), so blocking libpq calls never occupy
 /// Swift's cooperative pool. A connection is used by one caller at a time (the pool leases it out), but the actor
 /// keeps it safe even if that rule were broken.
 ///
 /// When the server drops an idle connection (restart, `pg_terminate_backend`), the next statement notices before
 /// sending and reconnects; a connection that breaks mid-statement reports ``PGError/Kind/connectionLost``
-/// and ``isBroken`` becomes true, so the pool discards it.
+/// and `isBroken` becomes true, so the pool discards it.
 ///
 /// The `PG` prefix (as in libpq's own `PGconn`) keeps this module's names apart from PostgresNIO's
 /// (`PostgresConnection`, `PostgresError`, …), which many services import in the same target.

@@ -1,6 +1,6 @@
 /// A Swift type a column of a result can be read as, from PostgreSQL's text format.
 public protocol PGDecodable: Sendable {
-    /// The value of `text` (never `NULL`: ``Optional`` handles that), or nil when the text does not fit the type.
+    /// The value of `text` (never `NULL`: `Optional` handles that), or nil when the text does not fit the type.
     static func decode(pgText text: String) -> Self?
     /// Whether SQL `NULL` is a value of this type (only `Optional`'s).
     static var acceptsNull: Bool { get }
@@ -9,31 +9,45 @@ public protocol PGDecodable: Sendable {
 }
 
 extension PGDecodable {
+    /// False: SQL `NULL` is not a value of this type, so reading it fails.
     public static var acceptsNull: Bool { false }
+    /// None: SQL `NULL` stands for no value of this type.
     public static var null: Self? { nil }
 }
 
+/// A column read as text, exactly as the server sent it.
 extension String: PGDecodable {
+    /// The text itself.
     public static func decode(pgText text: String) -> String? { text }
 }
 
+/// A column read as an integer (`smallint`, `integer`, `bigint` within range).
 extension Int: PGDecodable {
+    /// The integer the text spells, or nil when it is not one.
     public static func decode(pgText text: String) -> Int? { Int(text) }
 }
 
+/// A column read as a 64-bit integer (`bigint`).
 extension Int64: PGDecodable {
+    /// The integer the text spells, or nil when it is not one.
     public static func decode(pgText text: String) -> Int64? { Int64(text) }
 }
 
+/// A column read as a 32-bit integer (`integer`).
 extension Int32: PGDecodable {
+    /// The integer the text spells, or nil when it is not one or does not fit.
     public static func decode(pgText text: String) -> Int32? { Int32(text) }
 }
 
+/// A column read as a floating-point number (`double precision`, `real`, `numeric` within range).
 extension Double: PGDecodable {
+    /// The number the text spells, or nil when it is not one.
     public static func decode(pgText text: String) -> Double? { Double(text) }
 }
 
+/// A column read as a boolean.
 extension Bool: PGDecodable {
+    /// True for `t` or `true`, false for `f` or `false` (PostgreSQL's text forms), nil for anything else.
     public static func decode(pgText text: String) -> Bool? {
         switch text {
         case "t", "true": return true
@@ -43,9 +57,13 @@ extension Bool: PGDecodable {
     }
 }
 
+/// A column that may be SQL `NULL`: read as nil then, and as the wrapped type otherwise.
 extension Optional: PGDecodable where Wrapped: PGDecodable {
+    /// The wrapped type's value of `text`, or nil when the text does not fit that type.
     public static func decode(pgText text: String) -> Wrapped?? { Wrapped.decode(pgText: text).map { .some($0) } }
+    /// True: SQL `NULL` is a value of an optional type.
     public static var acceptsNull: Bool { true }
+    /// `NULL` reads as nil.
     public static var null: Wrapped?? { .some(.none) }
 }
 

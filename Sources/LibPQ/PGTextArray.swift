@@ -11,6 +11,7 @@ public struct PGTextArray: PGParameter {
         self.elements = elements
     }
 
+    /// The array literal: `{"a","b",NULL}`.
     public var postgresText: String? {
         var text = "{"
         for (index, element) in elements.enumerated() {

@@ -3,7 +3,7 @@
 /// Register an instance with ``DurableRuntime/register(_:)``; the runtime finds it again by ``name`` when it
 /// recovers a workflow after a restart. Dependencies (HTTP clients, repositories) come in through the
 /// initializer as usual. The body must be deterministic apart from its steps: put every side effect and every
-/// non-deterministic value (time, randomness, network) inside ``WorkflowContext/step(_:_:)``.
+/// non-deterministic value (time, randomness, network) inside ``WorkflowContext/step(_:retry:isolation:_:)->Output``.
 ///
 /// ```swift
 /// struct BookTrip: Workflow {

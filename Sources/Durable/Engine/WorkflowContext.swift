@@ -72,6 +72,7 @@ public final class WorkflowContext: Sendable {
     /// - Parameters:
     ///   - name: the step's durable name. On replay it must match the name recorded at this position.
     ///   - retry: how to retry the body when it throws; only the last error is recorded. No retries by default.
+    ///   - isolation: the actor the body runs on; the caller's, by default. Leave it out.
     ///   - body: the side effect. It may run more than once only if the process dies after it finishes and
     ///     before its checkpoint commits, so make it idempotent where you can (for example with an idempotency key).
     public func step<Output: Codable & Sendable>(

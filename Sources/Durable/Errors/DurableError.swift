@@ -84,6 +84,8 @@ public struct DurableError: Error, Sendable, CustomStringConvertible {
         self.errorName = errorName
     }
 
+    /// `DurableError.<code>: <message>`, then the workflow ID and the SQLSTATE in brackets when there are any
+    /// (a very long workflow ID is shortened).
     public var description: String {
         var text = "DurableError.\(code): \(message)"
         // A workflow ID can be very long (IDs are the caller's); the description stays readable.

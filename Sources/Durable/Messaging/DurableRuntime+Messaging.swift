@@ -6,6 +6,8 @@ extension DurableRuntime {
     /// - Parameters:
     ///   - destination: the receiving workflow's ID; it must exist.
     ///   - topic: the topic the workflow receives on; nil is DBOS's default topic.
+    ///   - message: the message, recorded as portable JSON; the receiver decodes it with
+    ///     ``WorkflowContext/recv(_:topic:timeout:)``.
     ///   - idempotencyKey: makes a retried send deliver once: sends with the same key to the same destination
     ///     are one message.
     /// - Throws: ``DurableError/Code/workflowNotFound`` if the destination does not exist.

@@ -14,7 +14,7 @@ import Synchronization
 /// let itinerary = try await handle.result()
 /// ```
 ///
-/// Launching (``launch()``, or ``run()``, or the first ``start(_:_:id:)``) opens the connection pool, creates
+/// Launching (``launch()``, or ``run()``, or the first ``start(_:_:id:timeout:)``) opens the connection pool, creates
 /// the system schema if needed, and resumes this executor's `PENDING` workflows from their last checkpoints.
 /// As a swift-service-lifecycle `Service`, it stops taking work on graceful shutdown; unfinished workflows stay
 /// `PENDING` and are resumed by the next start.

@@ -35,6 +35,7 @@ extension DurableRuntime {
     /// workflow exactly once (its ID is derived from the schedule and the tick), on DBOS's internal queue.
     ///
     /// - Parameters:
+    ///   - workflow: the registered workflow to start at each tick; its input is the tick (``ScheduledRun``).
     ///   - name: the schedule's durable name (also recorded in `workflow_schedules`).
     ///   - cron: `sec min hour dom month dow`, or the classic five fields.
     ///   - timeZone: the zone the expression is read in.
