@@ -97,13 +97,18 @@ let package = Package(
         ),
         .testTarget(
             name: "DurableTests",
-            dependencies: ["Durable", "LibPQ", "EmbeddedPostgres", "TestSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Durable", "LibPQ", "EmbeddedPostgres", "TestSupport", .product(name: "Logging", package: "swift-log"),
+            ],
             // Read from the source tree by path: the schema fixtures compare against the files, not a bundle.
             exclude: ["Fixtures"]
         ),
         .testTarget(
             name: "DurableTestingTests",
-            dependencies: ["DurableTesting", "Durable", "LibPQ", "EmbeddedPostgres", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "DurableTesting", "Durable", "LibPQ", "EmbeddedPostgres",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -30,7 +30,8 @@ enum PrimitiveWorker {
     static func runtime(url: String, schema: String, executor: String) -> DurableRuntime {
         var logger = Logger(label: "durable-bench-worker")
         logger.logLevel = .error
-        let runtime = DurableRuntime(configuration: DurableConfiguration(databaseURL: url, schema: schema, executorID: executor), logger: logger)
+        let runtime = DurableRuntime(
+            configuration: DurableConfiguration(databaseURL: url, schema: schema, executorID: executor), logger: logger)
         runtime.register(PingReceiver())
         runtime.register(Sleeper())
         return runtime
@@ -38,7 +39,8 @@ enum PrimitiveWorker {
 
     /// `__receiver URL SCHEMA ID COUNT`: runs the receiving workflow and prints its latencies as JSON.
     static func receive(url: String, schema: String, id: String, count: Int) async throws {
-        let runtime = runtime(url: url, schema: schema, executor: "bench-receiver-\(ProcessInfo.processInfo.processIdentifier)")
+        let runtime = runtime(
+            url: url, schema: schema, executor: "bench-receiver-\(ProcessInfo.processInfo.processIdentifier)")
         try await runtime.launch()
         let latencies = try await runtime.start(PingReceiver.self, count, id: id).result()
         FileHandle.standardOutput.write(try JSONEncoder().encode(latencies) + Data("\n".utf8))
@@ -47,7 +49,8 @@ enum PrimitiveWorker {
 
     /// `__sleepers URL SCHEMA COUNT`: starts COUNT sleeping workflows and prints this process's resident memory.
     static func holdSleepers(url: String, schema: String, count: Int) async throws {
-        let runtime = runtime(url: url, schema: schema, executor: "bench-sleepers-\(ProcessInfo.processInfo.processIdentifier)")
+        let runtime = runtime(
+            url: url, schema: schema, executor: "bench-sleepers-\(ProcessInfo.processInfo.processIdentifier)")
         try await runtime.launch()
         let before = residentMegabytes()
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -55,7 +58,8 @@ enum PrimitiveWorker {
             for lane in 0..<lanes {
                 group.addTask {
                     for index in stride(from: lane, to: count, by: lanes) {
-                        _ = try await runtime.start(Sleeper.self, 3600, id: "sleeper-\(ProcessInfo.processInfo.processIdentifier)-\(index)")
+                        _ = try await runtime.start(
+                            Sleeper.self, 3600, id: "sleeper-\(ProcessInfo.processInfo.processIdentifier)-\(index)")
                     }
                 }
             }
@@ -69,8 +73,9 @@ enum PrimitiveWorker {
 
     static func residentMegabytes() -> Double {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-              let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+            let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "")
+        else { return 0 }
         return kilobytes / 1024
     }
 }

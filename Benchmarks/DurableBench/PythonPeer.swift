@@ -10,7 +10,8 @@ enum PythonPeer {
     static func paths(of name: String) -> (python: String, script: String)? {
         let python = ProcessInfo.processInfo.environment["DURABLE_DBOS_PYTHON"] ?? ".venv-dbos/bin/python"
         let script = scriptDirectory + name
-        guard FileManager.default.isExecutableFile(atPath: python), FileManager.default.fileExists(atPath: script) else { return nil }
+        guard FileManager.default.isExecutableFile(atPath: python), FileManager.default.fileExists(atPath: script)
+        else { return nil }
         return (python, script)
     }
 
@@ -19,14 +20,19 @@ enum PythonPeer {
 
     /// One round of the sequential workloads: the samples by step count (0, 1, 10), in milliseconds.
     static func sequentialSamples(url: String, counts: (Int, Int, Int)) async throws -> [Int: [Double]] {
-        let decoded = try await run(script: "sequential_workflows.py", [url, String(counts.0), String(counts.1), String(counts.2)], as: [String: [Double]].self) ?? [:]
+        let decoded =
+            try await run(
+                script: "sequential_workflows.py", [url, String(counts.0), String(counts.1), String(counts.2)],
+                as: [String: [Double]].self) ?? [:]
         var samples: [Int: [Double]] = [:]
         for (key, values) in decoded { if let steps = Int(key) { samples[steps] = values } }
         return samples
     }
 
     /// Runs one of the peer scripts and decodes the JSON it prints; nil when the virtualenv is missing.
-    static func run<Output: Decodable>(script name: String, _ arguments: [String], as type: Output.Type) async throws -> Output? {
+    static func run<Output: Decodable>(script name: String, _ arguments: [String], as type: Output.Type) async throws
+        -> Output?
+    {
         guard let (python, script) = paths(of: name) else { return nil }
         // stderr dropped: DBOS's own warnings (e.g. sleepers cancelled at exit).
         let process = try ChildProcess(python, [script] + arguments, standardError: .null)

@@ -1,5 +1,5 @@
-import EmbeddedPostgres
 import Durable
+import EmbeddedPostgres
 import Foundation
 import Logging
 
@@ -32,8 +32,9 @@ struct QueueBenchmarks {
         var logger = Logger(label: "durable-bench-queues")
         logger.logLevel = .error
         let runtime = DurableRuntime(
-            configuration: DurableConfiguration(databaseURL: url, schema: schema, executorID: executor, maxConnections: 16,
-                                                servedQueues: serve ? [queue.name] : []),
+            configuration: DurableConfiguration(
+                databaseURL: url, schema: schema, executorID: executor, maxConnections: 16,
+                servedQueues: serve ? [queue.name] : []),
             logger: logger
         )
         runtime.register(QueuedOneStep())
@@ -43,7 +44,9 @@ struct QueueBenchmarks {
 
     /// `__queueworker URL SCHEMA`: serves the queue until killed.
     static func serve(url: String, schema: String) async throws {
-        let runtime = runtime(url: url, schema: schema, executor: "bench-queue-worker-\(ProcessInfo.processInfo.processIdentifier)", serve: true)
+        let runtime = runtime(
+            url: url, schema: schema, executor: "bench-queue-worker-\(ProcessInfo.processInfo.processIdentifier)",
+            serve: true)
         try await runtime.launch()
         FileHandle.standardOutput.write(Data("READY\n".utf8))
         while true { try await Task.sleep(for: .seconds(3600)) }
@@ -58,8 +61,12 @@ struct QueueBenchmarks {
         let workers = try await startWorkers(1)
         var latencies: [Double] = []
         for index in 0..<latencySamples {
-            let handle = try await producer.enqueue(QueuedOneStep.self, QueuedInput(index: index, enqueuedAt: Date().timeIntervalSince1970), queue: Self.queue.name)
-            latencies.append(try await handle.result(minimumPollingInterval: .milliseconds(1), maximumPollingInterval: .milliseconds(5)))
+            let handle = try await producer.enqueue(
+                QueuedOneStep.self, QueuedInput(index: index, enqueuedAt: Date().timeIntervalSince1970),
+                queue: Self.queue.name)
+            latencies.append(
+                try await handle.result(
+                    minimumPollingInterval: .milliseconds(1), maximumPollingInterval: .milliseconds(5)))
         }
         let oneWorker = try await throughput(producer)
         await stop(workers)
@@ -72,19 +79,28 @@ struct QueueBenchmarks {
         let latency = LatencySummary(latencies)
         print("| queue workload | figure | ours / DBOS Python |")
         print("|---|---:|---:|")
-        print("| enqueue → start latency, idle worker (ms) | p50 \(format(latency.p50)), p99 \(format(latency.p99)) | |")
+        print(
+            "| enqueue → start latency, idle worker (ms) | p50 \(format(latency.p50)), p99 \(format(latency.p99)) | |")
         let ratio = { (rate: Double) in peer.map { String(format: "%.1f×", rate / $0) } ?? "" }
         print("| one-step queued workflows/s, 1 worker process | \(format(oneWorker)) | \(ratio(oneWorker)) |")
-        print("| one-step queued workflows/s, 4 worker processes | \(format(fourWorkerRate)) | \(ratio(fourWorkerRate)) |")
+        print(
+            "| one-step queued workflows/s, 4 worker processes | \(format(fourWorkerRate)) | \(ratio(fourWorkerRate)) |"
+        )
         if let peer { print("| DBOS Python 3.4.0, one process (default polling) | \(format(peer)) | |") }
         print("")
         print("\(throughputCount) workflows per throughput run; \(latencySamples) latency samples, one at a time")
         return [
-            .init(figure: "enqueue → start, idle worker, p50 / p99 (ms)", ours: "\(format(latency.p50)) / \(format(latency.p99))"),
-            .init(figure: "one-step queued workflows/s, 1 worker process", ours: format(oneWorker), dbos: peer.map { format($0) } ?? "",
-                  versusDBOS: ratio(oneWorker), target: "≥ 8× DBOS"),
-            .init(figure: "one-step queued workflows/s, 4 worker processes", ours: format(fourWorkerRate), dbos: peer.map { format($0) } ?? "",
-                  versusDBOS: ratio(fourWorkerRate), target: "≥ 8× DBOS"),
+            .init(
+                figure: "enqueue → start, idle worker, p50 / p99 (ms)",
+                ours: "\(format(latency.p50)) / \(format(latency.p99))"),
+            .init(
+                figure: "one-step queued workflows/s, 1 worker process", ours: format(oneWorker),
+                dbos: peer.map { format($0) } ?? "",
+                versusDBOS: ratio(oneWorker), target: "≥ 8× DBOS"),
+            .init(
+                figure: "one-step queued workflows/s, 4 worker processes", ours: format(fourWorkerRate),
+                dbos: peer.map { format($0) } ?? "",
+                versusDBOS: ratio(fourWorkerRate), target: "≥ 8× DBOS"),
         ]
     }
 
@@ -98,14 +114,20 @@ struct QueueBenchmarks {
                 group.addTask {
                     var handles: [WorkflowHandle<Double>] = []
                     for index in stride(from: lane, to: count, by: 8) {
-                        handles.append(try await producer.enqueue(QueuedOneStep.self, QueuedInput(index: index, enqueuedAt: Date().timeIntervalSince1970), queue: Self.queue.name))
+                        handles.append(
+                            try await producer.enqueue(
+                                QueuedOneStep.self, QueuedInput(index: index, enqueuedAt: Date().timeIntervalSince1970),
+                                queue: Self.queue.name))
                     }
                     return handles
                 }
             }
             return try await group.reduce(into: []) { $0 += $1 }
         }
-        for handle in handles { _ = try await handle.result(minimumPollingInterval: .milliseconds(20), maximumPollingInterval: .milliseconds(200)) }
+        for handle in handles {
+            _ = try await handle.result(
+                minimumPollingInterval: .milliseconds(20), maximumPollingInterval: .milliseconds(200))
+        }
         let elapsed = start.duration(to: clock.now)
         return Double(count) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
     }
@@ -130,7 +152,10 @@ struct QueueBenchmarks {
     }
 
     private func pythonPeer() async throws -> Double? {
-        struct Result: Decodable { var per_second: Double }
-        return try await PythonPeer.run(script: "queue_throughput.py", [url, "300"], as: Result.self)?.per_second
+        struct Result: Decodable {
+            var perSecond: Double
+            enum CodingKeys: String, CodingKey { case perSecond = "per_second" }  // the Python script's key
+        }
+        return try await PythonPeer.run(script: "queue_throughput.py", [url, "300"], as: Result.self)?.perSecond
     }
 }

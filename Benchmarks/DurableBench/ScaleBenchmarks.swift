@@ -1,5 +1,5 @@
-import EmbeddedPostgres
 import Durable
+import EmbeddedPostgres
 import Foundation
 import LibPQ
 import Logging
@@ -30,7 +30,9 @@ struct ScaleBenchmarks {
     static func runtime(url: String, schema: String, executor: String, connections: Int) -> DurableRuntime {
         var logger = Logger(label: "durable-bench-scale")
         logger.logLevel = .error
-        let runtime = DurableRuntime(configuration: DurableConfiguration(databaseURL: url, schema: schema, executorID: executor, maxConnections: connections), logger: logger)
+        let runtime = DurableRuntime(
+            configuration: DurableConfiguration(
+                databaseURL: url, schema: schema, executorID: executor, maxConnections: connections), logger: logger)
         runtime.register(NoOpWorkflow())
         runtime.register(BlockableOneStep())
         return runtime
@@ -43,7 +45,9 @@ struct ScaleBenchmarks {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for lane in 0..<8 {
                 group.addTask {
-                    for index in stride(from: lane, to: count, by: 8) { _ = try await runtime.start(BlockableOneStep.self, index) }
+                    for index in stride(from: lane, to: count, by: 8) {
+                        _ = try await runtime.start(BlockableOneStep.self, index)
+                    }
                 }
             }
             try await group.waitForAll()
@@ -61,30 +65,47 @@ struct ScaleBenchmarks {
             rows.append((try await commitRate(concurrency), try await workflowRate(concurrency)))
         }
         // The peer right after, on the same server: one-step workflows from as many threads.
-        let peer = try await PythonPeer.run(script: "throughput.py", [url, String(seconds)] + concurrencies.map(String.init), as: [String: Double].self)
-        print("| concurrency | raw insert commits/s | one-step workflows/s | commits/s the workflows needed (3 each) | share of the commit ceiling | DBOS Python 3.4.0 workflows/s | ours / DBOS Python |")
+        let peer = try await PythonPeer.run(
+            script: "throughput.py", [url, String(seconds)] + concurrencies.map(String.init), as: [String: Double].self)
+        print(
+            "| concurrency | raw insert commits/s | one-step workflows/s | commits/s the workflows needed (3 each) | share of the commit ceiling | DBOS Python 3.4.0 workflows/s | ours / DBOS Python |"
+        )
         print("|---:|---:|---:|---:|---:|---:|---:|")
         for (concurrency, row) in zip(concurrencies, rows) {
             let theirs = peer?[String(concurrency)]
-            print("| \(concurrency) | \(format(row.commits)) | \(format(row.workflows)) | \(format(row.workflows * 3)) | \(String(format: "%.0f%%", row.workflows * 3 / row.commits * 100)) | \(theirs.map(format) ?? "") | \(theirs.map { String(format: "%.1f×", row.workflows / $0) } ?? "") |")
+            print(
+                "| \(concurrency) | \(format(row.commits)) | \(format(row.workflows)) | \(format(row.workflows * 3)) | \(String(format: "%.0f%%", row.workflows * 3 / row.commits * 100)) | \(theirs.map(format) ?? "") | \(theirs.map { String(format: "%.1f×", row.workflows / $0) } ?? "") |"
+            )
         }
         let recovery = try await recoveryTime()
         print("")
-        print(String(format: "recovery of %d pending workflows after a SIGKILL: %.2f s from launch to the last one finished (launch itself %.2f s)", pending, recovery.total, recovery.launch))
+        print(
+            String(
+                format:
+                    "recovery of %d pending workflows after a SIGKILL: %.2f s from launch to the last one finished (launch itself %.2f s)",
+                pending, recovery.total, recovery.launch))
         var summary: [Summary.Row] = []
         for (concurrency, row) in zip(concurrencies, rows) {
-            summary.append(.init(figure: "raw insert commits/s, \(concurrency) connection\(concurrency == 1 ? "" : "s") (floor)", ours: format(row.commits)))
+            summary.append(
+                .init(
+                    figure: "raw insert commits/s, \(concurrency) connection\(concurrency == 1 ? "" : "s") (floor)",
+                    ours: format(row.commits)))
         }
         for (concurrency, row) in zip(concurrencies, rows) {
             let theirs = peer?[String(concurrency)]
-            summary.append(.init(
-                figure: "one-step workflows/s, concurrency \(concurrency)", ours: format(row.workflows), dbos: theirs.map(format) ?? "",
-                versusDBOS: theirs.map { Summary.ratio(row.workflows / $0) } ?? "",
-                versusFloor: Summary.percent(row.workflows * 3 / row.commits) + " of the commits",
-                target: concurrency == 64 ? "≥ 6× DBOS, ≥ 60 % of the commits" : ""
-            ))
+            summary.append(
+                .init(
+                    figure: "one-step workflows/s, concurrency \(concurrency)", ours: format(row.workflows),
+                    dbos: theirs.map(format) ?? "",
+                    versusDBOS: theirs.map { Summary.ratio(row.workflows / $0) } ?? "",
+                    versusFloor: Summary.percent(row.workflows * 3 / row.commits) + " of the commits",
+                    target: concurrency == 64 ? "≥ 6× DBOS, ≥ 60 % of the commits" : ""
+                ))
         }
-        summary.append(.init(figure: "recovery of \(pending) pending workflows after SIGKILL (s)", ours: Summary.number(recovery.total), target: "≤ 10 s plus their work"))
+        summary.append(
+            .init(
+                figure: "recovery of \(pending) pending workflows after SIGKILL (s)",
+                ours: Summary.number(recovery.total), target: "≤ 10 s plus their work"))
         return summary
     }
 
@@ -94,7 +115,8 @@ struct ScaleBenchmarks {
         let total = try await withThrowingTaskGroup(of: Int.self) { group in
             for _ in 0..<connections {
                 group.addTask {
-                    let connection = try await PGConnection.connect(PGConfiguration(connectionString: ConnectionString(url)))
+                    let connection = try await PGConnection.connect(
+                        PGConfiguration(connectionString: ConnectionString(url)))
                     var done = 0
                     while ContinuousClock.now < deadline {
                         try await connection.query("INSERT INTO \(table) (v) VALUES ($1)", ["x"])
@@ -136,8 +158,9 @@ struct ScaleBenchmarks {
         let executor = "bench-recovery-\(UUID().uuidString.prefix(6))"
         var environment = ProcessInfo.processInfo.environment
         environment["BENCH_BLOCK"] = "1"
-        let child = try ChildProcess(try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"),
-                                     ["__pending", url, schema, executor, String(pending)], environment: environment, standardError: .inherit)
+        let child = try ChildProcess(
+            try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"),
+            ["__pending", url, schema, executor, String(pending)], environment: environment, standardError: .inherit)
         var seen = ""
         while !seen.contains("STARTED") {
             let chunk = await PipeReading.readChunk(child.standardOutput!)
@@ -155,7 +178,10 @@ struct ScaleBenchmarks {
         let checker = try await PGConnection.connect(PGConfiguration(connectionString: ConnectionString(url)))
         let statusTable = SQLIdentifier.quote(schema) + ".workflow_status"
         while true {
-            let left = try await checker.query("SELECT count(*) FROM \(statusTable) WHERE executor_id = $1 AND status = 'PENDING'", [executor]).first?.int(0) ?? 0
+            let left =
+                try await checker.query(
+                    "SELECT count(*) FROM \(statusTable) WHERE executor_id = $1 AND status = 'PENDING'", [executor]
+                ).first?.int(0) ?? 0
             if left == 0 { break }
             try await Task.sleep(for: .milliseconds(50))
         }

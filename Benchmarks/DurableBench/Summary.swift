@@ -20,7 +20,9 @@ struct Summary {
         Swift.print("| figure | ours | DBOS Python 3.4.0 | ours / DBOS | ours / floor | target |")
         Swift.print("|---|---:|---:|---:|---:|---|")
         for row in rows {
-            Swift.print("| \(row.figure) | \(row.ours) | \(row.dbos) | \(row.versusDBOS) | \(row.versusFloor) | \(row.target) |")
+            Swift.print(
+                "| \(row.figure) | \(row.ours) | \(row.dbos) | \(row.versusDBOS) | \(row.versusFloor) | \(row.target) |"
+            )
         }
     }
 

@@ -20,13 +20,20 @@ struct TortureWorkflow: Workflow {
         for step in 1...input.steps {
             if step % 2 == 1 {
                 done += try await ctx.transaction("tx-\(step)") { connection in
-                    try await connection.query("INSERT INTO \(appSchema).tx_effects (workflow_id, step) VALUES ($1, $2)", [ctx.workflowID, step])
+                    try await connection.query(
+                        "INSERT INTO \(appSchema).tx_effects (workflow_id, step) VALUES ($1, $2)",
+                        [ctx.workflowID, step])
                     return 1
                 }
             } else {
-                done += try await ctx.step("plain-\(step)", retry: RetryPolicy(maxAttempts: 20, initialInterval: .milliseconds(50), maxInterval: .seconds(1))) {
+                done += try await ctx.step(
+                    "plain-\(step)",
+                    retry: RetryPolicy(maxAttempts: 20, initialInterval: .milliseconds(50), maxInterval: .seconds(1))
+                ) {
                     try await effects.withConnection { connection in
-                        try await connection.query("INSERT INTO \(appSchema).plain_effects (workflow_id, step) VALUES ($1, $2)", [ctx.workflowID, step])
+                        try await connection.query(
+                            "INSERT INTO \(appSchema).plain_effects (workflow_id, step) VALUES ($1, $2)",
+                            [ctx.workflowID, step])
                     }
                     try await Task.sleep(for: .milliseconds(input.stepMilliseconds))
                     return 1

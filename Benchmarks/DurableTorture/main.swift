@@ -17,14 +17,18 @@ let schema = "durable_torture"
 let appSchema = SQLIdentifier.quote("durable_torture_app")
 let queue = WorkflowQueue("torture", workerConcurrency: 16)
 
-func makeRuntime(url: String, executor: String, effects: ConnectionPool, serve: Bool = true, takeoverMilliseconds: Int? = nil) -> DurableRuntime {
+func makeRuntime(
+    url: String, executor: String, effects: ConnectionPool, serve: Bool = true, takeoverMilliseconds: Int? = nil
+) -> DurableRuntime {
     var logger = Logger(label: "torture-\(executor)")
-    logger.logLevel = ProcessInfo.processInfo.environment["TORTURE_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .critical
+    logger.logLevel =
+        ProcessInfo.processInfo.environment["TORTURE_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .critical
     let runtime = DurableRuntime(
-        configuration: DurableConfiguration(databaseURL: url, schema: schema, executorID: executor, connectTimeout: .seconds(3),
-                                            reconnectTimeout: .seconds(120), servedQueues: serve ? nil : [],
-                                            heartbeatInterval: takeoverMilliseconds.map { .milliseconds(max(1, $0 / 4)) } ?? .seconds(5),
-                                            takeoverAfter: takeoverMilliseconds.map { .milliseconds($0) } ?? .seconds(60)),
+        configuration: DurableConfiguration(
+            databaseURL: url, schema: schema, executorID: executor, connectTimeout: .seconds(3),
+            reconnectTimeout: .seconds(120), servedQueues: serve ? nil : [],
+            heartbeatInterval: takeoverMilliseconds.map { .milliseconds(max(1, $0 / 4)) } ?? .seconds(5),
+            takeoverAfter: takeoverMilliseconds.map { .milliseconds($0) } ?? .seconds(60)),
         logger: logger
     )
     runtime.register(TortureWorkflow(effects: effects, appSchema: appSchema))
@@ -37,8 +41,11 @@ if arguments.first == "__worker", arguments.count == 3 || arguments.count == 4 {
     let (url, executor) = (arguments[1], arguments[2])
     var logger = Logger(label: "torture-effects")
     logger.logLevel = .critical
-    let effects = ConnectionPool(configuration: PGConfiguration(connectionString: ConnectionString(url)), maxConnections: 4, logger: logger)
-    let runtime = makeRuntime(url: url, executor: executor, effects: effects, takeoverMilliseconds: arguments.count == 4 ? Int(arguments[3]) : nil)
+    let effects = ConnectionPool(
+        configuration: PGConfiguration(connectionString: ConnectionString(url)), maxConnections: 4, logger: logger)
+    let runtime = makeRuntime(
+        url: url, executor: executor, effects: effects,
+        takeoverMilliseconds: arguments.count == 4 ? Int(arguments[3]) : nil)
     // Postgres may be restarting: keep trying to launch.
     while true {
         do {
@@ -69,9 +76,14 @@ while let flag = iterator.next() {
     case "--step-ms": stepMilliseconds = value
     case "--takeover-ms" where value >= 10: takeoverMilliseconds = value  // the heartbeat is a quarter of it
     default:
-        FileHandle.standardError.write(Data("usage: durable-torture [--workflows N] [--steps S] [--workers W] [--seconds T] [--step-ms M] [--takeover-ms K]\n".utf8))
+        FileHandle.standardError.write(
+            Data(
+                "usage: durable-torture [--workflows N] [--steps S] [--workers W] [--seconds T] [--step-ms M] [--takeover-ms K]\n"
+                    .utf8))
         exit(2)
     }
 }
-try await Torture(workflows: workflows, steps: steps, workers: workerCount, seconds: seconds, stepMilliseconds: stepMilliseconds,
-                  takeoverMilliseconds: takeoverMilliseconds).run()
+try await Torture(
+    workflows: workflows, steps: steps, workers: workerCount, seconds: seconds, stepMilliseconds: stepMilliseconds,
+    takeoverMilliseconds: takeoverMilliseconds
+).run()

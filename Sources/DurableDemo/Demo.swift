@@ -17,7 +17,10 @@ enum Demo {
     static func main() async {
         let arguments = CommandLine.arguments
         if arguments.count >= 4, arguments[1] == "worker" {
-            exit(await Worker.run(url: arguments[2], tripID: arguments[3], startTrip: arguments.count > 4 && arguments[4] == "--start"))
+            exit(
+                await Worker.run(
+                    url: arguments[2], tripID: arguments[3], startTrip: arguments.count > 4 && arguments[4] == "--start"
+                ))
         }
         print("Durable demo: a trip booking that survives kill -9\n")
         var database: DemoDatabase?

@@ -41,13 +41,19 @@ struct DemoDatabase: Sendable, CustomStringConvertible {
 
     /// Prints, from the database itself, what happened to the trip.
     func report(tripID: String) async throws {
-        let pool = ConnectionPool(configuration: PGConfiguration(connectionString: ConnectionString(url)), maxConnections: 1, logger: Logger(label: "demo"))
+        let pool = ConnectionPool(
+            configuration: PGConfiguration(connectionString: ConnectionString(url)), maxConnections: 1,
+            logger: Logger(label: "demo"))
         let system = SQLIdentifier.quote(Demo.systemSchema)
         let app = SQLIdentifier.quote(Demo.appSchema)
         let (status, steps, charges) = try await pool.withConnection { connection in
-            let status = try await connection.query("SELECT status, recovery_attempts FROM \(system).workflow_status WHERE workflow_uuid = $1", [tripID])
-            let steps = try await connection.query("SELECT function_id, function_name, output FROM \(system).operation_outputs WHERE workflow_uuid = $1 ORDER BY function_id", [tripID])
-            let charges = try await connection.query("SELECT charge_id FROM \(app).card_charges WHERE trip_id = $1", [tripID])
+            let status = try await connection.query(
+                "SELECT status, recovery_attempts FROM \(system).workflow_status WHERE workflow_uuid = $1", [tripID])
+            let steps = try await connection.query(
+                "SELECT function_id, function_name, output FROM \(system).operation_outputs WHERE workflow_uuid = $1 ORDER BY function_id",
+                [tripID])
+            let charges = try await connection.query(
+                "SELECT charge_id FROM \(app).card_charges WHERE trip_id = $1", [tripID])
             return (status, steps, charges)
         }
         await pool.close()
@@ -59,7 +65,8 @@ struct DemoDatabase: Sendable, CustomStringConvertible {
         }
         print("  card charges for \(tripID): \(charges.rows.count)")
         guard state == "SUCCESS", charges.rows.count == 1 else {
-            throw DemoError("expected one charge and a SUCCESS workflow, found \(charges.rows.count) charge(s) and \(state)")
+            throw DemoError(
+                "expected one charge and a SUCCESS workflow, found \(charges.rows.count) charge(s) and \(state)")
         }
         print("\nThe card was charged exactly once and the trip finished, despite two kill -9s along the way.")
     }

@@ -76,7 +76,8 @@ struct TravelSystems: Sendable {
 
     func createTables() async throws {
         try await pool.withConnection { connection in
-            try await connection.execute("""
+            try await connection.execute(
+                """
                 CREATE SCHEMA IF NOT EXISTS \(schema);
                 CREATE TABLE IF NOT EXISTS \(schema).seats (trip_id text PRIMARY KEY, flight text NOT NULL, seat text NOT NULL);
                 CREATE TABLE IF NOT EXISTS \(schema).card_charges (charge_id text PRIMARY KEY, trip_id text NOT NULL, amount_cents int NOT NULL, charged_at timestamptz NOT NULL DEFAULT now());
@@ -88,7 +89,8 @@ struct TravelSystems: Sendable {
     func reserveSeat(trip: Trip) async throws -> String {
         let seat = "\(Int.random(in: 3...40))\(["A", "C", "D", "F"].randomElement()!)"
         try await pool.withConnection { connection in
-            try await connection.query("INSERT INTO \(schema).seats (trip_id, flight, seat) VALUES ($1, $2, $3)", [trip.id, trip.flight, seat])
+            try await connection.query(
+                "INSERT INTO \(schema).seats (trip_id, flight, seat) VALUES ($1, $2, $3)", [trip.id, trip.flight, seat])
         }
         return seat
     }
@@ -97,7 +99,9 @@ struct TravelSystems: Sendable {
     func chargeCard(trip: Trip) async throws -> String {
         let chargeID = "ch_" + UUID().uuidString.prefix(8).lowercased()
         try await pool.withConnection { connection in
-            try await connection.query("INSERT INTO \(schema).card_charges (charge_id, trip_id, amount_cents) VALUES ($1, $2, $3)", [chargeID, trip.id, trip.priceCents])
+            try await connection.query(
+                "INSERT INTO \(schema).card_charges (charge_id, trip_id, amount_cents) VALUES ($1, $2, $3)",
+                [chargeID, trip.id, trip.priceCents])
         }
         return chargeID
     }
@@ -105,14 +109,17 @@ struct TravelSystems: Sendable {
     func fileExpense(trip: Trip) async throws -> String {
         let expenseID = "exp_" + UUID().uuidString.prefix(8).lowercased()
         try await pool.withConnection { connection in
-            try await connection.query("INSERT INTO \(schema).expenses (expense_id, trip_id, amount_cents) VALUES ($1, $2, $3)", [expenseID, trip.id, trip.priceCents])
+            try await connection.query(
+                "INSERT INTO \(schema).expenses (expense_id, trip_id, amount_cents) VALUES ($1, $2, $3)",
+                [expenseID, trip.id, trip.priceCents])
         }
         return expenseID
     }
 
     func chargeCount(tripID: String) async throws -> Int {
         try await pool.withConnection { connection in
-            try await connection.query("SELECT count(*) FROM \(schema).card_charges WHERE trip_id = $1", [tripID]).first?.int(0) ?? -1
+            try await connection.query("SELECT count(*) FROM \(schema).card_charges WHERE trip_id = $1", [tripID])
+                .first?.int(0) ?? -1
         }
     }
 }

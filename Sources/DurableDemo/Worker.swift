@@ -12,10 +12,12 @@ enum Worker {
         let say: @Sendable (String) -> Void = { line in
             FileHandle.standardOutput.write(Data((line + "\n").utf8))
         }
-        let pool = ConnectionPool(configuration: PGConfiguration(connectionString: ConnectionString(url)), maxConnections: 2, logger: logger)
+        let pool = ConnectionPool(
+            configuration: PGConfiguration(connectionString: ConnectionString(url)), maxConnections: 2, logger: logger)
         let world = TravelSystems(pool: pool, schema: SQLIdentifier.quote(Demo.appSchema))
         let durable = DurableRuntime(
-            configuration: DurableConfiguration(databaseURL: url, schema: Demo.systemSchema, executorID: "travel-service-1"),
+            configuration: DurableConfiguration(
+                databaseURL: url, schema: Demo.systemSchema, executorID: "travel-service-1"),
             logger: logger
         )
         durable.register(BookTrip(world: world, say: say))

@@ -78,7 +78,9 @@ extension DurableRuntime {
         case .crashed(let report):
             return report
         case .notReached(let firstRun):
-            throw DurableError(.invalidArgument, "cannot crash the workflow after step \(crashAfterStep): \(firstRun.story)", workflowID: id)
+            throw DurableError(
+                .invalidArgument, "cannot crash the workflow after step \(crashAfterStep): \(firstRun.story)",
+                workflowID: id)
         }
     }
 
@@ -112,7 +114,9 @@ extension DurableRuntime {
             case .notReached(let firstRun):
                 // The workflow finished before this crash point: every earlier one has been tried.
                 guard firstRun.ending == .succeeded || firstRun.ending == .failed else {
-                    throw DurableError(.invalidArgument, "cannot crash the workflow after step \(step): \(firstRun.story)", workflowID: id)
+                    throw DurableError(
+                        .invalidArgument, "cannot crash the workflow after step \(step): \(firstRun.story)",
+                        workflowID: id)
                 }
                 return reports
             }
@@ -156,12 +160,18 @@ extension DurableRuntime {
         let firstRun: RunReport
         do {
             if try await crashing.status(of: id) != nil {
-                throw DurableError(.invalidArgument, "a workflow with this ID exists already; a crash test starts a new workflow, so give it a new ID", workflowID: id)
+                throw DurableError(
+                    .invalidArgument,
+                    "a workflow with this ID exists already; a crash test starts a new workflow, so give it a new ID",
+                    workflowID: id)
             }
             _ = try await crashing.start(workflow, input, id: id)
             guard let report = await firstEnd.value(within: timeout) else {
                 try Task.checkCancellation()
-                throw DurableError(.timedOut, "the workflow did not reach the crash after step \(step) within \(timeout); it may be waiting for a message, a sleep or a step that does not return", workflowID: id)
+                throw DurableError(
+                    .timedOut,
+                    "the workflow did not reach the crash after step \(step) within \(timeout); it may be waiting for a message, a sleep or a step that does not return",
+                    workflowID: id)
             }
             firstRun = report
         } catch {
@@ -180,10 +190,14 @@ extension DurableRuntime {
         let recovery: RunReport
         do {
             try await restarted.launch()
-            result = try await recoveredOutcome(restarted.handle(for: id, of: W.self), crashAfterStep: step, timeout: timeout)
+            result = try await recoveredOutcome(
+                restarted.handle(for: id, of: W.self), crashAfterStep: step, timeout: timeout)
             guard let report = await secondEnd.value(within: timeout) else {
                 try Task.checkCancellation()
-                throw DurableError(.timedOut, "after a simulated crash after step \(step), the workflow finished but its recovered run did not end within \(timeout)", workflowID: id)
+                throw DurableError(
+                    .timedOut,
+                    "after a simulated crash after step \(step), the workflow finished but its recovered run did not end within \(timeout)",
+                    workflowID: id)
             }
             recovery = report
         } catch {
@@ -198,7 +212,9 @@ extension DurableRuntime {
             let unreached = steps.filter { recordedBefore.contains($0.number) && $0.number > recovery.stepsTaken }
             if !unreached.isEmpty {
                 let list = unreached.map { "\($0.number) '\($0.name)'" }.joined(separator: ", ")
-                throw DurableError(.nonDeterministicWorkflow, """
+                throw DurableError(
+                    .nonDeterministicWorkflow,
+                    """
                     after a simulated crash after step \(step), the recovered run ended after step \(recovery.stepsTaken) without \
                     reaching step \(list), recorded before the crash: the workflow took another path when replayed. Keep the \
                     code between steps deterministic: put time, randomness and every read of the outside world inside steps
@@ -207,10 +223,11 @@ extension DurableRuntime {
         }
         let served = steps.filter { recordedBefore.contains($0.number) && $0.number <= recovery.stepsTaken }
         let executed = steps.filter { !recordedBefore.contains($0.number) }
-        return .crashed(CrashTestReport(
-            workflowID: id, crashAfterStep: step, servedFromCheckpoints: served, executedAfterCrash: executed,
-            steps: steps, result: result
-        ))
+        return .crashed(
+            CrashTestReport(
+                workflowID: id, crashAfterStep: step, servedFromCheckpoints: served, executedAfterCrash: executed,
+                steps: steps, result: result
+            ))
     }
 
     /// The recovered workflow's result, or the error it ended with when that is the workflow's own (it threw, or
@@ -241,9 +258,11 @@ extension RunReport {
         case .failed:
             return "the workflow failed after \(steps), before that point (it can crash after steps 0…\(stepsTaken))"
         case .parked:
-            return "the workflow parked at a long durable sleep (step \(stepsTaken)) before that point; in tests, sleep for less than DurableConfiguration.parkSleepsLongerThan or raise it"
+            return
+                "the workflow parked at a long durable sleep (step \(stepsTaken)) before that point; in tests, sleep for less than DurableConfiguration.parkSleepsLongerThan or raise it"
         case .interrupted:
-            return "the workflow's run was interrupted after \(steps) (cancelled, timed out, or taken by another process) before that point"
+            return
+                "the workflow's run was interrupted after \(steps) (cancelled, timed out, or taken by another process) before that point"
         case .crashed:
             return "the workflow crashed after \(steps)"
         }

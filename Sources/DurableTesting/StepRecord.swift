@@ -25,14 +25,17 @@ public struct StepRecord: Sendable, Hashable, CustomStringConvertible {
     static func load(_ workflowID: String, configuration: DurableConfiguration) async throws -> [StepRecord] {
         let connection: PGConnection
         do {
-            connection = try await PGConnection.connect(PGConfiguration(
-                connectionString: ConnectionString(configuration.databaseURL),
-                connectTimeoutSeconds: max(2, Int(configuration.connectTimeout.components.seconds)),
-                applicationName: "durable-testing",
-                usePreparedStatements: false
-            ))
+            connection = try await PGConnection.connect(
+                PGConfiguration(
+                    connectionString: ConnectionString(configuration.databaseURL),
+                    connectTimeoutSeconds: max(2, Int(configuration.connectTimeout.components.seconds)),
+                    applicationName: "durable-testing",
+                    usePreparedStatements: false
+                ))
         } catch let error as PGError {
-            throw DurableError(.connectionFailed, "could not read the recorded steps: \(error)", workflowID: workflowID, sqlState: error.sqlState)
+            throw DurableError(
+                .connectionFailed, "could not read the recorded steps: \(error)", workflowID: workflowID,
+                sqlState: error.sqlState)
         }
         do {
             let rows = try await connection.query(TestingStatements.steps(of: workflowID, schema: configuration.schema))
@@ -42,7 +45,9 @@ public struct StepRecord: Sendable, Hashable, CustomStringConvertible {
         } catch {
             await connection.close()
             let sqlState = (error as? PGError)?.sqlState
-            throw DurableError(.databaseError, "could not read the recorded steps: \(error)", workflowID: workflowID, sqlState: sqlState)
+            throw DurableError(
+                .databaseError, "could not read the recorded steps: \(error)", workflowID: workflowID,
+                sqlState: sqlState)
         }
     }
 }

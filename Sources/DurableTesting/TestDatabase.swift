@@ -74,9 +74,13 @@ struct TestDatabase: Sendable {
             throw DurableError(.invalidConfiguration, error.message)
         }
         do {
-            try await withServerConnection(serverURL) { try await $0.executeWithoutValues(TestingStatements.createDatabase(name)) }
+            try await withServerConnection(serverURL) {
+                try await $0.executeWithoutValues(TestingStatements.createDatabase(name))
+            }
         } catch let error as PGError {
-            let role = DatabaseEnvironment.current.usesEmbeddedServer ? "" : " (the role of DATABASE_URL needs the CREATEDB privilege)"
+            let role =
+                DatabaseEnvironment.current.usesEmbeddedServer
+                ? "" : " (the role of DATABASE_URL needs the CREATEDB privilege)"
             throw DurableError(
                 error.isConnectionProblem ? .connectionFailed : .databaseError,
                 "could not create a database for the test\(role): \(error)", sqlState: error.sqlState
@@ -91,23 +95,27 @@ struct TestDatabase: Sendable {
         do {
             try await withServerConnection(serverURL) { connection in
                 let version = try await connection.query(TestingStatements.serverVersion).decodeFirst(Int.self) ?? 0
-                try await connection.executeWithoutValues(TestingStatements.dropDatabase(name, force: version >= 130_000))
+                try await connection.executeWithoutValues(
+                    TestingStatements.dropDatabase(name, force: version >= 130_000))
             }
             logger.debug("dropped the test database", metadata: ["database": "\(name)"])
         } catch {
-            logger.warning("could not drop the test database; drop it by hand", metadata: ["database": "\(name)", "error": "\(error)"])
+            logger.warning(
+                "could not drop the test database; drop it by hand",
+                metadata: ["database": "\(name)", "error": "\(error)"])
         }
     }
 
     /// Runs `body` on a connection of its own to the server's database, closed afterwards.
     private static func withServerConnection(_ url: String, _ body: (PGConnection) async throws -> Void) async throws {
-        let connection = try await PGConnection.connect(PGConfiguration(
-            connectionString: ConnectionString(url),
-            // Generous: at the start of a parallel test run every test creates its database at once.
-            connectTimeoutSeconds: 60,
-            applicationName: "durable-testing",
-            usePreparedStatements: false
-        ))
+        let connection = try await PGConnection.connect(
+            PGConfiguration(
+                connectionString: ConnectionString(url),
+                // Generous: at the start of a parallel test run every test creates its database at once.
+                connectTimeoutSeconds: 60,
+                applicationName: "durable-testing",
+                usePreparedStatements: false
+            ))
         do {
             try await body(connection)
         } catch {

@@ -19,7 +19,8 @@ struct ClusterConfiguration: Sendable {
     func prepare() throws {
         // Trust is safe here because the server listens on loopback only and the socket sits in a 0700
         // folder; limiting it to the `postgres` role keeps anything else from logging in at all.
-        try write("""
+        try write(
+            """
             # Written by EmbeddedPostgres: a throwaway cluster for tests, demo and benchmarks.
             # TYPE  DATABASE  USER      ADDRESS        METHOD
             local   all       postgres                 trust
@@ -34,7 +35,8 @@ struct ClusterConfiguration: Sendable {
 
     /// Writes the settings that may change between start attempts.
     func writeSettings(port: Int, maxConnections: Int) throws {
-        try write("""
+        try write(
+            """
             # Written by EmbeddedPostgres; see ClusterConfiguration.swift for the reasons.
             listen_addresses = '127.0.0.1'
             port = \(port)

@@ -1,11 +1,11 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The operating-system user the cluster runs as. PostgreSQL refuses to run as root, so when this process is
@@ -30,25 +30,31 @@ struct ClusterUser: Sendable {
         guard geteuid() == 0 else { return .current }
         let name = "postgres"
         guard let entry = getpwnam(name) else {
-            throw EmbeddedPostgresError(.noUnprivilegedUser, """
+            throw EmbeddedPostgresError(
+                .noUnprivilegedUser,
+                """
                 Running as root, and PostgreSQL refuses to run as root, but there is no `\(name)` user to run \
                 it as. Create one (`useradd --system --create-home \(name)`; installing the `postgresql` \
                 package also does), run as a non-root user, or set DATABASE_URL to an existing server.
                 """)
         }
-        let runuser = ExecutableSearch.onPath("runuser")
+        let runuser =
+            ExecutableSearch.onPath("runuser")
             ?? ["/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser"].first {
                 FileManager.default.isExecutableFile(atPath: $0)
             }
         guard let runuser else {
-            throw EmbeddedPostgresError(.noUnprivilegedUser, """
+            throw EmbeddedPostgresError(
+                .noUnprivilegedUser,
+                """
                 Running as root, and PostgreSQL refuses to run as root, but `runuser` (util-linux) was not \
                 found to switch to the `\(name)` user. Install util-linux, run as a non-root user, or set \
                 DATABASE_URL to an existing server.
                 """)
         }
-        return ClusterUser(switchTo: Switch(
-            name: name, uid: entry.pointee.pw_uid, gid: entry.pointee.pw_gid, runuser: runuser))
+        return ClusterUser(
+            switchTo: Switch(
+                name: name, uid: entry.pointee.pw_uid, gid: entry.pointee.pw_gid, runuser: runuser))
     }
 
     /// The executable and arguments that run `command` as this user.
@@ -80,7 +86,8 @@ struct ClusterUser: Sendable {
     func takeOwnership(of path: String) throws {
         guard let switchTo else { return }
         guard chown(path, switchTo.uid, switchTo.gid) == 0 else {
-            throw EmbeddedPostgresError(.system,
+            throw EmbeddedPostgresError(
+                .system,
                 "Could not chown \(path) to \(switchTo.name): \(String(cString: strerror(errno)))")
         }
     }

@@ -19,7 +19,9 @@ public enum DatabaseURL {
     public static func replacingDatabase(in url: String, with database: String) throws -> String {
         guard let schemeEnd = url.range(of: "://") else {
             if url.contains("=") { return url + " dbname=" + quotedKeywordValue(database) }
-            throw EmbeddedPostgresError(.invalidURL, """
+            throw EmbeddedPostgresError(
+                .invalidURL,
+                """
                 "\(redactingPassword(url))" is not a PostgreSQL connection string; expected \
                 postgresql://user:password@host:port/database or host=… dbname=… (check DATABASE_URL).
                 """)
@@ -40,7 +42,7 @@ public enum DatabaseURL {
         let authorityEnd = afterScheme.firstIndex { "/?#".contains($0) } ?? url.endIndex
         let authority = url[schemeEnd.upperBound..<authorityEnd]
         guard let at = authority.lastIndex(of: "@"),
-              let colon = authority[..<at].firstIndex(of: ":")
+            let colon = authority[..<at].firstIndex(of: ":")
         else { return url }
         return String(url[..<authority.index(after: colon)]) + "***" + String(url[at...])
     }
@@ -63,10 +65,11 @@ public enum DatabaseName {
     /// A new name "prefix_xxxxxxxxxxxx": the prefix lower-cased and reduced to [a-z0-9_], then 12 random
     /// characters from [a-z0-9]. Kept well under PostgreSQL's 63-byte identifier limit.
     public static func unique(prefix: String) -> String {
-        var cleaned = String(prefix.lowercased().unicodeScalars.map { scalar -> Character in
-            let isAllowed = ("a"..."z").contains(scalar) || ("0"..."9").contains(scalar) || scalar == "_"
-            return isAllowed ? Character(scalar) : "_"
-        }.prefix(40))
+        var cleaned = String(
+            prefix.lowercased().unicodeScalars.map { scalar -> Character in
+                let isAllowed = ("a"..."z").contains(scalar) || ("0"..."9").contains(scalar) || scalar == "_"
+                return isAllowed ? Character(scalar) : "_"
+            }.prefix(40))
         if cleaned.isEmpty { cleaned = "db" }
         let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789")
         let suffix = String((0..<12).map { _ in alphabet.randomElement()! })

@@ -87,13 +87,16 @@ public final class EmbeddedPostgres: Sendable {
     /// Creates the data directory with superuser `postgres`, UTF-8 and the C locale (so results do not
     /// depend on the host's locale settings).
     private static func initdb(pgCtl: PgCtl) async throws {
-        try await pgCtl.user.run(pgCtl.binaries.initdb, [
-            "--pgdata", pgCtl.dataDirectory, "--username", "postgres", "--auth", "trust",
-            "--encoding", "UTF8", "--locale", "C",
-            // Only skips flushing initdb's own files: a throwaway cluster need not survive a power cut
-            // during set-up. The running server's fsync is as `syncToDisk` says.
-            "--no-sync",
-        ], directory: pgCtl.rootDirectory).check("initdb")
+        try await pgCtl.user.run(
+            pgCtl.binaries.initdb,
+            [
+                "--pgdata", pgCtl.dataDirectory, "--username", "postgres", "--auth", "trust",
+                "--encoding", "UTF8", "--locale", "C",
+                // Only skips flushing initdb's own files: a throwaway cluster need not survive a power cut
+                // during set-up. The running server's fsync is as `syncToDisk` says.
+                "--no-sync",
+            ], directory: pgCtl.rootDirectory
+        ).check("initdb")
     }
 
     /// Starts the server on a free port, retrying with another port when one was taken between probing and
@@ -177,7 +180,8 @@ public final class EmbeddedPostgres: Sendable {
 
     private func ensureRunning() throws {
         if stopped.withLock({ $0 }) {
-            throw EmbeddedPostgresError(.stopped,
+            throw EmbeddedPostgresError(
+                .stopped,
                 "This EmbeddedPostgres at \(url) was stopped; start a new one with EmbeddedPostgres.start().")
         }
     }

@@ -38,7 +38,9 @@ extension EmbeddedPostgresError {
     /// The text shown wherever a database is needed but none can be had. It lists both ways out because the
     /// reader may be unable (CI image) or unwilling (laptop) to install a server.
     static func serverNotInstalled(searched: [String]) -> EmbeddedPostgresError {
-        EmbeddedPostgresError(.serverNotInstalled, """
+        EmbeddedPostgresError(
+            .serverNotInstalled,
+            """
             No PostgreSQL server found: `pg_ctl` and `initdb` are not on PATH nor in \
             \(searched.joined(separator: ", ")), and DATABASE_URL is not set.
             Do one of:
@@ -54,7 +56,9 @@ extension EmbeddedPostgresError {
     /// Raised when a database must be created but `psql` is missing (e.g. DATABASE_URL points at a
     /// container and only libpq is installed locally).
     static func clientNotInstalled() -> EmbeddedPostgresError {
-        EmbeddedPostgresError(.clientNotInstalled, """
+        EmbeddedPostgresError(
+            .clientNotInstalled,
+            """
             The PostgreSQL client `psql` was not found on PATH or next to the server binaries; it is needed to \
             create test databases. Install it (`apt-get install -y postgresql-client`, or `brew install libpq` \
             and add its bin directory to PATH), or install the full server (`apt-get install -y postgresql`, \

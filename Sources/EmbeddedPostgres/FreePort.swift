@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Picking a loopback TCP port nobody is using.
@@ -12,16 +12,16 @@ public enum FreePort {
     /// it before PostgreSQL binds it; the caller retries with a new port when that happens.
     public static func find() throws -> Int {
         #if canImport(Darwin)
-        let fd = socket(AF_INET, SOCK_STREAM, 0)
+            let fd = socket(AF_INET, SOCK_STREAM, 0)
         #else
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #endif
         guard fd >= 0 else { throw failure("socket") }
         defer { close(fd) }
 
         var address = sockaddr_in()
         #if canImport(Darwin)
-        address.sin_len = UInt8(MemoryLayout<sockaddr_in>.size)
+            address.sin_len = UInt8(MemoryLayout<sockaddr_in>.size)
         #endif
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = 0
@@ -39,7 +39,8 @@ public enum FreePort {
     }
 
     private static func failure(_ call: String) -> EmbeddedPostgresError {
-        EmbeddedPostgresError(.system,
+        EmbeddedPostgresError(
+            .system,
             "Could not find a free loopback port (\(call)): \(String(cString: strerror(errno)))")
     }
 }

@@ -1,11 +1,11 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A child's standard input, prepared before the child starts.
@@ -42,7 +42,8 @@ enum InputFile {
     }
 
     private static func failure(_ call: String) -> EmbeddedPostgresError {
-        EmbeddedPostgresError(.system,
+        EmbeddedPostgresError(
+            .system,
             "Could not prepare a child's input (\(call)): \(String(cString: strerror(errno)))")
     }
 }

@@ -23,25 +23,31 @@ struct PgCtl: Sendable {
     func start() async throws -> ProcessOutput {
         // `-l` is essential, not just tidy: without it the server inherits pg_ctl's stdout/stderr, i.e. our
         // pipes, and the reads that wait for pg_ctl to finish would wait for the server to exit instead.
-        try await user.run(binaries.pgCtl, [
-            "-D", dataDirectory, "-l", logFile, "-w", "-t", String(Self.timeoutSeconds), "start",
-        ], directory: rootDirectory)
+        try await user.run(
+            binaries.pgCtl,
+            [
+                "-D", dataDirectory, "-l", logFile, "-w", "-t", String(Self.timeoutSeconds), "start",
+            ], directory: rootDirectory)
     }
 
     /// Stops and starts the server, waiting until it accepts connections again. `pg_ctl` reuses the options
     /// of the previous start, and `-l` again keeps the new server off our pipes.
     func restart(_ mode: Mode) async throws -> ProcessOutput {
-        try await user.run(binaries.pgCtl, [
-            "-D", dataDirectory, "-l", logFile, "-w", "-t", String(Self.timeoutSeconds),
-            "-m", mode.rawValue, "restart",
-        ], directory: rootDirectory)
+        try await user.run(
+            binaries.pgCtl,
+            [
+                "-D", dataDirectory, "-l", logFile, "-w", "-t", String(Self.timeoutSeconds),
+                "-m", mode.rawValue, "restart",
+            ], directory: rootDirectory)
     }
 
     /// Stops the server and waits for it to exit.
     func stop(_ mode: Mode) async throws -> ProcessOutput {
-        try await user.run(binaries.pgCtl, [
-            "-D", dataDirectory, "-w", "-t", String(Self.timeoutSeconds), "-m", mode.rawValue, "stop",
-        ], directory: rootDirectory)
+        try await user.run(
+            binaries.pgCtl,
+            [
+                "-D", dataDirectory, "-w", "-t", String(Self.timeoutSeconds), "-m", mode.rawValue, "stop",
+            ], directory: rootDirectory)
     }
 
     /// `pg_ctl --version`, e.g. "pg_ctl (PostgreSQL) 15.8", for the start-up log line.

@@ -27,7 +27,8 @@ struct PostgresBinaries: Sendable {
         }
         for directory in installationDirectories() {
             if let pgCtl = ExecutableSearch.in(directory, "pg_ctl"),
-               let initdb = ExecutableSearch.in(directory, "initdb") {
+                let initdb = ExecutableSearch.in(directory, "initdb")
+            {
                 return PostgresBinaries(
                     directory: directory,
                     initdb: initdb,
@@ -73,7 +74,8 @@ struct PostgresBinaries: Sendable {
             guard !parts.isEmpty, !parts.contains(nil) else { return nil }
             return (name, parts.compactMap { $0 })
         }
-        return versions
+        return
+            versions
             .sorted { $0.version.lexicographicallyPrecedes($1.version) }
             .reversed()
             .map { parent + "/" + $0.name + suffix }
@@ -96,8 +98,8 @@ enum ExecutableSearch {
         let candidate = directory + "/" + name
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: candidate, isDirectory: &isDirectory),
-              !isDirectory.boolValue,
-              FileManager.default.isExecutableFile(atPath: candidate)
+            !isDirectory.boolValue,
+            FileManager.default.isExecutableFile(atPath: candidate)
         else { return nil }
         return candidate
     }

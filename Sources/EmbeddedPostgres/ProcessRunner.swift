@@ -78,86 +78,90 @@ enum ProcessRunner {
     /// for the launcher itself (`setsid -f`, which forks and returns at once).
     static func runDetached(_ executable: String, _ arguments: [String]) async throws {
         #if canImport(Darwin)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        process.currentDirectoryURL = URL(fileURLWithPath: "/", isDirectory: true)
-        try process.run()
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+            process.standardInput = FileHandle.nullDevice
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            process.currentDirectoryURL = URL(fileURLWithPath: "/", isDirectory: true)
+            try process.run()
         #else
-        let child = try PosixSpawn.spawn(executable, arguments, directory: "/", stdin: nil, stdout: .null, stderr: .null)
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            DispatchQueue.global().async {
-                _ = PosixSpawn.wait(child.pid)
-                continuation.resume()
+            let child = try PosixSpawn.spawn(
+                executable, arguments, directory: "/", stdin: nil, stdout: .null, stderr: .null)
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                DispatchQueue.global().async {
+                    _ = PosixSpawn.wait(child.pid)
+                    continuation.resume()
+                }
             }
-        }
         #endif
     }
 
     #if canImport(Darwin)
-    /// Apple's Foundation tracks child exit with kqueue and spawns with POSIX_SPAWN_CLOEXEC_DEFAULT, so
-    /// `Process` copes with children that daemonize (see PosixSpawn.swift for why Linux does not use it).
-    private static func launch(
-        _ executable: String, _ arguments: [String], input: String?, directory: String?,
-        into collected: Collected, group: DispatchGroup
-    ) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if let directory {
-            process.currentDirectoryURL = URL(fileURLWithPath: directory, isDirectory: true)
-        }
-        let stdoutPipe = Pipe()
-        let stderrPipe = Pipe()
-        process.standardOutput = stdoutPipe
-        process.standardError = stderrPipe
-        process.standardInput = try input.map {
-            FileHandle(fileDescriptor: try InputFile.make($0), closeOnDealloc: true)
-        } ?? FileHandle.nullDevice
-        // Entered before `run()` so an instantly exiting child cannot leave the group before it is entered.
-        group.enter()
-        process.terminationHandler = { finished in
-            collected.withLock {
-                $0.status = finished.terminationStatus
-                $0.bySignal = finished.terminationReason == .uncaughtSignal
+        /// Apple's Foundation tracks child exit with kqueue and spawns with POSIX_SPAWN_CLOEXEC_DEFAULT, so
+        /// `Process` copes with children that daemonize (see PosixSpawn.swift for why Linux does not use it).
+        private static func launch(
+            _ executable: String, _ arguments: [String], input: String?, directory: String?,
+            into collected: Collected, group: DispatchGroup
+        ) throws {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+            if let directory {
+                process.currentDirectoryURL = URL(fileURLWithPath: directory, isDirectory: true)
             }
-            group.leave()
+            let stdoutPipe = Pipe()
+            let stderrPipe = Pipe()
+            process.standardOutput = stdoutPipe
+            process.standardError = stderrPipe
+            process.standardInput =
+                try input.map {
+                    FileHandle(fileDescriptor: try InputFile.make($0), closeOnDealloc: true)
+                } ?? FileHandle.nullDevice
+            // Entered before `run()` so an instantly exiting child cannot leave the group before it is entered.
+            group.enter()
+            process.terminationHandler = { finished in
+                collected.withLock {
+                    $0.status = finished.terminationStatus
+                    $0.bySignal = finished.terminationReason == .uncaughtSignal
+                }
+                group.leave()
+            }
+            do {
+                try process.run()
+            } catch {
+                // Balance the group: libdispatch traps when a group is freed while still entered.
+                group.leave()
+                throw EmbeddedPostgresError(.system, "Could not launch \(executable): \(error)")
+            }
+            drain(stdoutPipe.fileHandleForReading, into: collected, \.stdout, group: group)
+            drain(stderrPipe.fileHandleForReading, into: collected, \.stderr, group: group)
         }
-        do {
-            try process.run()
-        } catch {
-            // Balance the group: libdispatch traps when a group is freed while still entered.
-            group.leave()
-            throw EmbeddedPostgresError(.system, "Could not launch \(executable): \(error)")
-        }
-        drain(stdoutPipe.fileHandleForReading, into: collected, \.stdout, group: group)
-        drain(stderrPipe.fileHandleForReading, into: collected, \.stderr, group: group)
-    }
     #else
-    private static func launch(
-        _ executable: String, _ arguments: [String], input: String?, directory: String?,
-        into collected: Collected, group: DispatchGroup
-    ) throws {
-        let inputFile = try input.map(InputFile.make)
-        // The child has its own copy once spawned (or never will); ours is not needed either way.
-        defer { inputFile.map { _ = close($0) } }
-        let child = try PosixSpawn.spawn(
-            executable, arguments, directory: directory, stdin: inputFile, stdout: .pipe, stderr: .pipe)
-        group.enter()
-        DispatchQueue.global().async {
-            let (status, signaled) = PosixSpawn.wait(child.pid)
-            collected.withLock {
-                $0.status = status
-                $0.bySignal = signaled
+        private static func launch(
+            _ executable: String, _ arguments: [String], input: String?, directory: String?,
+            into collected: Collected, group: DispatchGroup
+        ) throws {
+            let inputFile = try input.map(InputFile.make)
+            // The child has its own copy once spawned (or never will); ours is not needed either way.
+            defer { inputFile.map { _ = close($0) } }
+            let child = try PosixSpawn.spawn(
+                executable, arguments, directory: directory, stdin: inputFile, stdout: .pipe, stderr: .pipe)
+            group.enter()
+            DispatchQueue.global().async {
+                let (status, signaled) = PosixSpawn.wait(child.pid)
+                collected.withLock {
+                    $0.status = status
+                    $0.bySignal = signaled
+                }
+                group.leave()
             }
-            group.leave()
+            drain(
+                FileHandle(fileDescriptor: child.stdout, closeOnDealloc: true), into: collected, \.stdout, group: group)
+            drain(
+                FileHandle(fileDescriptor: child.stderr, closeOnDealloc: true), into: collected, \.stderr, group: group)
         }
-        drain(FileHandle(fileDescriptor: child.stdout, closeOnDealloc: true), into: collected, \.stdout, group: group)
-        drain(FileHandle(fileDescriptor: child.stderr, closeOnDealloc: true), into: collected, \.stderr, group: group)
-    }
     #endif
 
     /// Reads `handle` to EOF on a Dispatch thread. Both pipes are drained at once: a child that fills one

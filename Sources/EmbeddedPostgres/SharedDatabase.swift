@@ -56,11 +56,13 @@ public enum SharedDatabase {
             if let current { return current }
             let started = Task {
                 // By default one line on stderr tells whoever reads the test output which server was used.
-                try await EmbeddedPostgres.start(syncToDisk: syncsToDisk, log: log ?? { line in
-                    if line.contains("accepting connections") {
-                        FileHandle.standardError.write(Data((line + "\n").utf8))
-                    }
-                })
+                try await EmbeddedPostgres.start(
+                    syncToDisk: syncsToDisk,
+                    log: log ?? { line in
+                        if line.contains("accepting connections") {
+                            FileHandle.standardError.write(Data((line + "\n").utf8))
+                        }
+                    })
             }
             current = started
             return started

@@ -9,10 +9,12 @@ enum ShellQuoting {
 
     /// Quotes `word` only when it holds characters the shell would interpret, keeping error messages tidy.
     static func quoteIfNeeded(_ word: String) -> String {
-        let plain = !word.isEmpty && word.unicodeScalars.allSatisfy {
-            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0)
-                || "-_./=:@,+%".unicodeScalars.contains($0)
-        }
+        let plain =
+            !word.isEmpty
+            && word.unicodeScalars.allSatisfy {
+                ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0)
+                    || "-_./=:@,+%".unicodeScalars.contains($0)
+            }
         return plain ? word : quote(word)
     }
 }

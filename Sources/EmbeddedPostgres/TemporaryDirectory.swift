@@ -1,11 +1,11 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Creating the private folder a cluster lives in.
@@ -25,7 +25,8 @@ enum TemporaryDirectory {
             return String(cString: result)
         }
         guard let created else {
-            throw EmbeddedPostgresError(.system,
+            throw EmbeddedPostgresError(
+                .system,
                 "Could not create a temporary directory in \(parent): \(String(cString: strerror(errno)))")
         }
         return created

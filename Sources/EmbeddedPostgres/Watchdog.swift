@@ -34,7 +34,8 @@ enum Watchdog {
         // `setsid -f` puts the watchdog in its own session (no terminal signals, no process-group kills) and
         // forks, so it is not our child and we need not reap it. macOS has no setsid(1); there a shell starts
         // it in the background under `nohup` and returns at once, and the traps do the rest.
-        let setsid = ExecutableSearch.onPath("setsid")
+        let setsid =
+            ExecutableSearch.onPath("setsid")
             ?? ["/usr/bin/setsid", "/bin/setsid"].first { FileManager.default.isExecutableFile(atPath: $0) }
         do {
             if let setsid {
@@ -44,7 +45,8 @@ enum Watchdog {
                 try await ProcessRunner.runDetached("/bin/sh", ["-c", background])
             }
         } catch {
-            throw EmbeddedPostgresError(.system,
+            throw EmbeddedPostgresError(
+                .system,
                 "Could not start the cleanup watchdog for \(rootDirectory): \(error)")
         }
     }

@@ -38,7 +38,9 @@ public final class ConnectionPool: Sendable {
     private let state = Mutex(State())
 
     /// Creates a pool; no connection opens until first use.
-    public init(configuration: PGConfiguration, maxConnections: Int, acquireTimeout: Duration = .seconds(30), logger: Logger) {
+    public init(
+        configuration: PGConfiguration, maxConnections: Int, acquireTimeout: Duration = .seconds(30), logger: Logger
+    ) {
         precondition(maxConnections > 0, "a pool needs at least one connection")
         self.configuration = configuration
         self.maxConnections = maxConnections
@@ -109,7 +111,10 @@ public final class ConnectionPool: Sendable {
     // MARK: - Leasing
 
     private func acquire() async throws -> PGConnection {
-        enum Immediate { case connection(PGConnection), openSlot, wait, closed }
+        enum Immediate {
+            case connection(PGConnection)
+            case openSlot, wait, closed
+        }
         let immediate: Immediate = state.withLock { state in
             if state.closed { return .closed }
             // Waiters already in line go first: a newcomer may not overtake them.
@@ -152,12 +157,18 @@ public final class ConnectionPool: Sendable {
                 let timeout = Task { [acquireTimeout] in
                     try? await Task.sleep(for: acquireTimeout)
                     guard !Task.isCancelled else { return }
-                    self.failWaiter(id, with: PGError(
-                        kind: .poolTimeout,
-                        message: "no database connection became free within \(acquireTimeout) (pool of \(self.maxConnections)); raise the pool size or shorten transactions"
-                    ))
+                    self.failWaiter(
+                        id,
+                        with: PGError(
+                            kind: .poolTimeout,
+                            message:
+                                "no database connection became free within \(acquireTimeout) (pool of \(self.maxConnections)); raise the pool size or shorten transactions"
+                        ))
                 }
-                enum Admission { case queued, closed, cancelled, granted(Grant) }
+                enum Admission {
+                    case queued, closed, cancelled
+                    case granted(Grant)
+                }
                 let admitted: Admission = state.withLock { state in
                     if state.closed { return .closed }
                     // A task cancelled before it got here ran its cancellation handler while it was not yet
@@ -165,7 +176,9 @@ public final class ConnectionPool: Sendable {
                     // cancellation finds it queued instead.
                     if Task.isCancelled { return .cancelled }
                     // Something may have freed up between the first look and now.
-                    if state.waiters.isEmpty, let connection = state.idle.popLast() { return .granted(.connection(connection)) }
+                    if state.waiters.isEmpty, let connection = state.idle.popLast() {
+                        return .granted(.connection(connection))
+                    }
                     if state.waiters.isEmpty, state.slotsInUse < maxConnections {
                         state.slotsInUse += 1
                         return .granted(.openSlot)

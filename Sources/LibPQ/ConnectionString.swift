@@ -61,7 +61,9 @@ public struct ConnectionString: Sendable, CustomStringConvertible {
         var result = text
         // user:password@ inside any URL-looking fragment, up to the last "@" of the authority: libpq wants an "@"
         // in a password percent-encoded, but stopping at a raw one would show the rest of the password.
-        if let regex = try? NSRegularExpression(pattern: #"(postgres(?:ql)?://[^:/@\s]*:)[^/\s]*@"#, options: [.caseInsensitive]) {
+        if let regex = try? NSRegularExpression(
+            pattern: #"(postgres(?:ql)?://[^:/@\s]*:)[^/\s]*@"#, options: [.caseInsensitive])
+        {
             let range = NSRange(result.startIndex..., in: result)
             result = regex.stringByReplacingMatches(in: result, range: range, withTemplate: "$1***@")
         }
@@ -93,7 +95,9 @@ public struct ConnectionString: Sendable, CustomStringConvertible {
             return regex.matches(in: text, range: range).compactMap { match in
                 guard let valueRange = Range(match.range(at: 2), in: text) else { return nil }
                 var value = String(text[valueRange])
-                if value.hasPrefix("'"), value.hasSuffix("'"), value.count >= 2 { value = String(value.dropFirst().dropLast()) }
+                if value.hasPrefix("'"), value.hasSuffix("'"), value.count >= 2 {
+                    value = String(value.dropFirst().dropLast())
+                }
                 return value.isEmpty ? nil : value
             }
         }

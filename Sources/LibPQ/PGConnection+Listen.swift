@@ -39,7 +39,12 @@ extension PGConnection {
             throw PGError(kind: .connectionLost, message: "the listening connection has no socket")
         }
         var descriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
-        let milliseconds = Int32(max(0, min(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000, Int64(Int32.max))))
+        let milliseconds = Int32(
+            max(
+                0,
+                min(
+                    timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000,
+                    Int64(Int32.max))))
         let ready = poll(&descriptor, 1, milliseconds)
         if ready > 0 {
             if PQconsumeInput(connection) == 0 || PQstatus(connection) != CONNECTION_OK {

@@ -91,11 +91,15 @@ public actor PGConnection {
         }
         // libpq prints server notices (NOTICE, WARNING) to stderr by default; a library must not print.
         // A receiver rather than a processor so that it can also note a FATAL sent to an idle session.
-        PQsetNoticeReceiver(connection, { flag, result in
-            guard let flag, let result, let severity = PQresultErrorField(result, Int32(UInt8(ascii: "V"))) else { return }
-            let text = String(cString: severity)  // PG_DIAG_SEVERITY_NONLOCALIZED
-            if text == "FATAL" || text == "PANIC" { flag.assumingMemoryBound(to: Bool.self).pointee = true }
-        }, UnsafeMutableRawPointer(serverClosedSession))
+        PQsetNoticeReceiver(
+            connection,
+            { flag, result in
+                guard let flag, let result, let severity = PQresultErrorField(result, Int32(UInt8(ascii: "V"))) else {
+                    return
+                }
+                let text = String(cString: severity)  // PG_DIAG_SEVERITY_NONLOCALIZED
+                if text == "FATAL" || text == "PANIC" { flag.assumingMemoryBound(to: Bool.self).pointee = true }
+            }, UnsafeMutableRawPointer(serverClosedSession))
         handle = connection
     }
 
@@ -161,7 +165,9 @@ public actor PGConnection {
     /// (and PostgreSQL text cannot hold one anyway): refuse it, as the server refuses 0x00 in text.
     private static func rejectNUL(in sql: String, _ texts: [String?]) throws {
         if sql.utf8.contains(0) {
-            throw PGError(kind: .statementFailed, sqlState: "22021", message: "the SQL text contains a NUL byte, which libpq cannot send")
+            throw PGError(
+                kind: .statementFailed, sqlState: "22021",
+                message: "the SQL text contains a NUL byte, which libpq cannot send")
         }
         if let index = texts.firstIndex(where: { $0?.utf8.contains(0) == true }) {
             throw PGError(
@@ -192,7 +198,8 @@ public actor PGConnection {
         if !readPendingInput(handle) {
             guard wasIdle else {
                 markBroken()
-                throw PGError(kind: .connectionLost, message: "the connection to the server was lost inside a transaction")
+                throw PGError(
+                    kind: .connectionLost, message: "the connection to the server was lost inside a transaction")
             }
             PQreset(handle)
             serverClosedSession.pointee = false
@@ -200,7 +207,9 @@ public actor PGConnection {
             guard PQstatus(handle) == CONNECTION_OK else {
                 let message = configuration.connectionString.redact(Self.errorMessage(of: handle))
                 markBroken()
-                throw PGError(kind: .connectionLost, message: "the connection was lost and could not be re-established: \(message)")
+                throw PGError(
+                    kind: .connectionLost,
+                    message: "the connection was lost and could not be re-established: \(message)")
             }
         }
         return handle
@@ -296,7 +305,9 @@ public actor PGConnection {
         return QueryResult(columns: columns, rows: rows, affectedRows: affected)
     }
 
-    private static func error(from result: OpaquePointer, connection: OpaquePointer, redactingWith secret: ConnectionString) -> PGError {
+    private static func error(
+        from result: OpaquePointer, connection: OpaquePointer, redactingWith secret: ConnectionString
+    ) -> PGError {
         func field(_ code: Int32) -> String? {
             guard let value = PQresultErrorField(result, code) else { return nil }
             return String(cString: value)
@@ -317,7 +328,9 @@ public actor PGConnection {
     }
 
     /// Calls `body` with C strings for `values` (`NULL` pointers for `nil`), valid only during the call.
-    private static func withCStrings<R>(_ values: [String?], _ body: (UnsafeBufferPointer<UnsafePointer<CChar>?>) -> R) -> R {
+    private static func withCStrings<R>(_ values: [String?], _ body: (UnsafeBufferPointer<UnsafePointer<CChar>?>) -> R)
+        -> R
+    {
         let storage: [UnsafeMutablePointer<CChar>?] = values.map { $0.map { strdup($0) } ?? nil }
         defer { storage.forEach { free($0) } }
         let pointers = storage.map { $0.map { UnsafePointer($0) } }

@@ -78,7 +78,9 @@ extension QueryResult {
     }
 
     /// The first row decoded (see ``decode(_:)``), or nil when there is none.
-    public func decodeFirst<each Column: PGDecodable>(_ types: repeat (each Column).Type) throws -> (repeat each Column)? {
+    public func decodeFirst<each Column: PGDecodable>(_ types: repeat (each Column).Type) throws -> (
+        repeat each Column
+    )? {
         guard let row = first else { return nil }
         let decoded: (repeat each Column) = try row.decode(repeat each types, columns: columns)
         return .some(decoded)
@@ -87,17 +89,24 @@ extension QueryResult {
 
 extension QueryResult.Row {
     /// This row decoded as a tuple of Swift types, by column position (see ``QueryResult/decode(_:)``).
-    public func decode<each Column: PGDecodable>(_ types: repeat (each Column).Type, columns: [String] = []) throws -> (repeat each Column) {
+    public func decode<each Column: PGDecodable>(_ types: repeat (each Column).Type, columns: [String] = []) throws -> (
+        repeat each Column
+    ) {
         var index = 0
         func next<Value: PGDecodable>(_ type: Value.Type) throws -> Value {
             defer { index += 1 }
             let name = index < columns.count ? " (\(columns[index]))" : ""
             guard index < values.count else {
-                throw PGError(kind: .decodingFailed, message: "column \(index)\(name) was expected as \(Value.self), but the row has only \(values.count) columns")
+                throw PGError(
+                    kind: .decodingFailed,
+                    message:
+                        "column \(index)\(name) was expected as \(Value.self), but the row has only \(values.count) columns"
+                )
             }
             guard let text = values[index] else {
                 if Value.acceptsNull, let null = Value.null { return null }
-                throw PGError(kind: .decodingFailed, message: "column \(index)\(name) is NULL, but \(Value.self) was expected")
+                throw PGError(
+                    kind: .decodingFailed, message: "column \(index)\(name) is NULL, but \(Value.self) was expected")
             }
             guard let value = Value.decode(pgText: text) else {
                 throw PGError(kind: .decodingFailed, message: "column \(index)\(name) does not read as \(Value.self)")

@@ -10,7 +10,10 @@ struct CrashTestTests {
         try await withTestRuntime(register: registerTestWorkflows) { runtime in
             let report = try await runtime.crashTest(ThreeSteps.self, 1, crashAfterStep: 2)
             #expect(report.crashAfterStep == 2)
-            #expect(report.servedFromCheckpoints == [StepRecord(number: 1, name: "one"), StepRecord(number: 2, name: "two")])
+            #expect(
+                report.servedFromCheckpoints == [
+                    StepRecord(number: 1, name: "one"), StepRecord(number: 2, name: "two"),
+                ])
             #expect(report.executedAfterCrash == [StepRecord(number: 3, name: "three")])
             #expect(report.steps.map(\.name) == ["one", "two", "three"])
             #expect(try report.output == 23)
@@ -55,8 +58,9 @@ struct CrashTestTests {
     @Test("a crash test works in a schema of another name, and the runtime it starts from need not be launched")
     func otherSchemaUnlaunchedRuntime() async throws {
         try await withTestDatabase { url in
-            let runtime = DurableRuntime(configuration: DurableConfiguration(databaseURL: url, schema: "Order \"Flows\"", maxConnections: 3),
-                                         logger: Logger(label: "quiet", factory: { _ in SwiftLogNoOpLogHandler() }))
+            let runtime = DurableRuntime(
+                configuration: DurableConfiguration(databaseURL: url, schema: "Order \"Flows\"", maxConnections: 3),
+                logger: Logger(label: "quiet", factory: { _ in SwiftLogNoOpLogHandler() }))
             registerTestWorkflows(runtime)
             let report = try await runtime.crashTest(ThreeSteps.self, 2, crashAfterStep: 1)
             #expect(report.servedFromCheckpoints.map(\.name) == ["one"])
@@ -86,7 +90,8 @@ struct CrashTestTests {
                 try await runtime.crashTest(RenamesOnReplay.self, 1, crashAfterStep: 2)
             }
             #expect(error?.message.contains("two-renamed") == true, "\(String(describing: error))")
-            #expect(error?.message.contains("after a simulated crash after step 2") == true, "\(String(describing: error))")
+            #expect(
+                error?.message.contains("after a simulated crash after step 2") == true, "\(String(describing: error))")
         }
     }
 
@@ -125,7 +130,8 @@ struct CrashTestTests {
             let error = await expectDurableError(.timedOut) {
                 try await runtime.crashTest(WaitsForever.self, 1, crashAfterStep: 2, timeout: .milliseconds(500))
             }
-            #expect(error?.message.contains("did not reach the crash after step 2") == true, "\(String(describing: error))")
+            #expect(
+                error?.message.contains("did not reach the crash after step 2") == true, "\(String(describing: error))")
             // Bounded, not a speed check: the wait itself is an hour.
             #expect(ContinuousClock.now - started < .seconds(60))
         }
@@ -150,7 +156,8 @@ struct CrashTestTests {
             for report in reports {
                 let n = report.crashAfterStep
                 #expect(try report.output == 33, "crash after step \(n)")
-                #expect(report.servedFromCheckpoints.map(\.number) == Array(0..<n).map { $0 + 1 }, "crash after step \(n)")
+                #expect(
+                    report.servedFromCheckpoints.map(\.number) == Array(0..<n).map { $0 + 1 }, "crash after step \(n)")
                 #expect(report.executedAfterCrash.count == 3 - n, "crash after step \(n)")
                 for step in ["one", "two", "three"] {
                     #expect(BodyRuns.count(report.workflowID, step) == 1, "crash after step \(n), step \(step)")
@@ -167,8 +174,11 @@ struct CrashTestTests {
             for report in reports {
                 let n = report.crashAfterStep
                 #expect(try report.output == "a-CHILDz", "crash after step \(n)")
-                #expect(report.steps.map(\.name) == ["first", "DBOS.sleep", "DBOS.recv", "DBOS.sleep", "shout", "DBOS.setEvent", "last"],
-                        "crash after step \(n)")
+                #expect(
+                    report.steps.map(\.name) == [
+                        "first", "DBOS.sleep", "DBOS.recv", "DBOS.sleep", "shout", "DBOS.setEvent", "last",
+                    ],
+                    "crash after step \(n)")
                 // What was recorded before the crash is served, the rest executed; a crash "after" the recv's first
                 // position comes once the whole recv completed, so it covers both of its positions.
                 let served = report.servedFromCheckpoints.map(\.number)

@@ -53,7 +53,8 @@ actor FakePayments: Payments {
 @Test func bookingSurvivesACrashAfterTheCharge() async throws {
     let trip = Trip(id: "t1", card: "4242", price: 420)
     let payments = FakePayments()
-    try await withTestRuntime(register: { $0.register(BookTrip(airline: FakeAirline(), payments: payments)) }) { runtime in
+    try await withTestRuntime(register: { $0.register(BookTrip(airline: FakeAirline(), payments: payments)) }) {
+        runtime in
         // An ordinary run; a workflow that never finishes fails the test instead of hanging it.
         let itinerary = try await runtime.start(BookTrip.self, trip).result(timeout: .seconds(10))
         #expect(itinerary.seat == "15F")
@@ -81,5 +82,7 @@ func readmeShowsTheExample() throws {
     let begins = try #require(source.range(of: "// README example begins\n"))
     let ends = try #require(source.range(of: "// README example ends\n", range: begins.upperBound..<source.endIndex))
     let example = String(source[begins.upperBound..<ends.lowerBound])
-    #expect(readme.contains("import Durable\nimport DurableTesting\nimport Testing\n\n" + example + "```"), "README.md's \"Testing your workflows\" example differs from this file's")
+    #expect(
+        readme.contains("import Durable\nimport DurableTesting\nimport Testing\n\n" + example + "```"),
+        "README.md's \"Testing your workflows\" example differs from this file's")
 }

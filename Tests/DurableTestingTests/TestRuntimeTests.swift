@@ -49,7 +49,12 @@ struct TestRuntimeTests {
     @Test("configure adjusts the configuration, and the runtime logs to the logger passed in")
     func configurationAndLogger() async throws {
         let log = CapturedLog()
-        try await withTestRuntime(configure: { $0.executorID = "custom-executor"; $0.maxConnections = 3 }, logger: log.logger) { runtime in
+        try await withTestRuntime(
+            configure: {
+                $0.executorID = "custom-executor"
+                $0.maxConnections = 3
+            }, logger: log.logger
+        ) { runtime in
             #expect(runtime.configuration.executorID == "custom-executor")
             #expect(runtime.configuration.maxConnections == 3)
             #expect(runtime.configuration.applicationVersion == "test")
@@ -61,7 +66,9 @@ struct TestRuntimeTests {
     @Test("withTestDatabase gives a fresh, empty database and drops it")
     func freshDatabase() async throws {
         let name = try await withTestDatabase { (url) async throws -> String in
-            #expect(try await Server.value(url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'dbos'", as: Int.self) == 0)
+            #expect(
+                try await Server.value(url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'dbos'", as: Int.self)
+                    == 0)
             return try await Server.currentDatabase(url)
         }
         #expect(name.hasPrefix("durable_test_"))
@@ -101,19 +108,31 @@ struct TestRuntimeTests {
 
     @Test("a test database's URL keeps everything of the server URL but the database")
     func replacingTheDatabase() throws {
-        #expect(try DatabaseURL.replacingDatabase(in: "postgresql://u:p%40ss@db.example:5433/app?sslmode=require", with: "t_1")
-            == "postgresql://u:p%40ss@db.example:5433/t_1?sslmode=require")
-        #expect(try DatabaseURL.replacingDatabase(in: "postgres://h1:5432,h2:5432", with: "t_1") == "postgres://h1:5432,h2:5432/t_1")
-        #expect(try DatabaseURL.replacingDatabase(in: "host=db user=u dbname=app", with: "t_1") == "host=db user=u dbname=app dbname='t_1'")
-        #expect(throws: EmbeddedPostgresError.self) { try DatabaseURL.replacingDatabase(in: "just-a-name", with: "t_1") }
+        #expect(
+            try DatabaseURL.replacingDatabase(
+                in: "postgresql://u:p%40ss@db.example:5433/app?sslmode=require", with: "t_1")
+                == "postgresql://u:p%40ss@db.example:5433/t_1?sslmode=require")
+        #expect(
+            try DatabaseURL.replacingDatabase(in: "postgres://h1:5432,h2:5432", with: "t_1")
+                == "postgres://h1:5432,h2:5432/t_1")
+        #expect(
+            try DatabaseURL.replacingDatabase(in: "host=db user=u dbname=app", with: "t_1")
+                == "host=db user=u dbname=app dbname='t_1'")
+        #expect(throws: EmbeddedPostgresError.self) {
+            try DatabaseURL.replacingDatabase(in: "just-a-name", with: "t_1")
+        }
     }
 }
 
 /// Plain SQL against the test server, outside the library.
 enum Server {
     /// The first column of the first row of `sql`, run on a connection of its own to `url`.
-    static func value<Value: PGDecodable>(_ url: String, _ sql: String, _ parameters: [any PGParameter] = [], as type: Value.Type) async throws -> Value? {
-        let connection = try await PGConnection.connect(PGConfiguration(connectionString: ConnectionString(url), connectTimeoutSeconds: 60, usePreparedStatements: false))
+    static func value<Value: PGDecodable>(
+        _ url: String, _ sql: String, _ parameters: [any PGParameter] = [], as type: Value.Type
+    ) async throws -> Value? {
+        let connection = try await PGConnection.connect(
+            PGConfiguration(
+                connectionString: ConnectionString(url), connectTimeoutSeconds: 60, usePreparedStatements: false))
         do {
             let value = try await connection.query(sql, parameters).decodeFirst(Value.self)
             await connection.close()
@@ -130,7 +149,9 @@ enum Server {
     }
 
     static func databaseExists(_ name: String) async throws -> Bool {
-        try await value(try await SharedDatabase.url(), "SELECT count(*) FROM pg_database WHERE datname = $1", [name], as: Int.self) == 1
+        try await value(
+            try await SharedDatabase.url(), "SELECT count(*) FROM pg_database WHERE datname = $1", [name], as: Int.self)
+            == 1
     }
 }
 

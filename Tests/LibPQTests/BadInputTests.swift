@@ -1,8 +1,8 @@
 import EmbeddedPostgres
 import Foundation
 import LibPQ
-import Testing
 import TestSupport
+import Testing
 
 /// Connection strings that cannot work fail within a few seconds with ``PGError/Kind/connectionFailed``
 /// and never show the password.
@@ -36,26 +36,30 @@ struct BadInputTests {
         #expect(!error.message.isEmpty, sourceLocation: sourceLocation)
         for rendering in renderings(of: error) {
             for secret in secrets {
-                #expect(!rendering.contains(secret), "password \"\(secret)\" leaked: \(rendering)", sourceLocation: sourceLocation)
+                #expect(
+                    !rendering.contains(secret), "password \"\(secret)\" leaked: \(rendering)",
+                    sourceLocation: sourceLocation)
             }
         }
         return error
     }
 
-    @Test("malformed connection strings fail fast without showing the password", arguments: [
-        "postgresql://user:s3cretpw@host:notaport/db",
-        "postgresql://[::1",
-        "postgresql://user:s3cretpw@[::1/db",
-        "postgresql://user:s3cretpw@127.0.0.1:99999/db",
-        "postgresql://user:s3cretpw@127.0.0.1/db?sslmode=bogus",
-        "postgresql://user:s3cretpw@127.0.0.1/db?no_such_option=1",
-        "postgresql://user:s3cretpw@127.0.0.1/db?connect_timeout=abc",
-        "postgresql://user:s3cret%zzpw@127.0.0.1/db",
-        "host=127.0.0.1 password=s3cretpw port=notaport",
-        "host=127.0.0.1 password='s3cretpw' bogus_keyword=1",
-        "host=127.0.0.1 password=s3cretpw port='unterminated",
-        "postgresql://user:s3cretpw@127.0.0.1:5432/db?password=s3cretpw&port=notaport",
-    ])
+    @Test(
+        "malformed connection strings fail fast without showing the password",
+        arguments: [
+            "postgresql://user:s3cretpw@host:notaport/db",
+            "postgresql://[::1",
+            "postgresql://user:s3cretpw@[::1/db",
+            "postgresql://user:s3cretpw@127.0.0.1:99999/db",
+            "postgresql://user:s3cretpw@127.0.0.1/db?sslmode=bogus",
+            "postgresql://user:s3cretpw@127.0.0.1/db?no_such_option=1",
+            "postgresql://user:s3cretpw@127.0.0.1/db?connect_timeout=abc",
+            "postgresql://user:s3cret%zzpw@127.0.0.1/db",
+            "host=127.0.0.1 password=s3cretpw port=notaport",
+            "host=127.0.0.1 password='s3cretpw' bogus_keyword=1",
+            "host=127.0.0.1 password=s3cretpw port='unterminated",
+            "postgresql://user:s3cretpw@127.0.0.1:5432/db?password=s3cretpw&port=notaport",
+        ])
     func malformed(connectionString: String) async throws {
         let error = await failedConnection(connectionString, secrets: ["s3cretpw", "s3cret%zzpw", "s3cret"])
         #expect(error != nil)
@@ -81,7 +85,8 @@ struct BadInputTests {
     @Test("a refused port on 127.0.0.1 fails, naming the port")
     func refusedPort() async throws {
         let port = try FreePort.find()  // free a moment ago, so nothing listens: the connect is refused
-        let error = await failedConnection("postgresql://u:s3cretpw@127.0.0.1:\(port)/db", secrets: ["s3cretpw"], bound: 30)
+        let error = await failedConnection(
+            "postgresql://u:s3cretpw@127.0.0.1:\(port)/db", secrets: ["s3cretpw"], bound: 30)
         #expect(error?.message.contains("\(port)") == true, "\(String(describing: error))")
     }
 
@@ -90,7 +95,8 @@ struct BadInputTests {
         let port = try FreePort.find()  // free a moment ago, so nothing listens: the connect is refused
         let pool = ConnectionPool(
             configuration: PGConfiguration(
-                connectionString: ConnectionString("postgresql://u:s3cretpw@127.0.0.1:\(port)/db"), connectTimeoutSeconds: 2),
+                connectionString: ConnectionString("postgresql://u:s3cretpw@127.0.0.1:\(port)/db"),
+                connectTimeoutSeconds: 2),
             maxConnections: 2, acquireTimeout: .seconds(60), logger: testLogger)
         // More callers than slots: the waiters inherit the failed opener's slot and try themselves.
         // The bound only tells a hang from a failure: generous, as a loaded test run can starve these tasks.
@@ -155,7 +161,8 @@ struct BadInputTests {
         }
         func attempt(_ configuration: PGConfiguration) async -> Result<PGConnection, any Error> {
             do {
-                return .success(try await within(60, "connecting as \(role)") { try await PGConnection.connect(configuration) })
+                return .success(
+                    try await within(60, "connecting as \(role)") { try await PGConnection.connect(configuration) })
             } catch {
                 return .failure(error)
             }

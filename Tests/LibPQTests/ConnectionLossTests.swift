@@ -1,6 +1,6 @@
 import LibPQ
-import Testing
 import TestSupport
+import Testing
 
 /// Backends killed with `pg_terminate_backend`: idle ones are replaced transparently, busy ones report a
 /// connection problem and are discarded.
@@ -16,21 +16,25 @@ struct ConnectionLossTests {
 
     private static let pidQuery: PGQuery = "SELECT pg_backend_pid()"
 
-    @Test("an idle pooled connection killed by the server reconnects before the next statement", arguments: [true, false])
+    @Test(
+        "an idle pooled connection killed by the server reconnects before the next statement", arguments: [true, false])
     func idleConnectionTerminated(prepared: Bool) async throws {
         let pool = try await makePool(maxConnections: 1, prepared: prepared)
         let admin = try await Self.database.connect()
         // Prepare a parameterised statement on the old session too, so a stale plan name would show.
-        let oldPid = try #require(try await pool.withConnection { connection in
-            _ = try await connection.query("SELECT $1::int + 1", [1])
-            return try await connection.query(Self.pidQuery).first?.int(0)
-        })
+        let oldPid = try #require(
+            try await pool.withConnection { connection in
+                _ = try await connection.query("SELECT $1::int + 1", [1])
+                return try await connection.query(Self.pidQuery).first?.int(0)
+            })
         try await terminateBackend(oldPid, admin: admin)
 
         let (newPid, sum) = try await within(60, "the first statement after the kill") {
             try await pool.withConnection { connection in
-                (try await connection.query(Self.pidQuery).first?.int(0),
-                 try await connection.query("SELECT $1::int + 1", [41]).first?.int(0))
+                (
+                    try await connection.query(Self.pidQuery).first?.int(0),
+                    try await connection.query("SELECT $1::int + 1", [41]).first?.int(0)
+                )
             }
         }
         #expect(newPid != nil)
@@ -42,7 +46,9 @@ struct ConnectionLossTests {
         await pool.close()
     }
 
-    @Test("a connection killed during a long query reports a connection problem and is discarded", arguments: [true, false])
+    @Test(
+        "a connection killed during a long query reports a connection problem and is discarded",
+        arguments: [true, false])
     func terminatedDuringQuery(prepared: Bool) async throws {
         let pool = try await makePool(maxConnections: 1, prepared: prepared)
         let admin = try await Self.database.connect()
@@ -60,7 +66,8 @@ struct ConnectionLossTests {
         let pid = try #require(await victimPid.items.first)
         try await eventually(60, "the victim's pg_sleep to be running") {
             try await admin.query(
-                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active' AND query LIKE '%pg_sleep%'", [pid]
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active' AND query LIKE '%pg_sleep%'",
+                [pid]
             ).first?.int(0) == 1
         }
         let start = ContinuousClock.now
@@ -71,7 +78,9 @@ struct ConnectionLossTests {
         }
         #expect(seconds(since: start) < 40)  // a hang bound, still below the pg_sleep(60)
         #expect(error?.isConnectionProblem == true, "\(String(describing: error))")
-        #expect(error?.kind == .connectionLost || error?.sqlState?.hasPrefix("57P0") == true, "\(String(describing: error))")
+        #expect(
+            error?.kind == .connectionLost || error?.sqlState?.hasPrefix("57P0") == true, "\(String(describing: error))"
+        )
 
         // The broken connection was discarded, and the next caller gets a healthy new one.
         #expect(pool.statistics.open == 0)
@@ -102,7 +111,9 @@ struct ConnectionLossTests {
         #expect(await connection.isBroken)
         #expect(!connection.isReusable)
         // Later statements fail at once instead of silently opening a new session.
-        let later = await expectPostgresError { try await within(60, "a statement on a broken connection") { try await connection.query("SELECT 1") } }
+        let later = await expectPostgresError {
+            try await within(60, "a statement on a broken connection") { try await connection.query("SELECT 1") }
+        }
         #expect(later != nil)
         await connection.close()
         await admin.close()
@@ -110,7 +121,9 @@ struct ConnectionLossTests {
 
     /// A session that dies inside a transaction block must not be replaced silently: the statements that follow
     /// would run outside the transaction on a fresh session and commit on their own.
-    @Test("a connection killed while idle inside a transaction fails the transaction; nothing commits", arguments: [true, false])
+    @Test(
+        "a connection killed while idle inside a transaction fails the transaction; nothing commits",
+        arguments: [true, false])
     func terminatedInsideTransaction(prepared: Bool) async throws {
         let pool = try await makePool(maxConnections: 1, prepared: prepared)
         let admin = try await Self.database.connect()
@@ -130,7 +143,9 @@ struct ConnectionLossTests {
         #expect(error?.isConnectionProblem == true, "\(String(describing: error))")
 
         let rows = try await within(60, "a query after the failed transaction") {
-            try await pool.withConnection { try await $0.query("SELECT id FROM \(table) ORDER BY id", []).rows.compactMap { $0.int(0) } }
+            try await pool.withConnection {
+                try await $0.query("SELECT id FROM \(table) ORDER BY id", []).rows.compactMap { $0.int(0) }
+            }
         }
         #expect(rows == [], "rows committed from a transaction whose session died: \(rows)")
         #expect(pool.statistics.open == 1)
@@ -163,7 +178,9 @@ struct ConnectionLossTests {
         let results = try await within(60, "queries after the kill") {
             try await withThrowingTaskGroup(of: Int?.self) { group in
                 for value in 0..<9 {
-                    group.addTask { try await pool.withConnection { try await $0.query("SELECT $1::int", [value]).first?.int(0) } }
+                    group.addTask {
+                        try await pool.withConnection { try await $0.query("SELECT $1::int", [value]).first?.int(0) }
+                    }
                 }
                 var collected: [Int] = []
                 for try await value in group { collected.append(value ?? -1) }
@@ -191,34 +208,34 @@ struct ConnectionLossTests {
 }
 
 #if os(Linux)
-import Foundation
+    import Foundation
 
-@Suite("Connection threads")
-struct ConnectionThreadTests {
-    /// The ids of this process's threads, from /proc.
-    private static func threads() -> Set<String> {
-        Set((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? [])
-    }
+    @Suite("Connection threads")
+    struct ConnectionThreadTests {
+        /// The ids of this process's threads, from /proc.
+        private static func threads() -> Set<String> {
+            Set((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? [])
+        }
 
-    /// Each connection owns a thread; closing and dropping it must let that thread end (a thread stopped too
-    /// early would strand the connection's isolated deinit, one stopped never would leak a thread per
-    /// connection). Other suites start and end threads meanwhile, so the check follows the threads that
-    /// appeared while these connections were opened (ours among them), not the process's thread count, which
-    /// other suites could keep high past any deadline.
-    @Test("closed connections give their threads back")
-    func threadsEnd() async throws {
-        let count = 30
-        let before = Self.threads()
-        var connections: [PGConnection] = []
-        for _ in 0..<count { connections.append(try await ConnectionLossTests.database.connect()) }
-        let appeared = Self.threads().subtracting(before)
-        #expect(appeared.count >= count, "only \(appeared.count) new threads for \(count) connections")
-        for connection in connections { await connection.close() }
-        connections.removeAll()
-        // Ours must all go; threads other suites started alongside may stay.
-        try await eventually(30, "connection threads to exit") {
-            appeared.subtracting(Self.threads()).count >= count
+        /// Each connection owns a thread; closing and dropping it must let that thread end (a thread stopped too
+        /// early would strand the connection's isolated deinit, one stopped never would leak a thread per
+        /// connection). Other suites start and end threads meanwhile, so the check follows the threads that
+        /// appeared while these connections were opened (ours among them), not the process's thread count, which
+        /// other suites could keep high past any deadline.
+        @Test("closed connections give their threads back")
+        func threadsEnd() async throws {
+            let count = 30
+            let before = Self.threads()
+            var connections: [PGConnection] = []
+            for _ in 0..<count { connections.append(try await ConnectionLossTests.database.connect()) }
+            let appeared = Self.threads().subtracting(before)
+            #expect(appeared.count >= count, "only \(appeared.count) new threads for \(count) connections")
+            for connection in connections { await connection.close() }
+            connections.removeAll()
+            // Ours must all go; threads other suites started alongside may stay.
+            try await eventually(30, "connection threads to exit") {
+                appeared.subtracting(Self.threads()).count >= count
+            }
         }
     }
-}
 #endif

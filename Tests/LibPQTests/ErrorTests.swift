@@ -1,6 +1,6 @@
 import LibPQ
-import Testing
 import TestSupport
+import Testing
 
 /// Statement errors carry the server's SQLSTATE, message and detail, and leave the connection usable.
 @Suite("Statement errors")
@@ -39,13 +39,17 @@ struct ErrorTests {
         try await connection.execute("CREATE TABLE \(table) (id int PRIMARY KEY, name text)")
         try await connection.query("INSERT INTO \(table) VALUES ($1, $2)", [1, "first"])
 
-        let unique = try await expectStatementError(on: connection, sqlState: "23505", messageContains: "duplicate key") {
+        let unique = try await expectStatementError(on: connection, sqlState: "23505", messageContains: "duplicate key")
+        {
             try await connection.query("INSERT INTO \(table) VALUES ($1, $2)", [1, "again"])
         }
-        #expect(unique?.detail?.contains("(id)=(1) already exists") == true, "detail: \(String(describing: unique?.detail))")
+        #expect(
+            unique?.detail?.contains("(id)=(1) already exists") == true, "detail: \(String(describing: unique?.detail))"
+        )
         #expect(unique.map { String(describing: $0).contains("detail:") } == true)
 
-        let syntax = try await expectStatementError(on: connection, sqlState: "42601", messageContains: "syntax error") {
+        let syntax = try await expectStatementError(on: connection, sqlState: "42601", messageContains: "syntax error")
+        {
             try await connection.query("SELEC 1")
         }
         #expect(syntax?.detail == nil)
@@ -78,7 +82,9 @@ struct ErrorTests {
     func hint() async throws {
         let connection = try await Self.database.connect()
         defer { Task { await connection.close() } }
-        let error = await expectPostgresError { try await connection.query("SELECT no_such_function_xyz($1::int)", [1]) }
+        let error = await expectPostgresError {
+            try await connection.query("SELECT no_such_function_xyz($1::int)", [1])
+        }
         #expect(error?.sqlState == "42883")
         #expect(error?.hint?.isEmpty == false)
         #expect(error.map { String(describing: $0).contains("hint:") } == true)
@@ -106,7 +112,8 @@ struct ErrorTests {
 
     @Test("withTransaction rolls back on a thrown error and the connection is reused")
     func transactionRollsBackOnSwiftError() async throws {
-        let pool = ConnectionPool(configuration: try await Self.database.configuration(), maxConnections: 1, logger: testLogger)
+        let pool = ConnectionPool(
+            configuration: try await Self.database.configuration(), maxConnections: 1, logger: testLogger)
         let table = uniqueName("tx")
         try await pool.withConnection { try await $0.execute("CREATE TABLE \(table) (id int PRIMARY KEY)") }
         let pidBefore = try await pool.withConnection { try await $0.query("SELECT pg_backend_pid()").first?.int(0) }
@@ -131,7 +138,8 @@ struct ErrorTests {
 
     @Test("withTransaction rolls back after a statement error and the connection is reused")
     func transactionRollsBackOnStatementError() async throws {
-        let pool = ConnectionPool(configuration: try await Self.database.configuration(), maxConnections: 1, logger: testLogger)
+        let pool = ConnectionPool(
+            configuration: try await Self.database.configuration(), maxConnections: 1, logger: testLogger)
         let table = uniqueName("tx")
         try await pool.withConnection { connection in
             try await connection.execute("CREATE TABLE \(table) (id int PRIMARY KEY)")
@@ -167,14 +175,17 @@ struct ErrorTests {
 
         // And a successful transaction commits.
         try await pool.withTransaction { try await $0.query("INSERT INTO \(table) VALUES ($1), ($2)", [5, 6]) }
-        let committed = try await pool.withConnection { try await $0.query("SELECT count(*) FROM \(table)", []).first?.int(0) }
+        let committed = try await pool.withConnection {
+            try await $0.query("SELECT count(*) FROM \(table)", []).first?.int(0)
+        }
         #expect(committed == 3)
         await pool.close()
     }
 
     @Test("a connection handed back inside an open transaction is discarded, not reused")
     func leakedTransactionIsDiscarded() async throws {
-        let pool = ConnectionPool(configuration: try await Self.database.configuration(), maxConnections: 1, logger: testLogger)
+        let pool = ConnectionPool(
+            configuration: try await Self.database.configuration(), maxConnections: 1, logger: testLogger)
         let table = uniqueName("leak")
         try await pool.withConnection { try await $0.execute("CREATE TABLE \(table) (id int)") }
         let pid = try await pool.withConnection { connection in
@@ -184,8 +195,10 @@ struct ErrorTests {
         }
         #expect(pool.statistics.open == 0, "the connection left in a transaction should be closed")
         let (newPid, count) = try await pool.withConnection { connection in
-            (try await connection.query("SELECT pg_backend_pid()").first?.int(0),
-             try await connection.query("SELECT count(*) FROM \(table)", []).first?.int(0))
+            (
+                try await connection.query("SELECT pg_backend_pid()").first?.int(0),
+                try await connection.query("SELECT count(*) FROM \(table)", []).first?.int(0)
+            )
         }
         #expect(newPid != pid)
         #expect(count == 0, "the abandoned transaction must not have committed")

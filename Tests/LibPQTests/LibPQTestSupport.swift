@@ -1,7 +1,7 @@
 import LibPQ
 import Logging
-import Testing
 import TestSupport
+import Testing
 
 // The LibPQ suites' own helpers: those that record issues (Testing) or know PGError. Databases, time bounds,
 // gates and names come from the TestSupport target, shared with DurableTests.
@@ -17,7 +17,8 @@ func expectPostgresError<T>(
 ) async -> PGError? {
     do {
         _ = try await body()
-        Issue.record("expected a PGError, got success. \(comment.map { "\($0)" } ?? "")", sourceLocation: sourceLocation)
+        Issue.record(
+            "expected a PGError, got success. \(comment.map { "\($0)" } ?? "")", sourceLocation: sourceLocation)
         return nil
     } catch let error as PGError {
         return error

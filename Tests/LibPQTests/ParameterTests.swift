@@ -1,7 +1,7 @@
 import Foundation
 import LibPQ
-import Testing
 import TestSupport
+import Testing
 
 /// Bound parameters and decoding: every value travels as a parameter and comes back byte for byte.
 /// Each test runs with prepared statements on and off, the two paths through ``PGConnection/query(_:_:)``.
@@ -24,10 +24,11 @@ struct ParameterTests {
     @Test("text, integers, booleans and doubles round trip", arguments: [true, false])
     func scalarsRoundTrip(prepared: Bool) async throws {
         try await withConnection(prepared: prepared) { connection in
-            let row = try #require(try await connection.query(
-                "SELECT $1::text, $2::int8, $3::int8, $4::bool, $5::bool, $6::float8, $7::float8, $8::int4, $9::int8",
-                ["hello", Int.max, Int.min, true, false, Double.pi, -1.5e300, Int32.min, Int64.max]
-            ).first)
+            let row = try #require(
+                try await connection.query(
+                    "SELECT $1::text, $2::int8, $3::int8, $4::bool, $5::bool, $6::float8, $7::float8, $8::int4, $9::int8",
+                    ["hello", Int.max, Int.min, true, false, Double.pi, -1.5e300, Int32.min, Int64.max]
+                ).first)
             #expect(row.string(0) == "hello")
             #expect(row.int(1) == Int.max)
             #expect(row.int(2) == Int.min)
@@ -80,9 +81,10 @@ struct ParameterTests {
         ]
         try await withConnection(prepared: prepared) { connection in
             for sample in samples {
-                let row = try #require(try await connection.query(
-                    "SELECT $1::text, octet_length($1::text), char_length($1::text)", [sample]
-                ).first)
+                let row = try #require(
+                    try await connection.query(
+                        "SELECT $1::text, octet_length($1::text), char_length($1::text)", [sample]
+                    ).first)
                 // Compare bytes: Swift's == treats canonically equivalent strings as equal, which would hide
                 // a normalisation along the way.
                 #expect(Array(try #require(row.string(0)).utf8) == Array(sample.utf8), "\(sample)")
@@ -100,7 +102,8 @@ struct ParameterTests {
                 #expect(found.rows.map { $0.int(0) } == [index], "\(sample)")
             }
             // The decomposed and precomposed forms are different strings to the server.
-            let distinct = try #require(try await connection.query("SELECT $1::text = $2::text", ["e\u{0301}", "\u{00E9}"]).first)
+            let distinct = try #require(
+                try await connection.query("SELECT $1::text = $2::text", ["e\u{0301}", "\u{00E9}"]).first)
             #expect(distinct.bool(0) == false)
         }
     }
@@ -113,9 +116,10 @@ struct ParameterTests {
         let expectedBytes = big.utf8.count
         #expect(expectedBytes >= 10_000_000)
         try await withConnection(prepared: prepared) { connection in
-            let row = try #require(try await connection.query(
-                "SELECT octet_length($1::text), right($1::text, 6), $1::text", [big]
-            ).first)
+            let row = try #require(
+                try await connection.query(
+                    "SELECT octet_length($1::text), right($1::text, 6), $1::text", [big]
+                ).first)
             #expect(row.int(0) == expectedBytes)
             #expect(row.string(1) == "-😀-END")
             let echoed = try #require(row.string(2))
@@ -147,7 +151,9 @@ struct ParameterTests {
                 #expect(echoed?.int(1) == index)
                 try await connection.query("INSERT INTO \(table) VALUES ($2, $1)", [sample, index])
             }
-            let stored = try await connection.query("SELECT value FROM \(table) ORDER BY id", []).rows.map { $0.string(0) }
+            let stored = try await connection.query("SELECT value FROM \(table) ORDER BY id", []).rows.map {
+                $0.string(0)
+            }
             #expect(stored == samples.map { Optional($0) })
         }
     }
@@ -166,16 +172,18 @@ struct ParameterTests {
             let decoded = rows.map { $0.string(0).map { Array($0.utf8) } }
             #expect(decoded == elements.map { $0.map { Array($0.utf8) } })
 
-            let shape = try #require(try await connection.query(
-                "SELECT cardinality($1::text[]), array_position($1::text[], NULL) IS NOT NULL, $1::text[] @> ARRAY['a,b']",
-                [PGTextArray(elements)]
-            ).first)
+            let shape = try #require(
+                try await connection.query(
+                    "SELECT cardinality($1::text[]), array_position($1::text[], NULL) IS NOT NULL, $1::text[] @> ARRAY['a,b']",
+                    [PGTextArray(elements)]
+                ).first)
             #expect(shape.int(0) == elements.count)
             #expect(shape.bool(1) == true)
             #expect(shape.bool(2) == true)
 
             // Empty, all-NULL and single-element arrays.
-            let empty = try #require(try await connection.query("SELECT cardinality($1::text[])", [PGTextArray([])]).first)
+            let empty = try #require(
+                try await connection.query("SELECT cardinality($1::text[])", [PGTextArray([])]).first)
             #expect(empty.int(0) == 0)
             let nulls = try await connection.query("SELECT unnest($1::text[])", [PGTextArray([nil, nil])]).rows
             #expect(nulls.map { $0.string(0) } == [nil, nil])
@@ -203,7 +211,9 @@ struct ParameterTests {
             for value in ["before\u{0}after", "\u{0}", "trailing\u{0}"] {
                 do {
                     let row = try await connection.query("SELECT $1::text, octet_length($1::text)", [value]).first
-                    #expect(row?.string(0).map { Array($0.utf8) } == Array(value.utf8), "a NUL-containing value must not arrive truncated")
+                    #expect(
+                        row?.string(0).map { Array($0.utf8) } == Array(value.utf8),
+                        "a NUL-containing value must not arrive truncated")
                 } catch let error as PGError {
                     #expect(error.kind == .statementFailed)
                     #expect(!error.isConnectionProblem)
@@ -215,7 +225,8 @@ struct ParameterTests {
                 }
                 // Arrays go through the same path.
                 do {
-                    let rows = try await connection.query("SELECT unnest($1::text[])", [PGTextArray(["ok", value])]).rows
+                    let rows = try await connection.query("SELECT unnest($1::text[])", [PGTextArray(["ok", value])])
+                        .rows
                     #expect(rows.map { $0.string(0).map { Array($0.utf8) } } == [Array("ok".utf8), Array(value.utf8)])
                 } catch let error as PGError {
                     #expect(error.kind == .statementFailed)
@@ -234,13 +245,17 @@ struct ParameterTests {
         try await withConnection(prepared: prepared) { connection in
             let table = uniqueName("affected")
             try await connection.execute("CREATE TABLE \(table) (id int PRIMARY KEY, flag bool NOT NULL DEFAULT false)")
-            #expect(try await connection.query("INSERT INTO \(table) (id) SELECT generate_series(1, $1::int)", [5]).affectedRows == 5)
+            #expect(
+                try await connection.query("INSERT INTO \(table) (id) SELECT generate_series(1, $1::int)", [5])
+                    .affectedRows == 5)
             #expect(try await connection.query("INSERT INTO \(table) (id) VALUES ($1)", [6]).affectedRows == 1)
             #expect(try await connection.query("UPDATE \(table) SET flag = true WHERE id <= $1", [3]).affectedRows == 3)
-            #expect(try await connection.query("UPDATE \(table) SET flag = true WHERE id > $1", [100]).affectedRows == 0)
-            #expect(try await connection.query(
-                "INSERT INTO \(table) (id) VALUES ($1), ($2) ON CONFLICT (id) DO NOTHING", [6, 7]
-            ).affectedRows == 1)
+            #expect(
+                try await connection.query("UPDATE \(table) SET flag = true WHERE id > $1", [100]).affectedRows == 0)
+            #expect(
+                try await connection.query(
+                    "INSERT INTO \(table) (id) VALUES ($1), ($2) ON CONFLICT (id) DO NOTHING", [6, 7]
+                ).affectedRows == 1)
             #expect(try await connection.query("DELETE FROM \(table) WHERE flag = $1", [false]).affectedRows == 4)
             let returning = try await connection.query("DELETE FROM \(table) RETURNING id", [])
             #expect(returning.affectedRows == 3)
@@ -266,7 +281,8 @@ struct ParameterTests {
     func multiStatementExecute() async throws {
         try await withConnection(prepared: true) { connection in
             let table = uniqueName("script")
-            try await connection.execute("""
+            try await connection.execute(
+                """
                 CREATE TABLE \(table) (id int PRIMARY KEY);
                 INSERT INTO \(table) VALUES (1);
                 INSERT INTO \(table) VALUES (2);
@@ -277,7 +293,8 @@ struct ParameterTests {
 
             // A failure part-way through undoes the whole script (libpq sends it as one simple query).
             let error = await expectPostgresError {
-                try await connection.execute("INSERT INTO \(table) VALUES (3); SELECT 1/0; INSERT INTO \(table) VALUES (4);")
+                try await connection.execute(
+                    "INSERT INTO \(table) VALUES (3); SELECT 1/0; INSERT INTO \(table) VALUES (4);")
             }
             #expect(error?.sqlState == "22012")
             #expect(try await connection.query("SELECT count(*) FROM \(table)", []).first?.int(0) == 2)

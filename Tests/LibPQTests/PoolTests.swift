@@ -1,12 +1,17 @@
 import LibPQ
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 
 /// A counter shared by concurrent tasks that also remembers its highest value.
 final class HighWaterMark: Sendable {
     private let state = Mutex<(current: Int, highest: Int)>((0, 0))
-    func enter() { state.withLock { $0.current += 1; $0.highest = max($0.highest, $0.current) } }
+    func enter() {
+        state.withLock {
+            $0.current += 1
+            $0.highest = max($0.highest, $0.current)
+        }
+    }
     func leave() { state.withLock { $0.current -= 1 } }
     var highest: Int { state.withLock { $0.highest } }
 }
@@ -89,9 +94,11 @@ struct PoolTests {
                             inside.enter()
                             defer { inside.leave() }
                             await openCounts.append(pool.statistics.open)
-                            let backends = try await connection.query(
-                                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", [applicationName]
-                            ).first?.int(0) ?? -1
+                            let backends =
+                                try await connection.query(
+                                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                                    [applicationName]
+                                ).first?.int(0) ?? -1
                             await backendCounts.append(backends)
                             try await connection.query("SELECT pg_sleep(0.02), $1::int", [caller])
                         }
@@ -159,7 +166,8 @@ struct PoolTests {
         let pool = try await makePool(maxConnections: 3)
         var pids = Set<Int>()
         for _ in 0..<10 {
-            pids.insert(try await pool.withConnection { try await $0.query("SELECT pg_backend_pid()").first?.int(0) ?? -1 })
+            pids.insert(
+                try await pool.withConnection { try await $0.query("SELECT pg_backend_pid()").first?.int(0) ?? -1 })
         }
         #expect(pids.count == 1)
         #expect(pool.statistics.open == 1)
@@ -177,12 +185,13 @@ struct PoolTests {
         let order = Recorder<Int>()
         var waiters: [Task<Void, any Error>] = []
         for index in 0..<6 {
-            waiters.append(Task {
-                try await pool.withConnection { connection in
-                    await order.append(index)
-                    try await connection.query("SELECT $1::int", [index])
-                }
-            })
+            waiters.append(
+                Task {
+                    try await pool.withConnection { connection in
+                        await order.append(index)
+                        try await connection.query("SELECT $1::int", [index])
+                    }
+                })
             // The next waiter is started only once this one is in line, so the arrival order is known.
             try await eventually(60, "waiter \(index) to queue") { pool.statistics.waiting == index + 1 }
         }
@@ -306,7 +315,9 @@ struct PoolTests {
         #expect(pool.statistics.waiting == 0)
 
         // New callers are refused at once.
-        let late = await expectPostgresError { try await within(60, "a call after close()") { try await pool.withConnection { _ in } } }
+        let late = await expectPostgresError {
+            try await within(60, "a call after close()") { try await pool.withConnection { _ in } }
+        }
         #expect(late?.kind == .closed)
 
         // The lease that was out when the pool closed ends normally; its connection is then closed.

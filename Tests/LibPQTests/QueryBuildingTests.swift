@@ -37,10 +37,12 @@ struct QueryBuildingTests {
 
     @Test("rows decode as tuples by position, NULL as nil for optionals")
     func decoding() throws {
-        let result = QueryResult(columns: ["id", "attempts", "owner", "done"], rows: [
-            .init(values: ["w1", "2", nil, "t"]),
-            .init(values: ["w2", "10", "tok", "f"]),
-        ], affectedRows: 0)
+        let result = QueryResult(
+            columns: ["id", "attempts", "owner", "done"],
+            rows: [
+                .init(values: ["w1", "2", nil, "t"]),
+                .init(values: ["w2", "10", "tok", "f"]),
+            ], affectedRows: 0)
         let rows = try result.decode(String.self, Int.self, String?.self, Bool.self)
         #expect(rows.count == 2)
         #expect(rows[0].0 == "w1" && rows[0].1 == 2 && rows[0].2 == nil && rows[0].3 == true)

@@ -60,7 +60,8 @@ public final class Gate: Sendable {
 
     /// Keeps `continuation` until ``open()``; true when the caller is to resume it at once because the gate is
     /// already open. A cancellable waiter whose task is already cancelled is resumed here with the error.
-    private func register(_ continuation: CheckedContinuation<Void, any Error>, ticket: Int, cancellable: Bool) -> Bool {
+    private func register(_ continuation: CheckedContinuation<Void, any Error>, ticket: Int, cancellable: Bool) -> Bool
+    {
         let outcome = state.withLock { state -> Bool? in
             if state.opened { return true }
             if cancellable, Task.isCancelled { return false }

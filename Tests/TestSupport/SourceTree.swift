@@ -29,7 +29,8 @@ public enum BuiltExecutable {
     /// The path of `name` in the directory of the running test binary.
     public static func path(_ name: String) -> String {
         // /proc/self/exe where there is one (Linux): the binary itself, whatever argv[0] says.
-        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let me =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         return URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent(name).path
     }
 }

@@ -76,7 +76,8 @@ public final class SuiteDatabase: Sendable {
         applicationName: String = uniqueName("libpq_test"),
         usePreparedStatements: Bool = true
     ) async throws -> PGConfiguration {
-        PGConfiguration.forTests(try await url(), applicationName: applicationName, usePreparedStatements: usePreparedStatements)
+        PGConfiguration.forTests(
+            try await url(), applicationName: applicationName, usePreparedStatements: usePreparedStatements)
     }
 
     /// A single connection to this database.
@@ -95,7 +96,8 @@ extension PGConfiguration {
         usePreparedStatements: Bool = true
     ) -> PGConfiguration {
         var configuration = PGConfiguration(
-            connectionString: ConnectionString(url), connectTimeoutSeconds: 60, usePreparedStatements: usePreparedStatements)
+            connectionString: ConnectionString(url), connectTimeoutSeconds: 60,
+            usePreparedStatements: usePreparedStatements)
         if let applicationName { configuration.applicationName = applicationName }
         return configuration
     }

@@ -25,10 +25,12 @@ public func within<T: Sendable>(
     // Whichever of the body and the timer comes first resumes the continuation; the other finds it taken.
     let once = Mutex<CheckedContinuation<T, any Error>?>(nil)
     let resume: @Sendable (Result<T, any Error>) -> Bool = { result in
-        guard let continuation = once.withLock({ current -> CheckedContinuation<T, any Error>? in
-            defer { current = nil }
-            return current
-        }) else { return false }
+        guard
+            let continuation = once.withLock({ current -> CheckedContinuation<T, any Error>? in
+                defer { current = nil }
+                return current
+            })
+        else { return false }
         continuation.resume(with: result)
         return true
     }

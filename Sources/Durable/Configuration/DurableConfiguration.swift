@@ -106,7 +106,8 @@ public struct DurableConfiguration: Sendable {
         self.databaseURL = databaseURL
         self.schema = schema
         self.executorID = executorID ?? environment["DBOS__VMID"].flatMap { $0.isEmpty ? nil : $0 } ?? "local"
-        self.applicationVersion = applicationVersion
+        self.applicationVersion =
+            applicationVersion
             ?? environment["DBOS__APPVERSION"].flatMap { $0.isEmpty ? nil : $0 }
             ?? Self.defaultApplicationVersion
         self.mode = mode
@@ -130,7 +131,9 @@ public struct DurableConfiguration: Sendable {
     /// Checks the values before anything connects, so a mistake surfaces as one clear error at launch.
     func validate() throws {
         func invalid(_ message: String) -> DurableError { DurableError(.invalidConfiguration, message) }
-        if databaseURL.trimmingCharacters(in: .whitespaces).isEmpty { throw invalid("databaseURL is empty; pass a postgresql:// URL") }
+        if databaseURL.trimmingCharacters(in: .whitespaces).isEmpty {
+            throw invalid("databaseURL is empty; pass a postgresql:// URL")
+        }
         if schema.isEmpty { throw invalid("schema is empty; leave it at \"dbos\" unless you need another name") }
         if schema.utf8.count > 63 { throw invalid("schema name is longer than PostgreSQL's 63-byte limit") }
         if schema.contains("\0") { throw invalid("schema name contains a NUL byte") }
@@ -142,14 +145,24 @@ public struct DurableConfiguration: Sendable {
         if maxRecoveryAttempts < 0 { throw invalid("maxRecoveryAttempts must not be negative") }
         if maxPayloadBytes < 1024 { throw invalid("maxPayloadBytes must be at least 1024") }
         if heartbeatInterval <= .zero { throw invalid("heartbeatInterval must be positive") }
-        if connectTimeout < .seconds(1) { throw invalid("connectTimeout must be at least one second (libpq counts it in whole seconds)") }
-        if let waitForDatabaseAtLaunch, waitForDatabaseAtLaunch < .zero { throw invalid("waitForDatabaseAtLaunch must not be negative") }
+        if connectTimeout < .seconds(1) {
+            throw invalid("connectTimeout must be at least one second (libpq counts it in whole seconds)")
+        }
+        if let waitForDatabaseAtLaunch, waitForDatabaseAtLaunch < .zero {
+            throw invalid("waitForDatabaseAtLaunch must not be negative")
+        }
         if let problem = ArgumentChecks.problem(with: executorID) { throw invalid("executorID \(problem)") }
-        if let problem = ArgumentChecks.problem(with: applicationVersion) { throw invalid("applicationVersion \(problem)") }
-        if let parkSleepsLongerThan, parkSleepsLongerThan < .zero { throw invalid("parkSleepsLongerThan must not be negative") }
+        if let problem = ArgumentChecks.problem(with: applicationVersion) {
+            throw invalid("applicationVersion \(problem)")
+        }
+        if let parkSleepsLongerThan, parkSleepsLongerThan < .zero {
+            throw invalid("parkSleepsLongerThan must not be negative")
+        }
         if notificationFallbackInterval <= .zero { throw invalid("notificationFallbackInterval must be positive") }
         if let takeoverAfter, takeoverAfter <= heartbeatInterval * 2 {
-            throw invalid("takeoverAfter (\(takeoverAfter)) must be more than twice heartbeatInterval (\(heartbeatInterval)), or a live executor could be taken over")
+            throw invalid(
+                "takeoverAfter (\(takeoverAfter)) must be more than twice heartbeatInterval (\(heartbeatInterval)), or a live executor could be taken over"
+            )
         }
     }
 }

@@ -25,14 +25,17 @@ struct DatabaseRetry: Sendable {
                 return try await operation()
             } catch let error as PGError where error.isConnectionProblem && clock.now < deadline {
                 if attempt == 1 || attempt % 10 == 0 {
-                    logger.warning("database connection problem, retrying", metadata: [
-                        "operation": "\(what())", "attempt": "\(attempt)", "error": "\(error)",
-                    ])
+                    logger.warning(
+                        "database connection problem, retrying",
+                        metadata: [
+                            "operation": "\(what())", "attempt": "\(attempt)", "error": "\(error)",
+                        ])
                 }
                 try await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(2))
             } catch {
-                throw DurableError.wrapping(error, context: "database error while trying to \(what())", workflowID: workflowID)
+                throw DurableError.wrapping(
+                    error, context: "database error while trying to \(what())", workflowID: workflowID)
             }
         }
     }

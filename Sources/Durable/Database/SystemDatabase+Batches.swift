@@ -17,7 +17,9 @@ extension SystemDatabase {
             let completed = PGTextArray(checkpoints.map { String($0.completedAtMilliseconds) })
             let tokens = PGTextArray(checkpoints.map(\.ownerToken))
             // Answers: row number, the workflow's status, whether the token owns it, whether the row was written.
-            let result = try await query("record \(checkpoints.count) step checkpoints", """
+            let result = try await query(
+                "record \(checkpoints.count) step checkpoints",
+                """
                 WITH input AS (
                     SELECT * FROM unnest(\(ids)::text[], \(steps)::int4[], \(names)::text[], \(outputs)::text[], \(errors)::text[],
                                          \(started)::int8[], \(completed)::int8[], \(tokens)::text[])
@@ -37,7 +39,8 @@ extension SystemDatabase {
                 """)
             var outcomes: [Result<StepWriteOutcome, any Error>] = []
             for (index, row) in zip(checkpoints.indices, result.rows) where row.int(0) == index + 1 {
-                var outcome = StepWriteOutcome(workflowStatus: row.string(1), stillOwner: row.bool(2) ?? false, existing: nil)
+                var outcome = StepWriteOutcome(
+                    workflowStatus: row.string(1), stillOwner: row.bool(2) ?? false, existing: nil)
                 if row.bool(3) != true, outcome.workflowStatus != nil {
                     // Rare (a lost reply, or another run at this position): the same follow-up read as alone.
                     do {
@@ -56,7 +59,13 @@ extension SystemDatabase {
     /// Records several workflows' outcomes in one statement and commit; each result is what
     /// ``finishWorkflow(id:token:status:output:error:)`` would have returned.
     func finishWorkflows(_ outcomes: [WorkflowOutcomeWrite]) async -> [Result<Bool, any Error>] {
-        await batched(outcomes, single: { try await finishWorkflow(id: $0.id, token: $0.token, status: $0.status, output: $0.output, error: $0.error) }) {
+        await batched(
+            outcomes,
+            single: {
+                try await finishWorkflow(
+                    id: $0.id, token: $0.token, status: $0.status, output: $0.output, error: $0.error)
+            }
+        ) {
             let ids = PGTextArray(outcomes.map(\.id))
             let statuses = PGTextArray(outcomes.map(\.status.rawValue))
             let tokens = PGTextArray(outcomes.map(\.token))
@@ -64,7 +73,9 @@ extension SystemDatabase {
             let errors = PGTextArray(outcomes.map(\.error))
             let now = Statements.nowMilliseconds
             // Answers: row number, whether it was finished.
-            let result = try await query("record \(outcomes.count) workflow outcomes", """
+            let result = try await query(
+                "record \(outcomes.count) workflow outcomes",
+                """
                 WITH input AS (
                     SELECT * FROM unnest(\(ids)::text[], \(statuses)::text[], \(tokens)::text[], \(outputs)::text[], \(errors)::text[])
                         WITH ORDINALITY AS c(id, status, token, output, error, n)

@@ -21,9 +21,13 @@ extension SystemDatabase {
     }
 
     /// Records (or refreshes) this process as a holder of its executor ID.
-    func registerInstance(_ id: String, executorID: String, applicationVersion: String, process: ProcessIdentity, heartbeatInterval: Int64) async throws {
+    func registerInstance(
+        _ id: String, executorID: String, applicationVersion: String, process: ProcessIdentity, heartbeatInterval: Int64
+    ) async throws {
         let now = Statements.nowMilliseconds
-        _ = try await query("register this process", """
+        _ = try await query(
+            "register this process",
+            """
             INSERT INTO \(identifier: schema).durable_executor_instances
                 (instance_id, executor_id, application_version, host, process_id, process_started, heartbeat_interval_ms,
                  started_at, last_heartbeat)
@@ -37,7 +41,9 @@ extension SystemDatabase {
     /// The other processes recorded as holding `executorID`: how long each has been silent, and whether each
     /// registered before `instanceID` (the earlier of two holders keeps the ID).
     func executorHolders(_ executorID: String, besides instanceID: String) async throws -> [ExecutorHolder] {
-        let result = try await query("list the processes holding this executor ID", """
+        let result = try await query(
+            "list the processes holding this executor ID",
+            """
             SELECT i.instance_id, i.host, i.process_id, i.process_started, i.last_heartbeat,
                    \(fragment: Statements.nowMilliseconds) - i.last_heartbeat, i.heartbeat_interval_ms,
                    COALESCE((i.started_at, i.instance_id) < (
@@ -47,18 +53,23 @@ extension SystemDatabase {
             FROM \(identifier: schema).durable_executor_instances i
             WHERE i.executor_id = \(executorID) AND i.instance_id <> \(instanceID)
             """)
-        return try result.decode(String.self, String.self, Int32.self, String?.self, Int64.self, Int64.self, Int64.self, Bool.self)
-            .map { id, host, pid, started, beat, silent, interval, earlier in
-                ExecutorHolder(
-                    instanceID: id, process: ProcessIdentity(host: host, processID: pid, started: started), lastHeartbeat: beat,
-                    silentMilliseconds: silent, heartbeatIntervalMilliseconds: interval, isEarlier: earlier
-                )
-            }
+        return try result.decode(
+            String.self, String.self, Int32.self, String?.self, Int64.self, Int64.self, Int64.self, Bool.self
+        )
+        .map { id, host, pid, started, beat, silent, interval, earlier in
+            ExecutorHolder(
+                instanceID: id, process: ProcessIdentity(host: host, processID: pid, started: started),
+                lastHeartbeat: beat,
+                silentMilliseconds: silent, heartbeatIntervalMilliseconds: interval, isEarlier: earlier
+            )
+        }
     }
 
     /// Forgets a process judged dead, unless it has recorded a heartbeat since it was seen.
     func forgetInstance(_ holder: ExecutorHolder) async throws {
-        _ = try await query("forget a dead process", """
+        _ = try await query(
+            "forget a dead process",
+            """
             DELETE FROM \(identifier: schema).durable_executor_instances
             WHERE instance_id = \(holder.instanceID) AND last_heartbeat = \(holder.lastHeartbeat)::bigint
             """)
@@ -78,7 +89,9 @@ extension SystemDatabase {
     /// answer).
     func recordHeartbeat(executorID: String, applicationVersion: String, instanceID: String) async throws -> Bool {
         let now = Statements.nowMilliseconds
-        let result = try await query("record heartbeat", """
+        let result = try await query(
+            "record heartbeat",
+            """
             WITH executor AS (
                 INSERT INTO \(identifier: schema).durable_executors (executor_id, application_version, last_heartbeat)
                 VALUES (\(executorID), \(applicationVersion), \(fragment: now))
@@ -98,8 +111,12 @@ extension SystemDatabase {
 
     /// The executor's `PENDING` workflows that no live process holds (their owner token's first characters name
     /// no instance alive now), and none of `instanceID`'s own.
-    func unownedPendingWorkflows(executorID: String, applicationVersion: String, instanceID: String) async throws -> [PendingWorkflow] {
-        let result = try await query("list unowned pending workflows", """
+    func unownedPendingWorkflows(executorID: String, applicationVersion: String, instanceID: String) async throws
+        -> [PendingWorkflow]
+    {
+        let result = try await query(
+            "list unowned pending workflows",
+            """
             SELECT ws.workflow_uuid, ws.name, ws.owner_xid FROM \(identifier: schema).workflow_status ws
             WHERE ws.status = 'PENDING' AND ws.executor_id = \(executorID) AND ws.application_version = \(applicationVersion)
               AND NOT EXISTS (
@@ -117,13 +134,18 @@ extension SystemDatabase {
 
     /// Executors of `applicationVersion` other than `executorID` whose heartbeat is older than `silence`
     /// milliseconds, the longest silent first.
-    func silentExecutors(applicationVersion: String, besides executorID: String, silence: Int64) async throws -> [String] {
-        try await query("find silent executors", """
+    func silentExecutors(applicationVersion: String, besides executorID: String, silence: Int64) async throws
+        -> [String]
+    {
+        try await query(
+            "find silent executors",
+            """
             SELECT executor_id FROM \(identifier: schema).durable_executors
             WHERE application_version = \(applicationVersion) AND executor_id <> \(executorID)
               AND last_heartbeat < \(fragment: Statements.nowMilliseconds) - \(silence)::bigint
             ORDER BY last_heartbeat
-            """).decode(String.self)
+            """
+        ).decode(String.self)
     }
 
     /// Puts a silent executor's `PENDING` workflows that came from a queue back on that queue, unowned, as DBOS's
@@ -136,7 +158,9 @@ extension SystemDatabase {
     /// workflow gone at its next write, and should its own dispatcher take the workflow back, the engine retires the
     /// old run first (`clearStaleLocalRun`). One NOTIFY per queue wakes the dispatchers of every process.
     func requeueQueuedWorkflows(of executorID: String, applicationVersion: String) async throws -> Int {
-        let result = try await query("requeue a silent executor's queued workflows", """
+        let result = try await query(
+            "requeue a silent executor's queued workflows",
+            """
             WITH requeued AS (
                 UPDATE \(identifier: schema).workflow_status
                 SET status = 'ENQUEUED', owner_xid = NULL, started_at_epoch_ms = NULL, updated_at = \(fragment: Statements.nowMilliseconds)
@@ -155,7 +179,9 @@ extension SystemDatabase {
     /// workflow (it may have claimed some after the takeover looked, if it was only paused: forgetting it then would
     /// leave them to nobody should it die before its next heartbeat).
     func forgetSilentExecutor(_ executorID: String, silence: Int64, applicationVersion: String) async throws {
-        _ = try await query("forget silent executor", """
+        _ = try await query(
+            "forget silent executor",
+            """
             DELETE FROM \(identifier: schema).durable_executors e
             WHERE e.executor_id = \(executorID) AND e.last_heartbeat < \(fragment: Statements.nowMilliseconds) - \(silence)::bigint
               AND NOT EXISTS (

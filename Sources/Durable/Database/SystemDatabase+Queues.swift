@@ -14,8 +14,14 @@ extension SystemDatabase {
 
     /// Inserts an `ENQUEUED` (or `DELAYED`) row with no owner yet, as DBOS does, and wakes dispatchers. A
     /// deduplication conflict surfaces as a ``DurableError`` with SQLSTATE 23505.
-    func enqueue(id: String, name: String, queue: String, input: String, priority: Int, deduplicationID: String?, delayUntil: Int64?, timeoutMilliseconds: Int64?, token: String, applicationVersion: String, partitionKey: String?) async throws -> EnqueueOutcome {
-        let result = try await query("enqueue workflow", workflowID: id, """
+    func enqueue(
+        id: String, name: String, queue: String, input: String, priority: Int, deduplicationID: String?,
+        delayUntil: Int64?, timeoutMilliseconds: Int64?, token: String, applicationVersion: String,
+        partitionKey: String?
+    ) async throws -> EnqueueOutcome {
+        let result = try await query(
+            "enqueue workflow", workflowID: id,
+            """
             WITH enqueued AS (
                 INSERT INTO \(identifier: schema).workflow_status
                     (workflow_uuid, status, name, queue_name, priority, deduplication_id, delay_until_epoch_ms,
@@ -41,20 +47,26 @@ extension SystemDatabase {
 
     /// The workflow holding a deduplication ID on a queue, if any.
     func deduplicationHolder(queue: String, deduplicationID: String) async throws -> String? {
-        try await query("find deduplicated workflow", """
+        try await query(
+            "find deduplicated workflow",
+            """
             SELECT workflow_uuid FROM \(identifier: schema).workflow_status
             WHERE queue_name = \(queue) AND deduplication_id = \(deduplicationID)
-            """).decodeFirst(String.self)
+            """
+        ).decodeFirst(String.self)
     }
 
     /// Moves due `DELAYED` workflows to `ENQUEUED` (any process may do it; it is idempotent); returns how many moved.
     func promoteDelayed() async throws -> Int {
         let now = Statements.nowMilliseconds
-        return try await query("start delayed workflows", """
+        return try await query(
+            "start delayed workflows",
+            """
             UPDATE \(identifier: schema).workflow_status SET status = 'ENQUEUED', updated_at = \(fragment: now)
             WHERE status = 'DELAYED' AND delay_until_epoch_ms <= \(fragment: now)
             RETURNING queue_name
-            """).rows.count
+            """
+        ).rows.count
     }
 
     /// Claims up to `limit` workflows of `queue` (of one partition of it, when `partition` is given) for this
@@ -66,7 +78,10 @@ extension SystemDatabase {
     /// limit can never be exceeded by two processes counting at once). The lock covers the whole queue when a
     /// queue-wide budget exists, and only the partition when the partition's own limits are the only shared ones,
     /// so partitions of such a queue are claimed in parallel.
-    func claimQueued(queue: WorkflowQueue, partition: String?, limit: Int, token: String, executorID: String, applicationVersion: String, names: [String], payloadLimit: Int) async throws -> [ClaimedWorkflow] {
+    func claimQueued(
+        queue: WorkflowQueue, partition: String?, limit: Int, token: String, executorID: String,
+        applicationVersion: String, names: [String], payloadLimit: Int
+    ) async throws -> [ClaimedWorkflow] {
         guard limit > 0, !names.isEmpty else { return [] }
         let rateLimited = queue.rateLimit != nil || queue.partitionRateLimit != nil
         // Separate statements per scope (with and without the partition condition) rather than "IS NULL OR …",
@@ -75,8 +90,9 @@ extension SystemDatabase {
         func claimed(_ result: QueryResult) throws -> [ClaimedWorkflow] {
             try result.decode(String.self, String?.self, Int.self, String?.self, Int?.self, Int64?.self, String?.self)
                 .map { id, name, attempts, input, inputBytes, deadline, partitionKey in
-                    ClaimedWorkflow(id: id, name: name, recoveryAttempts: attempts, input: input, inputBytes: inputBytes ?? 0,
-                                    deadlineMilliseconds: deadline, queueName: queue.name, partitionKey: partitionKey)
+                    ClaimedWorkflow(
+                        id: id, name: name, recoveryAttempts: attempts, input: input, inputBytes: inputBytes ?? 0,
+                        deadlineMilliseconds: deadline, queueName: queue.name, partitionKey: partitionKey)
                 }
         }
         func count(_ connection: PGConnection, _ query: PGQuery) async throws -> Int {
@@ -88,16 +104,22 @@ extension SystemDatabase {
             if attempt > 1 {
                 // The last attempt's connection broke, perhaps after its claim committed: what it took is PENDING under
                 // this token and would otherwise stay so, unrun, for as long as this process lives (seen in torture).
-                let earlier = try claimed(try await pool.withConnection { try await $0.query(claimedUnder(token: token, queue: queue.name, payloadLimit: payloadLimit)) })
+                let earlier = try claimed(
+                    try await pool.withConnection {
+                        try await $0.query(claimedUnder(token: token, queue: queue.name, payloadLimit: payloadLimit))
+                    })
                 if !earlier.isEmpty { return earlier }
             }
             let names = PGTextArray(names)
             func claim(_ connection: PGConnection, _ count: Int) async throws -> [ClaimedWorkflow] {
                 guard count > 0 else { return [] }
-                return try claimed(try await connection.query(claimStatement(
-                    queue: queue.name, count: count, token: token, executorID: executorID, applicationVersion: applicationVersion,
-                    rateLimited: rateLimited, names: names, payloadLimit: payloadLimit, inPartition: inPartition
-                )))
+                return try claimed(
+                    try await connection.query(
+                        claimStatement(
+                            queue: queue.name, count: count, token: token, executorID: executorID,
+                            applicationVersion: applicationVersion,
+                            rateLimited: rateLimited, names: names, payloadLimit: payloadLimit, inPartition: inPartition
+                        )))
             }
             guard queue.hasSharedBudget else {
                 return try await pool.withConnection { try await claim($0, limit) }
@@ -113,14 +135,20 @@ extension SystemDatabase {
                 }
                 if let rate = queue.rateLimit {
                     let period = WorkflowEngine.milliseconds(rate.period)
-                    allowed = min(allowed, rate.limit - (try await count(connection, recentStarts(in: queue.name, period: period, ""))))
+                    allowed = min(
+                        allowed,
+                        rate.limit - (try await count(connection, recentStarts(in: queue.name, period: period, ""))))
                 }
                 if partition != nil, allowed > 0, let concurrency = queue.partitionConcurrency {
-                    allowed = min(allowed, concurrency - (try await count(connection, running(in: queue.name, inPartition))))
+                    allowed = min(
+                        allowed, concurrency - (try await count(connection, running(in: queue.name, inPartition))))
                 }
                 if partition != nil, allowed > 0, let rate = queue.partitionRateLimit {
                     let period = WorkflowEngine.milliseconds(rate.period)
-                    allowed = min(allowed, rate.limit - (try await count(connection, recentStarts(in: queue.name, period: period, inPartition))))
+                    allowed = min(
+                        allowed,
+                        rate.limit
+                            - (try await count(connection, recentStarts(in: queue.name, period: period, inPartition))))
                 }
                 return try await claim(connection, allowed)
             }
@@ -209,9 +237,13 @@ extension SystemDatabase {
     /// A few (for a warning) `ENQUEUED` workflows on `queues` that no dispatch here takes: their names are not
     /// among `names` (an outside client enqueued them), or they lack a partition key on one of `partitioned`
     /// (DBOS's clients allow that; the dispatch, as DBOS's, only takes workflows of some partition).
-    func unservableQueued(queues: [String], partitioned: [String], names: [String], applicationVersion: String) async throws -> [UnservableQueued] {
+    func unservableQueued(queues: [String], partitioned: [String], names: [String], applicationVersion: String)
+        async throws -> [UnservableQueued]
+    {
         let names = PGTextArray(names)
-        let result = try await query("look for queued workflows this process cannot take", """
+        let result = try await query(
+            "look for queued workflows this process cannot take",
+            """
             SELECT workflow_uuid, name, queue_name, coalesce(name = ANY(\(names)::text[]), false)
             FROM \(identifier: schema).workflow_status
             WHERE status = 'ENQUEUED' AND queue_name = ANY(\(PGTextArray(queues))::text[])
@@ -233,7 +265,9 @@ extension SystemDatabase {
     /// cursor bounds the index scan in a generic plan too.
     func activePartitions(queue: String, after cursor: String?, limit: Int) async throws -> [String] {
         let afterCursor: PGQuery = cursor.map { " AND queue_partition_key > \($0)" } ?? ""
-        return try await query("list queue partitions", """
+        return try await query(
+            "list queue partitions",
+            """
             WITH RECURSIVE partitions(key) AS (
                 SELECT min(queue_partition_key) FROM \(identifier: schema).workflow_status
                 WHERE queue_name = \(queue) AND status = 'ENQUEUED' AND queue_partition_key IS NOT NULL\(afterCursor)
@@ -243,7 +277,8 @@ extension SystemDatabase {
                 FROM partitions p WHERE p.key IS NOT NULL
             )
             SELECT key FROM partitions WHERE key IS NOT NULL LIMIT \(limit)
-            """).decode(String.self)
+            """
+        ).decode(String.self)
     }
 
     /// Records a declared queue in `queues`, so DBOS's tools list it with its limits.
@@ -251,7 +286,9 @@ extension SystemDatabase {
         func seconds(_ limit: WorkflowQueue.RateLimit?) -> Double? {
             limit.map { Double(WorkflowEngine.milliseconds($0.period)) / 1000 }
         }
-        _ = try await query("register queue", """
+        _ = try await query(
+            "register queue",
+            """
             INSERT INTO \(identifier: schema).queues (name, concurrency, worker_concurrency, rate_limit_max, rate_limit_period_sec,
                 partition_queue, partition_concurrency, partition_worker_concurrency, partition_rate_limit_max,
                 partition_rate_limit_period_sec)

@@ -28,7 +28,9 @@ extension SystemDatabase {
 
     /// The executor's `PENDING` workflows of this version, oldest first.
     func pendingWorkflows(executorID: String, applicationVersion: String) async throws -> [PendingWorkflow] {
-        let result = try await query("list pending workflows", """
+        let result = try await query(
+            "list pending workflows",
+            """
             SELECT workflow_uuid, name, owner_xid FROM \(identifier: schema).workflow_status
             WHERE status = 'PENDING' AND executor_id = \(executorID) AND application_version = \(applicationVersion)
             ORDER BY created_at
@@ -38,7 +40,9 @@ extension SystemDatabase {
 
     /// Rows of `workflow_uuid, name, owner_xid`.
     static func pendingWorkflows(in result: QueryResult) throws -> [PendingWorkflow] {
-        try result.decode(String.self, String?.self, String?.self).map { PendingWorkflow(id: $0, name: $1, ownerToken: $2) }
+        try result.decode(String.self, String?.self, String?.self).map {
+            PendingWorkflow(id: $0, name: $1, ownerToken: $2)
+        }
     }
 
     /// Takes over a batch of pending workflows in one statement: a new owner token and one more recovery attempt
@@ -47,10 +51,14 @@ extension SystemDatabase {
     /// only when taking over a dead executor's work). Rows already under `newToken` are returned again: the
     /// statement is retried after a lost connection, and the lost attempt may have committed (they would otherwise
     /// stay `PENDING` under this live executor, never run).
-    func claimForRecovery(_ pending: [PendingWorkflow], newToken: String, from owner: String, executorID: String, payloadLimit: Int) async throws -> [ClaimedWorkflow] {
+    func claimForRecovery(
+        _ pending: [PendingWorkflow], newToken: String, from owner: String, executorID: String, payloadLimit: Int
+    ) async throws -> [ClaimedWorkflow] {
         let ids = PGTextArray(pending.map(\.id))
         let listedOwners = PGTextArray(pending.map(\.ownerToken))
-        let result = try await query("claim workflows for recovery", """
+        let result = try await query(
+            "claim workflows for recovery",
+            """
             WITH candidates AS (
                 SELECT * FROM unnest(\(ids)::text[], \(listedOwners)::text[]) AS c(id, listed_owner)
             ), claimed AS (
@@ -77,16 +85,21 @@ extension SystemDatabase {
     /// Rows of `workflow_uuid, name, recovery_attempts, input (within the limit), input bytes, deadline, queue,
     /// partition key`, as every claim returns them.
     static func claimedWorkflows(in result: QueryResult) throws -> [ClaimedWorkflow] {
-        try result.decode(String.self, String?.self, Int.self, String?.self, Int?.self, Int64?.self, String?.self, String?.self)
-            .map { id, name, attempts, input, inputBytes, deadline, queue, partition in
-                ClaimedWorkflow(id: id, name: name, recoveryAttempts: attempts, input: input, inputBytes: inputBytes ?? 0,
-                                deadlineMilliseconds: deadline, queueName: queue, partitionKey: partition)
-            }
+        try result.decode(
+            String.self, String?.self, Int.self, String?.self, Int?.self, Int64?.self, String?.self, String?.self
+        )
+        .map { id, name, attempts, input, inputBytes, deadline, queue, partition in
+            ClaimedWorkflow(
+                id: id, name: name, recoveryAttempts: attempts, input: input, inputBytes: inputBytes ?? 0,
+                deadlineMilliseconds: deadline, queueName: queue, partitionKey: partition)
+        }
     }
 
     /// Of these workflows and the owner tokens their runs hold, the IDs still `PENDING` under that token.
     func stillOwned(_ ids: [String], tokens: [String]) async throws -> Set<String> {
-        let result = try await query("check that runs still own their workflows", """
+        let result = try await query(
+            "check that runs still own their workflows",
+            """
             SELECT ws.workflow_uuid FROM unnest(\(PGTextArray(ids))::text[], \(PGTextArray(tokens))::text[]) AS c(id, token)
             JOIN \(identifier: schema).workflow_status ws ON ws.workflow_uuid = c.id
             WHERE ws.status = 'PENDING' AND ws.owner_xid = c.token
@@ -97,7 +110,9 @@ extension SystemDatabase {
     /// Moves a workflow this run owns to `MAX_RECOVERY_ATTEMPTS_EXCEEDED`.
     func deadLetter(id: String, token: String) async throws {
         let now = Statements.nowMilliseconds
-        _ = try await query("move workflow to MAX_RECOVERY_ATTEMPTS_EXCEEDED", workflowID: id, """
+        _ = try await query(
+            "move workflow to MAX_RECOVERY_ATTEMPTS_EXCEEDED", workflowID: id,
+            """
             UPDATE \(identifier: schema).workflow_status
             SET status = 'MAX_RECOVERY_ATTEMPTS_EXCEEDED', owner_xid = NULL, deduplication_id = NULL,
                 started_at_epoch_ms = NULL, queue_name = NULL, updated_at = \(fragment: now), completed_at = \(fragment: now)

@@ -5,7 +5,9 @@ extension SystemDatabase {
     /// Records a schedule (or updates the one of that name), active, firing onto `queue`.
     func registerSchedule(_ schedule: WorkflowSchedule, queue: String) async throws {
         let backfill = schedule.missedTicks == .backfill
-        _ = try await query("register schedule", """
+        _ = try await query(
+            "register schedule",
+            """
             INSERT INTO \(identifier: schema).workflow_schedules
                 (schedule_id, schedule_name, workflow_name, schedule, status, context, automatic_backfill, cron_timezone, queue_name)
             VALUES (\(schedule.name), \(schedule.name), \(schedule.workflowName), \(schedule.cron.description), 'ACTIVE', '{}',
@@ -18,15 +20,20 @@ extension SystemDatabase {
 
     /// The last tick the schedule fired, as recorded (RFC 3339 text), or nil.
     func lastFiredTick(of scheduleName: String) async throws -> String? {
-        try await query("read schedule", """
+        try await query(
+            "read schedule",
+            """
             SELECT last_fired_at FROM \(identifier: schema).workflow_schedules WHERE schedule_name = \(scheduleName)
-            """).decodeFirst(String?.self) ?? nil
+            """
+        ).decodeFirst(String?.self) ?? nil
     }
 
     /// Records that the schedule fired `tick` (RFC 3339, UTC, fixed width: text order is time order), unless a
     /// later tick is already recorded.
     func recordFiredTick(of scheduleName: String, tick: String) async throws {
-        _ = try await query("record schedule tick", """
+        _ = try await query(
+            "record schedule tick",
+            """
             UPDATE \(identifier: schema).workflow_schedules SET last_fired_at = \(tick)
             WHERE schedule_name = \(scheduleName) AND (last_fired_at IS NULL OR last_fired_at < \(tick))
             """)

@@ -22,7 +22,9 @@ extension SystemDatabase {
     /// the recorded row is then read with ``otherCheckpoint(at:)``.
     func recordStep(_ checkpoint: StepCheckpoint) async throws -> StepWriteOutcome {
         let c = checkpoint
-        let result = try await query("record step \(c.stepID)", workflowID: c.workflowID, """
+        let result = try await query(
+            "record step \(c.stepID)", workflowID: c.workflowID,
+            """
             WITH written AS (
                 INSERT INTO \(identifier: schema).operation_outputs
                     (workflow_uuid, function_id, function_name, output, error, serialization,
@@ -46,8 +48,11 @@ extension SystemDatabase {
     /// After a write that inserted nothing: the checkpoint already at that position, unless it is this very one
     /// (written by an earlier try whose reply was lost, recognised by its name and completion time).
     func otherCheckpoint(at checkpoint: StepCheckpoint) async throws -> RecordedStep? {
-        guard let (found, completedAt) = try await recordedStepAndCompletion(workflowID: checkpoint.workflowID, stepID: checkpoint.stepID),
-              completedAt != checkpoint.completedAtMilliseconds || found.name != checkpoint.name else {
+        guard
+            let (found, completedAt) = try await recordedStepAndCompletion(
+                workflowID: checkpoint.workflowID, stepID: checkpoint.stepID),
+            completedAt != checkpoint.completedAtMilliseconds || found.name != checkpoint.name
+        else {
             return nil
         }
         return found
@@ -58,15 +63,23 @@ extension SystemDatabase {
         try await recordedStepAndCompletion(workflowID: workflowID, stepID: stepID)?.step
     }
 
-    private func recordedStepAndCompletion(workflowID: String, stepID: Int) async throws -> (step: RecordedStep, completedAt: Int64?)? {
-        let result = try await query("read recorded step \(stepID)", workflowID: workflowID, """
+    private func recordedStepAndCompletion(workflowID: String, stepID: Int) async throws -> (
+        step: RecordedStep, completedAt: Int64?
+    )? {
+        let result = try await query(
+            "read recorded step \(stepID)", workflowID: workflowID,
+            """
             SELECT function_name, output, error, completed_at_epoch_ms, serialization, child_workflow_id
             FROM \(identifier: schema).operation_outputs WHERE workflow_uuid = \(workflowID) AND function_id = \(stepID)
             """)
-        guard let (name, output, error, completedAt, serialization, child) =
-            try result.decodeFirst(String?.self, String?.self, String?.self, Int64?.self, String?.self, String?.self) else { return nil }
-        let step = RecordedStep(stepID: stepID, name: name ?? "", output: output, error: error, oversized: false,
-                                serialization: serialization, childWorkflowID: child)
+        guard
+            let (name, output, error, completedAt, serialization, child) =
+                try result.decodeFirst(
+                    String?.self, String?.self, String?.self, Int64?.self, String?.self, String?.self)
+        else { return nil }
+        let step = RecordedStep(
+            stepID: stepID, name: name ?? "", output: output, error: error, oversized: false,
+            serialization: serialization, childWorkflowID: child)
         return (step, completedAt)
     }
 
@@ -74,7 +87,9 @@ extension SystemDatabase {
     /// `limit` bytes are not transferred; they come back marked oversized, so that one huge checkpoint fails its
     /// workflow instead of exhausting memory.
     func loadSteps(workflowIDs: [String], limit: Int) async throws -> [String: [Int: RecordedStep]] {
-        let result = try await query("load recorded steps", """
+        let result = try await query(
+            "load recorded steps",
+            """
             SELECT workflow_uuid, function_id, function_name,
                    CASE WHEN octet_length(output) <= \(limit) THEN output END,
                    CASE WHEN octet_length(error) <= \(limit) THEN error END,
@@ -84,7 +99,8 @@ extension SystemDatabase {
             ORDER BY workflow_uuid, function_id
             """)
         var steps: [String: [Int: RecordedStep]] = [:]
-        let rows = try result.decode(String.self, Int.self, String?.self, String?.self, String?.self, Bool?.self, String?.self, String?.self)
+        let rows = try result.decode(
+            String.self, Int.self, String?.self, String?.self, String?.self, Bool?.self, String?.self, String?.self)
         for (workflowID, id, name, output, error, oversized, serialization, child) in rows {
             steps[workflowID, default: [:]][id] = RecordedStep(
                 stepID: id, name: name ?? "", output: output, error: error, oversized: oversized ?? false,

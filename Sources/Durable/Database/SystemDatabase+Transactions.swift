@@ -7,8 +7,11 @@ extension SystemDatabase {
     /// Records the step in the system database inside the user's transaction (same database), only while the run
     /// owns the workflow (whose row it locks against a concurrent claim).
     /// - Returns: the workflow's status, whether the run still owns it, and whether the checkpoint was written.
-    func recordStep(_ c: StepCheckpoint, inTransactionOn connection: PGConnection) async throws -> (status: String?, owned: Bool, written: Bool) {
-        let result = try await connection.query("""
+    func recordStep(_ c: StepCheckpoint, inTransactionOn connection: PGConnection) async throws -> (
+        status: String?, owned: Bool, written: Bool
+    ) {
+        let result = try await connection.query(
+            """
             WITH owner AS (
                 SELECT status, owner_xid IS NOT DISTINCT FROM \(c.ownerToken) AS owned FROM \(identifier: schema).workflow_status
                 WHERE workflow_uuid = \(c.workflowID) FOR NO KEY UPDATE
@@ -30,8 +33,11 @@ extension SystemDatabase {
 
     /// Records a step's completion in `<schema>.transaction_completion` of another database, inside the user's
     /// transaction there. Returns false when a completion is already there (an earlier attempt committed).
-    func recordCompletion(workflowID: String, stepID: Int, output: String, on connection: PGConnection) async throws -> Bool {
-        let result = try await connection.query("""
+    func recordCompletion(workflowID: String, stepID: Int, output: String, on connection: PGConnection) async throws
+        -> Bool
+    {
+        let result = try await connection.query(
+            """
             INSERT INTO \(identifier: schema).transaction_completion (workflow_id, step_id, output, serialization)
             VALUES (\(workflowID), \(stepID), \(output), 'portable_json')
             ON CONFLICT (workflow_id, step_id) DO NOTHING
@@ -45,14 +51,17 @@ extension SystemDatabase {
     /// racing to create it may both try; the loser's duplicate-object error is harmless.
     func readCompletion(workflowID: String, stepID: Int, on connection: PGConnection) async throws -> String? {
         do {
-            return try await connection.query("""
+            return try await connection.query(
+                """
                 SELECT output FROM \(identifier: schema).transaction_completion
                 WHERE workflow_id = \(workflowID) AND step_id = \(stepID)
-                """).decodeFirst(String?.self) ?? nil
+                """
+            ).decodeFirst(String?.self) ?? nil
         } catch let error as PGError where error.sqlState == "42P01" || error.sqlState == "3F000" {
             let quoted = SQLIdentifier.quote(schema)
             do {
-                try await connection.execute("""
+                try await connection.execute(
+                    """
                     CREATE SCHEMA IF NOT EXISTS \(quoted);
                     CREATE TABLE IF NOT EXISTS \(quoted).transaction_completion (
                         workflow_id text NOT NULL,

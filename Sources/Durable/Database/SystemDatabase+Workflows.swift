@@ -22,7 +22,9 @@ extension SystemDatabase {
         timeoutMilliseconds: Int64? = nil, deadlineMilliseconds: Int64? = nil, parentID: String? = nil
     ) async throws -> StartOutcome {
         // DO NOTHING keeps the common case a plain insert; a conflict returns no row, and the existing row is read.
-        let inserted = try await query("start workflow", workflowID: id, """
+        let inserted = try await query(
+            "start workflow", workflowID: id,
+            """
             WITH started AS (
                 INSERT INTO \(identifier: schema).workflow_status
                     (workflow_uuid, status, name, executor_id, application_version, recovery_attempts,
@@ -50,10 +52,14 @@ extension SystemDatabase {
 
     /// The status, name and creator token of a workflow, or nil when it does not exist.
     func existingWorkflow(id: String) async throws -> (status: String, name: String?, creator: String?)? {
-        let result = try await query("read existing workflow", workflowID: id, """
+        let result = try await query(
+            "read existing workflow", workflowID: id,
+            """
             SELECT status, name, creator_xid FROM \(identifier: schema).workflow_status WHERE workflow_uuid = \(id)
             """)
-        return try result.decodeFirst(String.self, String?.self, String?.self).map { (status: $0, name: $1, creator: $2) }
+        return try result.decodeFirst(String.self, String?.self, String?.self).map {
+            (status: $0, name: $1, creator: $2)
+        }
     }
 
     /// What starting a child found.
@@ -74,7 +80,9 @@ extension SystemDatabase {
         deadline: Int64?, parentID: String, parentStep: Int, parentToken: String
     ) async throws -> ChildStartOutcome {
         let now = WorkflowContext.nowMilliseconds()
-        let result = try await query("start child workflow", workflowID: parentID, """
+        let result = try await query(
+            "start child workflow", workflowID: parentID,
+            """
             WITH owner AS (
                 SELECT status, owner_xid IS NOT DISTINCT FROM \(parentToken) AS owned FROM \(identifier: schema).workflow_status
                 WHERE workflow_uuid = \(parentID)
@@ -105,16 +113,21 @@ extension SystemDatabase {
             """)
         let row = try result.decodeFirst(String?.self, Bool?.self, Int.self, String?.self)
         return ChildStartOutcome(
-            workflowStatus: row?.0 ?? nil, stillOwner: (row?.1 ?? nil) ?? false, created: (row?.2 ?? 0) > 0, childName: row?.3 ?? nil
+            workflowStatus: row?.0 ?? nil, stillOwner: (row?.1 ?? nil) ?? false, created: (row?.2 ?? 0) > 0,
+            childName: row?.3 ?? nil
         )
     }
 
     /// Records the outcome if this run still owns the workflow: status, `completed_at`, cleared owner token and
     /// deduplication ID, and the output or error in `workflow_output`. Returns false when the row was no longer
     /// ours to finish (cancelled, taken over, or already finished by this same call before a lost reply).
-    func finishWorkflow(id: String, token: String, status: WorkflowState, output: String?, error: String?) async throws -> Bool {
+    func finishWorkflow(id: String, token: String, status: WorkflowState, output: String?, error: String?) async throws
+        -> Bool
+    {
         let now = Statements.nowMilliseconds
-        let result = try await query("record the workflow outcome", workflowID: id, """
+        let result = try await query(
+            "record the workflow outcome", workflowID: id,
+            """
             WITH finished AS (
                 UPDATE \(identifier: schema).workflow_status
                 SET status = \(status.rawValue), updated_at = \(fragment: now), completed_at = \(fragment: now), owner_xid = NULL,
@@ -138,7 +151,9 @@ extension SystemDatabase {
     /// - Returns: whether this call cancelled it, and its status now (nil when no such workflow exists).
     func cancel(id: String, onlyIfOwnedBy token: String? = nil) async throws -> (cancelled: Bool, status: String?) {
         let now = Statements.nowMilliseconds
-        let result = try await query(token == nil ? "cancel workflow" : "cancel timed-out workflow", workflowID: id, """
+        let result = try await query(
+            token == nil ? "cancel workflow" : "cancel timed-out workflow", workflowID: id,
+            """
             WITH cancelled AS (
                 UPDATE \(identifier: schema).workflow_status
                 SET status = 'CANCELLED', owner_xid = NULL, queue_name = NULL, deduplication_id = NULL,
@@ -158,8 +173,12 @@ extension SystemDatabase {
     /// Takes a workflow over for a fresh run from its last checkpoint, as DBOS's resume does: the attempt count
     /// and deadline start afresh and this process runs it. Returns nil when it has finished (`SUCCESS` or
     /// `ERROR`) or does not exist.
-    func resume(id: String, token: String, executorID: String, applicationVersion: String, payloadLimit: Int) async throws -> ClaimedWorkflow? {
-        let result = try await query("resume workflow", workflowID: id, """
+    func resume(id: String, token: String, executorID: String, applicationVersion: String, payloadLimit: Int)
+        async throws -> ClaimedWorkflow?
+    {
+        let result = try await query(
+            "resume workflow", workflowID: id,
+            """
             WITH resumed AS (
                 UPDATE \(identifier: schema).workflow_status
                 SET status = 'PENDING', owner_xid = \(token), executor_id = \(executorID), application_version = \(applicationVersion),
@@ -174,13 +193,19 @@ extension SystemDatabase {
                    octet_length(COALESCE(i.inputs, r.inputs))
             FROM resumed r LEFT JOIN \(identifier: schema).workflow_input i ON i.workflow_uuid = \(id)
             """)
-        guard let (name, input, inputBytes) = try result.decodeFirst(String?.self, String?.self, Int?.self) else { return nil }
-        return ClaimedWorkflow(id: id, name: name, recoveryAttempts: 1, input: input, inputBytes: inputBytes ?? 0, deadlineMilliseconds: nil)
+        guard let (name, input, inputBytes) = try result.decodeFirst(String?.self, String?.self, Int?.self) else {
+            return nil
+        }
+        return ClaimedWorkflow(
+            id: id, name: name, recoveryAttempts: 1, input: input, inputBytes: inputBytes ?? 0,
+            deadlineMilliseconds: nil)
     }
 
     /// Records this process's application version so DBOS's tools and queue workers see it.
     func registerApplicationVersion(_ version: String) async throws {
-        _ = try await query("register the application version", """
+        _ = try await query(
+            "register the application version",
+            """
             INSERT INTO \(identifier: schema).application_versions (version_id, version_name)
             VALUES (gen_random_uuid()::text, \(version)) ON CONFLICT DO NOTHING
             """)
@@ -189,7 +214,9 @@ extension SystemDatabase {
     /// The status row of a workflow with its outcome (values above `payloadLimit` bytes left out and marked), or
     /// nil if there is no such workflow.
     func workflowRow(id: String, payloadLimit: Int) async throws -> WorkflowStatusRow? {
-        let result = try await query("read workflow status", workflowID: id, """
+        let result = try await query(
+            "read workflow status", workflowID: id,
+            """
             SELECT ws.status, ws.name, ws.executor_id, ws.application_version, ws.recovery_attempts,
                    ws.created_at, ws.updated_at, ws.queue_name,
                    CASE WHEN octet_length(COALESCE(wo.output, ws.output)) <= \(payloadLimit) THEN COALESCE(wo.output, ws.output) END,

@@ -19,7 +19,10 @@ final class SystemDatabase: Sendable {
     }
 
     /// Runs one statement on a pooled connection, retrying through connection loss.
-    func query(_ what: @autoclosure () -> String, workflowID: String? = nil, _ statement: String, _ parameters: [any PGParameter]) async throws -> QueryResult {
+    func query(
+        _ what: @autoclosure () -> String, workflowID: String? = nil, _ statement: String,
+        _ parameters: [any PGParameter]
+    ) async throws -> QueryResult {
         try await retry.run(what(), workflowID: workflowID) {
             try await pool.withConnection { connection in
                 try await connection.query(statement, parameters)
@@ -29,7 +32,9 @@ final class SystemDatabase: Sendable {
 
     /// Runs one interpolated statement (its SQL beside the method that calls this) on a pooled connection,
     /// retrying through connection loss.
-    func query(_ what: @autoclosure () -> String, workflowID: String? = nil, _ query: PGQuery) async throws -> QueryResult {
+    func query(_ what: @autoclosure () -> String, workflowID: String? = nil, _ query: PGQuery) async throws
+        -> QueryResult
+    {
         try await self.query(what(), workflowID: workflowID, query.sql, query.parameters)
     }
 }

@@ -89,7 +89,8 @@ final class WriteBatcher<Request: Sendable, Response: Sendable>: Sendable {
             let results = await writeMany(batch.map(\.request))
             guard results.count == batch.count else {
                 // Never leave a caller waiting forever, whatever went wrong.
-                let problem = DurableError(.databaseError, "a batched write returned \(results.count) results for \(batch.count) writes")
+                let problem = DurableError(
+                    .databaseError, "a batched write returned \(results.count) results for \(batch.count) writes")
                 for waiter in batch { waiter.continuation.resume(throwing: problem) }
                 slotFinished()
                 return

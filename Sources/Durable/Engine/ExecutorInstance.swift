@@ -45,9 +45,12 @@ extension WorkflowEngine {
             for holder in try await database.executorHolders(configuration.executorID, besides: instanceID) {
                 switch isAlive(holder, firstHeartbeatSeen: &firstHeartbeatSeen) {
                 case false?:
-                    logger.info("a process that held this executor ID is gone; its workflows are recovered here", metadata: [
-                        "executor": "\(configuration.executorID)", "host": "\(holder.process.host)", "pid": "\(holder.process.processID)",
-                    ])
+                    logger.info(
+                        "a process that held this executor ID is gone; its workflows are recovered here",
+                        metadata: [
+                            "executor": "\(configuration.executorID)", "host": "\(holder.process.host)",
+                            "pid": "\(holder.process.processID)",
+                        ])
                     try await database.forgetInstance(holder)
                 case true?:
                     // A later holder gives up by itself (it sees this one as earlier); shared IDs are the user's choice.
@@ -62,9 +65,11 @@ extension WorkflowEngine {
             }
             guard undecided else { return }
             if !loggedWait {
-                logger.info("another process on another host held this executor ID recently; waiting for its next heartbeat to tell whether it is alive", metadata: [
-                    "executor": "\(configuration.executorID)",
-                ])
+                logger.info(
+                    "another process on another host held this executor ID recently; waiting for its next heartbeat to tell whether it is alive",
+                    metadata: [
+                        "executor": "\(configuration.executorID)"
+                    ])
                 loggedWait = true
             }
             try await Task.sleep(for: .milliseconds(250))
@@ -84,7 +89,9 @@ extension WorkflowEngine {
             }
             return holder.process.isRunning
         }
-        if holder.silentMilliseconds > Int64(SystemDatabase.liveHeartbeats) * holder.heartbeatIntervalMilliseconds { return false }
+        if holder.silentMilliseconds > Int64(SystemDatabase.liveHeartbeats) * holder.heartbeatIntervalMilliseconds {
+            return false
+        }
         guard let first = firstHeartbeatSeen[holder.instanceID] else {
             firstHeartbeatSeen[holder.instanceID] = holder.lastHeartbeat
             return nil
@@ -96,12 +103,15 @@ extension WorkflowEngine {
     /// another while it did not answer; it registers again, and says loudly that the ID may now be shared.
     func beat() async throws {
         let present = try await database.recordHeartbeat(
-            executorID: configuration.executorID, applicationVersion: configuration.applicationVersion, instanceID: instanceID
+            executorID: configuration.executorID, applicationVersion: configuration.applicationVersion,
+            instanceID: instanceID
         )
         guard !present else { return }
-        logger.error("another process judged this one dead while it did not answer (a pause longer than three heartbeats) and may now hold the same executor ID; if so, stop one of them", metadata: [
-            "executor": "\(configuration.executorID)",
-        ])
+        logger.error(
+            "another process judged this one dead while it did not answer (a pause longer than three heartbeats) and may now hold the same executor ID; if so, stop one of them",
+            metadata: [
+                "executor": "\(configuration.executorID)"
+            ])
         try await database.registerInstance(
             instanceID, executorID: configuration.executorID, applicationVersion: configuration.applicationVersion,
             process: .current, heartbeatInterval: Self.milliseconds(configuration.heartbeatInterval)
@@ -115,7 +125,9 @@ extension WorkflowEngine {
         do {
             try await database.removeInstance(instanceID)
         } catch {
-            logger.warning("could not unregister this process; another process under its executor ID can launch once its heartbeat is old", metadata: ["error": "\(error)"])
+            logger.warning(
+                "could not unregister this process; another process under its executor ID can launch once its heartbeat is old",
+                metadata: ["error": "\(error)"])
         }
     }
 }

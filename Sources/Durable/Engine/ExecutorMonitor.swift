@@ -46,7 +46,8 @@ final class ExecutorMonitor: Sendable {
                 }
             } catch {
                 if Task.isCancelled { return }
-                engine.logger.warning("executor heartbeat or takeover failed; retrying", metadata: ["error": "\(error)"])
+                engine.logger.warning(
+                    "executor heartbeat or takeover failed; retrying", metadata: ["error": "\(error)"])
             }
             try? await Task.sleep(for: configuration.heartbeatInterval)
         }
@@ -68,24 +69,32 @@ final class ExecutorMonitor: Sendable {
             // Queued workflows first go back to their queues, to be dispatched again under their limits by
             // whichever process serves them (the statement's NOTIFY wakes the dispatchers, this one's too); the
             // rest are claimed and resumed here.
-            let requeued = try await database.requeueQueuedWorkflows(of: executor, applicationVersion: configuration.applicationVersion)
+            let requeued = try await database.requeueQueuedWorkflows(
+                of: executor, applicationVersion: configuration.applicationVersion)
             let resumed = try await engine.recoverPendingWorkflows(of: executor)
-            engine.logger.warning("took over the pending workflows of a silent executor", metadata: [
-                "executor": "\(executor)", "resumed": "\(resumed)", "requeued": "\(requeued)",
-            ])
+            engine.logger.warning(
+                "took over the pending workflows of a silent executor",
+                metadata: [
+                    "executor": "\(executor)", "resumed": "\(resumed)", "requeued": "\(requeued)",
+                ])
             // Only workflows this process cannot run keep the executor findable; others still under it were
             // claimed by someone else meanwhile (or by the executor itself, back from a pause).
-            let remaining = try await database.pendingWorkflows(executorID: executor, applicationVersion: configuration.applicationVersion)
-                .filter { workflow in workflow.name.map { engine.registry[$0] == nil } ?? true }
+            let remaining = try await database.pendingWorkflows(
+                executorID: executor, applicationVersion: configuration.applicationVersion
+            )
+            .filter { workflow in workflow.name.map { engine.registry[$0] == nil } ?? true }
             guard remaining.isEmpty else {
                 // Forgetting the executor now would strand these for good: no process would look for them again.
                 leftBehind.withLock { _ = $0.insert(executor) }
-                engine.logger.warning("a silent executor's workflows include some this process cannot run; left for a process that registers them", metadata: [
-                    "executor": "\(executor)", "remaining": "\(remaining.count)",
-                ])
+                engine.logger.warning(
+                    "a silent executor's workflows include some this process cannot run; left for a process that registers them",
+                    metadata: [
+                        "executor": "\(executor)", "remaining": "\(remaining.count)",
+                    ])
                 continue
             }
-            try await database.forgetSilentExecutor(executor, silence: limit, applicationVersion: configuration.applicationVersion)
+            try await database.forgetSilentExecutor(
+                executor, silence: limit, applicationVersion: configuration.applicationVersion)
         }
     }
 }

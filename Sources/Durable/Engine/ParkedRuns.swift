@@ -59,7 +59,8 @@ final class ParkedRuns: Sendable {
                 }
                 let remaining = next - Date().timeIntervalSince1970
                 if remaining > 0 {
-                    await ticket.wait(timeout: min(.milliseconds(Int64((remaining * 1000).rounded(.up))), Self.longestWait))
+                    await ticket.wait(
+                        timeout: min(.milliseconds(Int64((remaining * 1000).rounded(.up))), Self.longestWait))
                 }
             }
         }

@@ -1,11 +1,11 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// What identifies a running process well enough to tell, later and from another process on the same machine,
@@ -32,9 +32,9 @@ struct ProcessIdentity: Sendable, Equatable {
     var isRunning: Bool {
         if kill(processID, 0) != 0 && errno == ESRCH { return false }
         #if os(Linux)
-        guard let stat = Self.stat(of: processID) else { return false }  // gone between the two looks
-        if stat.state == "Z" || stat.state == "X" { return false }
-        if let started, stat.started != started { return false }
+            guard let stat = Self.stat(of: processID) else { return false }  // gone between the two looks
+            if stat.state == "Z" || stat.state == "X" { return false }
+            if let started, stat.started != started { return false }
         #endif
         return true
     }
@@ -49,9 +49,9 @@ struct ProcessIdentity: Sendable, Equatable {
 
     private static func startTime(of pid: Int32) -> String? {
         #if os(Linux)
-        return stat(of: pid)?.started
+            return stat(of: pid)?.started
         #else
-        return nil
+            return nil
         #endif
     }
 
@@ -59,7 +59,8 @@ struct ProcessIdentity: Sendable, Equatable {
     /// may itself hold spaces or parentheses, so fields are counted from the last `)`.
     private static func stat(of pid: Int32) -> (state: String, started: String)? {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = text.lastIndex(of: ")") else { return nil }
+            let close = text.lastIndex(of: ")")
+        else { return nil }
         let fields = text[text.index(after: close)...].split(separator: " ")
         // fields[0] is field 3 (state); field 22 (starttime) is fields[19].
         guard fields.count > 19 else { return nil }

@@ -22,16 +22,20 @@ extension WorkflowEngine {
     func recoverPendingWorkflows(of executor: String? = nil, sweeping: Bool = false) async throws -> Int {
         let owner = executor ?? configuration.executorID
         let version = configuration.applicationVersion
-        let pending = executor == nil && tracksInstances
-            ? try await database.unownedPendingWorkflows(executorID: owner, applicationVersion: version, instanceID: instanceID)
+        let pending =
+            executor == nil && tracksInstances
+            ? try await database.unownedPendingWorkflows(
+                executorID: owner, applicationVersion: version, instanceID: instanceID)
             : try await database.pendingWorkflows(executorID: owner, applicationVersion: version)
         var runnable: [SystemDatabase.PendingWorkflow] = []
         for workflow in pending {
             guard let name = workflow.name, registry[name] != nil else {
                 if sweeping { continue }
-                logger.warning("pending workflow has no registered code in this process; left alone", metadata: [
-                    "workflow": "\(workflow.id)", "workflowName": "\(workflow.name ?? "<none>")",
-                ])
+                logger.warning(
+                    "pending workflow has no registered code in this process; left alone",
+                    metadata: [
+                        "workflow": "\(workflow.id)", "workflowName": "\(workflow.name ?? "<none>")",
+                    ])
                 continue
             }
             // Left alone only while a run here still owns it as listed; an older run of it here that lost it (this
@@ -47,7 +51,8 @@ extension WorkflowEngine {
         }
         if sweeping {
             if resumed > 0 {
-                logger.warning("resumed workflows of this executor that no live process held", metadata: ["resumed": "\(resumed)"])
+                logger.warning(
+                    "resumed workflows of this executor that no live process held", metadata: ["resumed": "\(resumed)"])
             }
         } else if !pending.isEmpty {
             logger.info("recovery pass done", metadata: ["pending": "\(pending.count)", "resumed": "\(resumed)"])
@@ -58,7 +63,8 @@ extension WorkflowEngine {
     private func recover(_ batch: [SystemDatabase.PendingWorkflow], from owner: String) async throws -> Int {
         let token = newRunToken()
         let claimed = try await database.claimForRecovery(
-            batch, newToken: token, from: owner, executorID: configuration.executorID, payloadLimit: configuration.maxPayloadBytes
+            batch, newToken: token, from: owner, executorID: configuration.executorID,
+            payloadLimit: configuration.maxPayloadBytes
         )
         return try await runClaimed(claimed, token: token)
     }
@@ -73,29 +79,41 @@ extension WorkflowEngine {
             if workflow.recoveryAttempts > configuration.maxRecoveryAttempts + 1 {
                 _ = clearStaleLocalRun(workflow.id, claimedUnder: token)  // an older run here lost it to this claim
                 try await database.deadLetter(id: workflow.id, token: token)
-                logger.error("workflow exceeded its recovery attempts and was moved to MAX_RECOVERY_ATTEMPTS_EXCEEDED", metadata: [
-                    "workflow": "\(workflow.id)", "attempts": "\(workflow.recoveryAttempts)",
-                ])
+                logger.error(
+                    "workflow exceeded its recovery attempts and was moved to MAX_RECOVERY_ATTEMPTS_EXCEEDED",
+                    metadata: [
+                        "workflow": "\(workflow.id)", "attempts": "\(workflow.recoveryAttempts)",
+                    ])
                 continue
             }
             runnable.append(workflow)
         }
-        let steps = runnable.isEmpty ? [:] : try await database.loadSteps(workflowIDs: runnable.map(\.id), limit: configuration.maxPayloadBytes)
+        let steps =
+            runnable.isEmpty
+            ? [:] : try await database.loadSteps(workflowIDs: runnable.map(\.id), limit: configuration.maxPayloadBytes)
         var launched = 0
         for workflow in runnable {
             guard let name = workflow.name, let registration = registry[name] else { continue }
             guard let input = workflow.input else {
-                let problem = workflow.inputBytes > configuration.maxPayloadBytes
-                    ? DurableError(.payloadTooLarge, "the recorded input is \(workflow.inputBytes) bytes, above DurableConfiguration.maxPayloadBytes", workflowID: workflow.id)
+                let problem =
+                    workflow.inputBytes > configuration.maxPayloadBytes
+                    ? DurableError(
+                        .payloadTooLarge,
+                        "the recorded input is \(workflow.inputBytes) bytes, above DurableConfiguration.maxPayloadBytes",
+                        workflowID: workflow.id)
                     : DurableError(.corruptedCheckpoint, "the workflow has no recorded input", workflowID: workflow.id)
                 await failWithoutRunning(workflow.id, token: token, problem)
                 continue
             }
-            logger.debug("running claimed workflow", metadata: [
-                "workflow": "\(workflow.id)", "workflowName": "\(name)", "recordedSteps": "\(steps[workflow.id]?.count ?? 0)",
-            ])
-            startClaimedRun(registration, id: workflow.id, input: input, token: token, recorded: steps[workflow.id] ?? [:],
-                          deadline: workflow.deadlineMilliseconds, queue: workflow.queueName, partitionKey: workflow.partitionKey)
+            logger.debug(
+                "running claimed workflow",
+                metadata: [
+                    "workflow": "\(workflow.id)", "workflowName": "\(name)",
+                    "recordedSteps": "\(steps[workflow.id]?.count ?? 0)",
+                ])
+            startClaimedRun(
+                registration, id: workflow.id, input: input, token: token, recorded: steps[workflow.id] ?? [:],
+                deadline: workflow.deadlineMilliseconds, queue: workflow.queueName, partitionKey: workflow.partitionKey)
             launched += 1
         }
         return launched
@@ -104,7 +122,10 @@ extension WorkflowEngine {
     /// Records `ERROR` for a claimed workflow that cannot even start.
     private func failWithoutRunning(_ id: String, token: String, _ problem: DurableError) async {
         logger.error("workflow cannot be resumed", metadata: ["workflow": "\(id)", "error": "\(problem)"])
-        guard let encoded = try? PortableJSON.encode(PortableError(describing: problem), limit: configuration.maxPayloadBytes, what: "the error") else { return }
+        guard
+            let encoded = try? PortableJSON.encode(
+                PortableError(describing: problem), limit: configuration.maxPayloadBytes, what: "the error")
+        else { return }
         _ = try? await database.finishWorkflow(id: id, token: token, status: .error, output: nil, error: encoded)
     }
 }

@@ -43,7 +43,10 @@ final class CheckpointWriter: Sendable {
         )
         outcomes = WriteBatcher(
             maxInFlight: parallelWrites, maxBatch: 100,
-            writeOne: { try await database.finishWorkflow(id: $0.id, token: $0.token, status: $0.status, output: $0.output, error: $0.error) },
+            writeOne: {
+                try await database.finishWorkflow(
+                    id: $0.id, token: $0.token, status: $0.status, output: $0.output, error: $0.error)
+            },
             writeMany: { await database.finishWorkflows($0) }
         )
     }
@@ -53,14 +56,18 @@ final class CheckpointWriter: Sendable {
     static let largestBatchedValue = 16 * 1024
 
     func write(_ checkpoint: StepCheckpoint) async throws -> SystemDatabase.StepWriteOutcome {
-        guard Self.isSmall(checkpoint.output, checkpoint.error) else { return try await database.recordStep(checkpoint) }
+        guard Self.isSmall(checkpoint.output, checkpoint.error) else {
+            return try await database.recordStep(checkpoint)
+        }
         return try await steps.submit(checkpoint)
     }
 
     /// Records a workflow's outcome; false when the workflow was no longer this run's to finish.
     func finish(_ outcome: WorkflowOutcomeWrite) async throws -> Bool {
         guard Self.isSmall(outcome.output, outcome.error) else {
-            return try await database.finishWorkflow(id: outcome.id, token: outcome.token, status: outcome.status, output: outcome.output, error: outcome.error)
+            return try await database.finishWorkflow(
+                id: outcome.id, token: outcome.token, status: outcome.status, output: outcome.output,
+                error: outcome.error)
         }
         return try await outcomes.submit(outcome)
     }

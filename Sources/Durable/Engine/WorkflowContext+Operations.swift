@@ -30,13 +30,17 @@ extension WorkflowContext {
         _ name: String, nested: Bool = false, isolation: isolated (any Actor)? = #isolation,
         perform: (_ stepID: Int) async throws -> Output
     ) async throws -> Output {
-        try await operation(name, nested: nested, isolation: isolation, replay: { checkpoint, stepID in
-            try replay(checkpoint, as: Output.self, stepID: stepID, name: name)
-        }, perform: perform)
+        try await operation(
+            name, nested: nested, isolation: isolation,
+            replay: { checkpoint, stepID in
+                try replay(checkpoint, as: Output.self, stepID: stepID, name: name)
+            }, perform: perform)
     }
 
     /// This run's checkpoint of operation `stepID`, completed now (and started at `startedAt`, or now).
-    func checkpoint(_ stepID: Int, _ name: String, output: String?, error: String? = nil, startedAt: Int64? = nil) -> StepCheckpoint {
+    func checkpoint(_ stepID: Int, _ name: String, output: String?, error: String? = nil, startedAt: Int64? = nil)
+        -> StepCheckpoint
+    {
         let now = Self.nowMilliseconds()
         return StepCheckpoint(
             workflowID: workflowID, stepID: stepID, name: name, output: output, error: error,

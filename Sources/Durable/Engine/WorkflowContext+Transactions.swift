@@ -43,22 +43,34 @@ extension WorkflowContext {
                 // system checkpoint, or a connection lost during COMMIT after the commit went through, left it there.
                 // Otherwise a lost connection rolled the transaction back, and it simply runs again.
                 run = try await engine.database.retry.run("run transaction step \(stepID)", workflowID: workflowID) {
-                    if let committed = try await pool.withConnection({ try await system.readCompletion(workflowID: workflowID, stepID: stepID, on: $0) }) {
+                    if let committed = try await pool.withConnection({
+                        try await system.readCompletion(workflowID: workflowID, stepID: stepID, on: $0)
+                    }) {
                         return .committedBefore(committed)
                     }
                     do {
                         return try await pool.withTransaction { connection in
-                            let output = try await StepScope.$isInsideStep.withValue(true) { try await body(connection) }
-                            let encoded = try PortableJSON.encode(output, limit: limit, what: "the result of transaction step '\(name)'")
+                            let output = try await StepScope.$isInsideStep.withValue(true) {
+                                try await body(connection)
+                            }
+                            let encoded = try PortableJSON.encode(
+                                output, limit: limit, what: "the result of transaction step '\(name)'")
                             // Already there: an earlier attempt's COMMIT, which the check above could not see yet,
                             // went through. Throwing rolls this second run of the SQL back.
-                            guard try await system.recordCompletion(workflowID: workflowID, stepID: stepID, output: encoded, on: connection) else {
+                            guard
+                                try await system.recordCompletion(
+                                    workflowID: workflowID, stepID: stepID, output: encoded, on: connection)
+                            else {
                                 throw CompletionRecordedMeanwhile()
                             }
                             return .ran(output, encoded)
                         }
                     } catch is CompletionRecordedMeanwhile {
-                        guard let committed = try await pool.withConnection({ try await system.readCompletion(workflowID: workflowID, stepID: stepID, on: $0) }) else {
+                        guard
+                            let committed = try await pool.withConnection({
+                                try await system.readCompletion(workflowID: workflowID, stepID: stepID, on: $0)
+                            })
+                        else {
                             throw RunInterrupted(reason: "the completion of transaction step \(stepID) vanished")
                         }
                         return .committedBefore(committed)
@@ -71,9 +83,11 @@ extension WorkflowContext {
             switch run {
             case .committedBefore(let committed):
                 try await recordOutcome(name, stepID: stepID, startedAt: startedAt, output: committed, as: Output.self)
-                return try PortableJSON.decode(Output.self, from: committed, what: "the recorded result of transaction step \(stepID) '\(name)'")
+                return try PortableJSON.decode(
+                    Output.self, from: committed, what: "the recorded result of transaction step \(stepID) '\(name)'")
             case .ran(let output, let encoded):
-                let adopted = try await recordOutcome(name, stepID: stepID, startedAt: startedAt, output: encoded, as: Output.self)
+                let adopted = try await recordOutcome(
+                    name, stepID: stepID, startedAt: startedAt, output: encoded, as: Output.self)
                 return adopted ?? output
             }
         }
@@ -90,13 +104,16 @@ extension WorkflowContext {
             // during COMMIT after the commit went through: then the checkpoint, committed with the SQL, is there.
             return try await database.retry.run("run transaction step \(stepID)", workflowID: workflowID) {
                 attempt += 1
-                if attempt > 1, let committed = try await database.recordedStep(workflowID: workflowID, stepID: stepID) {
+                if attempt > 1, let committed = try await database.recordedStep(workflowID: workflowID, stepID: stepID)
+                {
                     return try replay(committed, as: Output.self, stepID: stepID, name: name)
                 }
                 return try await database.pool.withTransaction { connection in
                     let output = try await StepScope.$isInsideStep.withValue(true) { try await body(connection) }
-                    let encoded = try PortableJSON.encode(output, limit: limit, what: "the result of transaction step '\(name)'")
-                    let recorded = try await database.recordStep(checkpoint(stepID, name, output: encoded, startedAt: startedAt), inTransactionOn: connection)
+                    let encoded = try PortableJSON.encode(
+                        output, limit: limit, what: "the result of transaction step '\(name)'")
+                    let recorded = try await database.recordStep(
+                        checkpoint(stepID, name, output: encoded, startedAt: startedAt), inTransactionOn: connection)
                     // Not ours any more: throwing rolls the user's SQL back with it.
                     try ensureStillOwner(status: recorded.status, stillOwner: recorded.owned)
                     guard recorded.written else {
@@ -116,16 +133,24 @@ extension WorkflowContext {
     }
 
     @discardableResult
-    private func recordOutcome<Output: Decodable>(_ name: String, stepID: Int, startedAt: Int64, output: String, as type: Output.Type) async throws -> Output? {
+    private func recordOutcome<Output: Decodable>(
+        _ name: String, stepID: Int, startedAt: Int64, output: String, as type: Output.Type
+    ) async throws -> Output? {
         try await record(checkpoint(stepID, name, output: output, startedAt: startedAt), as: Output.self)
     }
 
     /// Records a rolled-back transaction's error as the step's outcome and throws it as ``DurableError/Code/stepFailed``.
-    private func recordFailure<Output: Decodable>(_ name: String, stepID: Int, startedAt: Int64, _ error: any Error, as type: Output.Type) async throws -> Never {
+    private func recordFailure<Output: Decodable>(
+        _ name: String, stepID: Int, startedAt: Int64, _ error: any Error, as type: Output.Type
+    ) async throws -> Never {
         let failure = PortableError(describing: error)
-        let encoded = try PortableJSON.encode(failure, limit: engine.configuration.maxPayloadBytes, what: "the error of step '\(name)'")
-        _ = try await record(checkpoint(stepID, name, output: nil, error: encoded, startedAt: startedAt), as: Output.self)
-        throw DurableError(.stepFailed, "step \(stepID) '\(name)' failed: \(failure.name): \(failure.message)", workflowID: workflowID, errorName: failure.name)
+        let encoded = try PortableJSON.encode(
+            failure, limit: engine.configuration.maxPayloadBytes, what: "the error of step '\(name)'")
+        _ = try await record(
+            checkpoint(stepID, name, output: nil, error: encoded, startedAt: startedAt), as: Output.self)
+        throw DurableError(
+            .stepFailed, "step \(stepID) '\(name)' failed: \(failure.name): \(failure.message)", workflowID: workflowID,
+            errorName: failure.name)
     }
 }
 

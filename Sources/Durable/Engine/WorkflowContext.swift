@@ -37,8 +37,11 @@ public final class WorkflowContext: Sendable {
     /// Set when the simulated crash stopped this run: it writes nothing more.
     private let crashed = Atomic<Bool>(false)
 
-    init(workflowID: String, workflowName: String, ownerToken: String, engine: WorkflowEngine, recorded: [Int: RecordedStep], deadline: Int64? = nil,
-         crashAfterStep: Int? = nil) {
+    init(
+        workflowID: String, workflowName: String, ownerToken: String, engine: WorkflowEngine,
+        recorded: [Int: RecordedStep], deadline: Int64? = nil,
+        crashAfterStep: Int? = nil
+    ) {
         self.deadline = deadline
         self.crashAfterStep = crashAfterStep
         self.workflowID = workflowID
@@ -89,7 +92,8 @@ public final class WorkflowContext: Sendable {
 
     /// A step's first run: the body (retried as `retry` says), then its checkpoint.
     private func perform<Output: Codable & Sendable>(
-        _ name: String, stepID: Int, retry: RetryPolicy, isolation: isolated (any Actor)?, _ body: () async throws -> Output
+        _ name: String, stepID: Int, retry: RetryPolicy, isolation: isolated (any Actor)?,
+        _ body: () async throws -> Output
     ) async throws -> Output {
         let startedAt = Self.nowMilliseconds()
         var attempt = 1
@@ -109,13 +113,16 @@ public final class WorkflowContext: Sendable {
                 }
                 var failure = PortableError(describing: error)
                 if attempt > 1 { failure.message += " (after \(attempt) attempts)" }
-                let encoded = try PortableJSON.encode(failure, limit: engine.configuration.maxPayloadBytes, what: "the error of step '\(name)'")
-                let adopted = try await record(checkpoint(stepID, name, output: nil, error: encoded, startedAt: startedAt), as: Output.self)
+                let encoded = try PortableJSON.encode(
+                    failure, limit: engine.configuration.maxPayloadBytes, what: "the error of step '\(name)'")
+                let adopted = try await record(
+                    checkpoint(stepID, name, output: nil, error: encoded, startedAt: startedAt), as: Output.self)
                 if let adopted { return adopted }
                 throw stepFailure(failure, stepID: stepID, name: name)
             }
         }
-        let encoded = try PortableJSON.encode(output, limit: engine.configuration.maxPayloadBytes, what: "the result of step '\(name)'")
+        let encoded = try PortableJSON.encode(
+            output, limit: engine.configuration.maxPayloadBytes, what: "the result of step '\(name)'")
         let adopted = try await record(checkpoint(stepID, name, output: encoded, startedAt: startedAt), as: Output.self)
         return adopted ?? output
     }
@@ -193,31 +200,46 @@ public final class WorkflowContext: Sendable {
         return lastStepID.add(1, ordering: .relaxed).newValue
     }
 
-    func replay<Output: Decodable>(_ checkpoint: RecordedStep, as type: Output.Type, stepID: Int, name: String) throws -> Output {
+    func replay<Output: Decodable>(_ checkpoint: RecordedStep, as type: Output.Type, stepID: Int, name: String) throws
+        -> Output
+    {
         guard checkpoint.name == name else {
-            throw fail(DurableError(
-                .nonDeterministicWorkflow,
-                "step \(stepID) was recorded as '\(checkpoint.name)' but the code now calls '\(name)' at that position; the workflow code changed while this run was in flight. Run it with the code version that started it (DurableConfiguration.applicationVersion)",
-                workflowID: workflowID
-            ))
+            throw fail(
+                DurableError(
+                    .nonDeterministicWorkflow,
+                    "step \(stepID) was recorded as '\(checkpoint.name)' but the code now calls '\(name)' at that position; the workflow code changed while this run was in flight. Run it with the code version that started it (DurableConfiguration.applicationVersion)",
+                    workflowID: workflowID
+                ))
         }
         if checkpoint.oversized {
-            throw fail(DurableError(.payloadTooLarge, "the recorded result of step \(stepID) '\(name)' exceeds DurableConfiguration.maxPayloadBytes and was not loaded", workflowID: workflowID))
+            throw fail(
+                DurableError(
+                    .payloadTooLarge,
+                    "the recorded result of step \(stepID) '\(name)' exceeds DurableConfiguration.maxPayloadBytes and was not loaded",
+                    workflowID: workflowID))
         }
         if let serialization = checkpoint.serialization, serialization != PortableJSON.formatName {
-            throw fail(DurableError(.corruptedCheckpoint, "step \(stepID) '\(name)' was recorded in the '\(serialization)' format, which this library cannot read", workflowID: workflowID))
+            throw fail(
+                DurableError(
+                    .corruptedCheckpoint,
+                    "step \(stepID) '\(name)' was recorded in the '\(serialization)' format, which this library cannot read",
+                    workflowID: workflowID))
         }
         do {
             if let error = checkpoint.error {
-                let failure = try PortableJSON.decode(PortableError.self, from: error, what: "the recorded error of step \(stepID) '\(name)'")
+                let failure = try PortableJSON.decode(
+                    PortableError.self, from: error, what: "the recorded error of step \(stepID) '\(name)'")
                 throw stepFailure(failure, stepID: stepID, name: name)
             }
             guard let output = checkpoint.output else {
-                throw DurableError(.corruptedCheckpoint, "step \(stepID) '\(name)' has neither a recorded result nor an error", workflowID: workflowID)
+                throw DurableError(
+                    .corruptedCheckpoint, "step \(stepID) '\(name)' has neither a recorded result nor an error",
+                    workflowID: workflowID)
             }
             // Messages are kept as raw JSON until the caller says which type they are.
             if let raw = RawJSON(text: output) as? Output { return raw }
-            return try PortableJSON.decode(Output.self, from: output, what: "the recorded result of step \(stepID) '\(name)'")
+            return try PortableJSON.decode(
+                Output.self, from: output, what: "the recorded result of step \(stepID) '\(name)'")
         } catch let error as DurableError where error.code == .corruptedCheckpoint {
             var located = error
             located.workflowID = workflowID
@@ -247,7 +269,9 @@ public final class WorkflowContext: Sendable {
     }
 
     private func stepFailure(_ failure: PortableError, stepID: Int, name: String) -> DurableError {
-        DurableError(.stepFailed, "step \(stepID) '\(name)' failed: \(failure.name): \(failure.message)", workflowID: workflowID, errorName: failure.name)
+        DurableError(
+            .stepFailed, "step \(stepID) '\(name)' failed: \(failure.name): \(failure.message)", workflowID: workflowID,
+            errorName: failure.name)
     }
 
     func fail(_ error: DurableError) -> DurableError {

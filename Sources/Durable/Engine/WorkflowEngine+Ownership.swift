@@ -53,7 +53,8 @@ extension WorkflowEngine {
     /// thousands, are left to the check they get when they wake.) An unreadable check leaves every run alone.
     func stopRunsNoLongerOwned() async {
         let local = state.withLock { $0.runs.map { (id: $0.key, token: $0.value.token) } } + parked.queuedTokens
-        guard !local.isEmpty, let owned = try? await database.stillOwned(local.map(\.id), tokens: local.map(\.token)) else { return }
+        guard !local.isEmpty, let owned = try? await database.stillOwned(local.map(\.id), tokens: local.map(\.token))
+        else { return }
         for run in local where !owned.contains(run.id) {
             logger.debug("a run's workflow is no longer its own; stopping it", metadata: ["workflow": "\(run.id)"])
             stopLocalRun(run.id, token: run.token)
@@ -73,21 +74,32 @@ extension WorkflowEngine {
     /// An older run or parked entry of the workflow still here lost it to this claim and is retired first; the
     /// launch then waits for that run to end, checks that the claim still holds (a cancel or a resume may have
     /// come meanwhile) and reloads the checkpoints (the old run may have recorded a step since they were read).
-    func startClaimedRun(_ registration: WorkflowRegistration, id: String, input: String, token: String, recorded: [Int: RecordedStep],
-                       deadline: Int64?, queue: String?, partitionKey: String?) {
+    func startClaimedRun(
+        _ registration: WorkflowRegistration, id: String, input: String, token: String, recorded: [Int: RecordedStep],
+        deadline: Int64?, queue: String?, partitionKey: String?
+    ) {
         if clearStaleLocalRun(id, claimedUnder: token) == nil,
-           startRun(registration, id: id, input: input, token: token, recorded: recorded, deadline: deadline, queue: queue, partitionKey: partitionKey) {
+            startRun(
+                registration, id: id, input: input, token: token, recorded: recorded, deadline: deadline, queue: queue,
+                partitionKey: partitionKey)
+        {
             return
         }
         guard state.withLock({ $0.accepting }) else { return }  // shutting down: it stays PENDING for the next start
-        logger.warning("claimed a workflow an older run here still held; it runs once that run has stopped", metadata: ["workflow": "\(id)"])
+        logger.warning(
+            "claimed a workflow an older run here still held; it runs once that run has stopped",
+            metadata: ["workflow": "\(id)"])
         Task { [self] in
-            await startRunOnceStaleRunsEnd(registration, id: id, input: input, token: token, deadline: deadline, queue: queue, partitionKey: partitionKey)
+            await startRunOnceStaleRunsEnd(
+                registration, id: id, input: input, token: token, deadline: deadline, queue: queue,
+                partitionKey: partitionKey)
         }
     }
 
-    private func startRunOnceStaleRunsEnd(_ registration: WorkflowRegistration, id: String, input: String, token: String,
-                                        deadline: Int64?, queue: String?, partitionKey: String?) async {
+    private func startRunOnceStaleRunsEnd(
+        _ registration: WorkflowRegistration, id: String, input: String, token: String,
+        deadline: Int64?, queue: String?, partitionKey: String?
+    ) async {
         let logger = self.logger.with(workflow: id, name: registration.name)
         for _ in 0..<5 {
             while let stale = clearStaleLocalRun(id, claimedUnder: token) { _ = await stale.value }
@@ -97,17 +109,23 @@ extension WorkflowEngine {
                     return
                 }
                 let steps = try await database.loadSteps(workflowIDs: [id], limit: configuration.maxPayloadBytes)
-                if startRun(registration, id: id, input: input, token: token, recorded: steps[id] ?? [:],
-                          deadline: deadline, queue: queue, partitionKey: partitionKey) {
+                if startRun(
+                    registration, id: id, input: input, token: token, recorded: steps[id] ?? [:],
+                    deadline: deadline, queue: queue, partitionKey: partitionKey)
+                {
                     return
                 }
             } catch {
-                logger.error("could not launch a claimed workflow; it stays PENDING until this executor restarts or is taken over", metadata: ["error": "\(error)"])
+                logger.error(
+                    "could not launch a claimed workflow; it stays PENDING until this executor restarts or is taken over",
+                    metadata: ["error": "\(error)"])
                 return
             }
             guard state.withLock({ $0.accepting }) else { return }
         }
-        logger.error("could not launch a claimed workflow: another run of it kept appearing here; it stays PENDING until this executor restarts")
+        logger.error(
+            "could not launch a claimed workflow: another run of it kept appearing here; it stays PENDING until this executor restarts"
+        )
     }
 
     /// A cancellation announced by NOTIFY (from this process or another). It may be stale: the workflow can have
@@ -132,7 +150,9 @@ extension WorkflowEngine {
             if try await database.cancel(id: id, onlyIfOwnedBy: token).cancelled {
                 logger.info("workflow timed out and is cancelled", metadata: ["workflow": "\(id)"])
             } else {
-                logger.debug("deadline passed for a run that no longer owns its workflow; left alone", metadata: ["workflow": "\(id)"])
+                logger.debug(
+                    "deadline passed for a run that no longer owns its workflow; left alone",
+                    metadata: ["workflow": "\(id)"])
             }
             stopLocalRun(id, token: token)
         } catch {
@@ -150,25 +170,35 @@ extension WorkflowEngine {
             throw DurableError(.workflowNotFound, "no workflow with this ID exists", workflowID: id)
         }
         guard let name = existing.name, let registration = registry[name] else {
-            throw DurableError(.workflowNotRegistered, "workflow '\(existing.name ?? "<none>")' is not registered in this process, so it cannot be resumed here", workflowID: id)
+            throw DurableError(
+                .workflowNotRegistered,
+                "workflow '\(existing.name ?? "<none>")' is not registered in this process, so it cannot be resumed here",
+                workflowID: id)
         }
         // A run of it still winding down here (for example after a cancel) must finish first; a parked one is
         // replaced by the resumed run.
         if let previous = activeRun(id) { _ = await previous.value }
         if let entry = parked.remove(id) { releaseLoad(of: entry) }
         let token = newRunToken()
-        guard let claimed = try await database.resume(
-            id: id, token: token, executorID: configuration.executorID,
-            applicationVersion: configuration.applicationVersion, payloadLimit: configuration.maxPayloadBytes
-        ) else {
+        guard
+            let claimed = try await database.resume(
+                id: id, token: token, executorID: configuration.executorID,
+                applicationVersion: configuration.applicationVersion, payloadLimit: configuration.maxPayloadBytes
+            )
+        else {
             return  // it finished meanwhile: nothing to resume
         }
         guard let input = claimed.input else {
-            throw DurableError(.payloadTooLarge, "the recorded input is \(claimed.inputBytes) bytes, above DurableConfiguration.maxPayloadBytes", workflowID: id)
+            throw DurableError(
+                .payloadTooLarge,
+                "the recorded input is \(claimed.inputBytes) bytes, above DurableConfiguration.maxPayloadBytes",
+                workflowID: id)
         }
         let steps = try await database.loadSteps(workflowIDs: [id], limit: configuration.maxPayloadBytes)
         // Through startClaimedRun: a run of it may have appeared here meanwhile (a claim that took it back), and it
         // lost the workflow to this resume.
-        startClaimedRun(registration, id: id, input: input, token: token, recorded: steps[id] ?? [:], deadline: nil, queue: nil, partitionKey: nil)
+        startClaimedRun(
+            registration, id: id, input: input, token: token, recorded: steps[id] ?? [:], deadline: nil, queue: nil,
+            partitionKey: nil)
     }
 }

@@ -57,18 +57,23 @@ final class WorkflowEngine: Sendable {
     /// DurableTesting's watches on runs (see ``RunWatch``); empty in applications.
     let watches: RunWatches
 
-    init(configuration: DurableConfiguration, database: SystemDatabase, registry: WorkflowRegistry, listener: NotificationListener, queues: [WorkflowQueue] = [],
-         tracksInstances: Bool = false, watches: RunWatches = RunWatches(), logger: Logger) {
+    init(
+        configuration: DurableConfiguration, database: SystemDatabase, registry: WorkflowRegistry,
+        listener: NotificationListener, queues: [WorkflowQueue] = [],
+        tracksInstances: Bool = false, watches: RunWatches = RunWatches(), logger: Logger
+    ) {
         self.tracksInstances = tracksInstances
         self.watches = watches
         var declared = Dictionary(queues.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
-        declared[WorkflowQueue.internalQueueName] = declared[WorkflowQueue.internalQueueName] ?? WorkflowQueue(WorkflowQueue.internalQueueName)
+        declared[WorkflowQueue.internalQueueName] =
+            declared[WorkflowQueue.internalQueueName] ?? WorkflowQueue(WorkflowQueue.internalQueueName)
         self.declaredQueues = declared
         self.configuration = configuration
         self.database = database
         // An eighth of the pool per kind of write before batching starts (measured best on two cores: fewer,
         // fuller commits), and the rest of the pool stays free for everything else.
-        self.checkpoints = CheckpointWriter(database: database, parallelWrites: max(2, configuration.maxConnections / 8))
+        self.checkpoints = CheckpointWriter(
+            database: database, parallelWrites: max(2, configuration.maxConnections / 8))
         self.registry = registry
         self.listener = listener
         self.logger = logger
@@ -78,10 +83,16 @@ final class WorkflowEngine: Sendable {
     // MARK: - Starting
 
     /// Starts a workflow or finds the run that already holds `id`.
-    func start(name: String, input: String, id: String, timeout: Duration? = nil, parentDeadline: Int64? = nil, parentID: String? = nil) async throws {
+    func start(
+        name: String, input: String, id: String, timeout: Duration? = nil, parentDeadline: Int64? = nil,
+        parentID: String? = nil
+    ) async throws {
         try ensureAccepting()
         guard let registration = registry[name] else {
-            throw DurableError(.workflowNotRegistered, "no workflow named '\(name)' is registered; call DurableRuntime.register(_:) before launch", workflowID: id)
+            throw DurableError(
+                .workflowNotRegistered,
+                "no workflow named '\(name)' is registered; call DurableRuntime.register(_:) before launch",
+                workflowID: id)
         }
         // No shortcut when `id` is already running here: the row must still be read, or a start of the same ID
         // under another workflow name would return silently instead of throwing conflictingWorkflowID.
@@ -106,7 +117,9 @@ final class WorkflowEngine: Sendable {
                 workflowID: id
             )
         }
-        logger.debug("workflow already exists; returning its handle", metadata: ["workflow": "\(id)", "status": "\(outcome.status)"])
+        logger.debug(
+            "workflow already exists; returning its handle",
+            metadata: ["workflow": "\(id)", "status": "\(outcome.status)"])
     }
 
     /// The run of `id` active in this process, if any.
@@ -170,7 +183,8 @@ final class WorkflowEngine: Sendable {
     /// Stops taking work and interrupts every active run; each stops at its next durable operation and stays
     /// `PENDING`. Returns once they have all stopped.
     func shutdown() async {
-        let (runs, dispatcher, monitor, scheduler) = state.withLock { state -> ([Task<RunOutcome, Never>], QueueDispatcher?, ExecutorMonitor?, Scheduler?) in
+        let (runs, dispatcher, monitor, scheduler) = state.withLock {
+            state -> ([Task<RunOutcome, Never>], QueueDispatcher?, ExecutorMonitor?, Scheduler?) in
             state.accepting = false
             return (state.runs.values.map(\.task), state.dispatcher, state.monitor, state.scheduler)
         }

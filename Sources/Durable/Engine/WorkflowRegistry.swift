@@ -32,7 +32,8 @@ final class WorkflowRegistry: Sendable {
             } else if let problem = ArgumentChecks.problem(with: W.name) {
                 state.problems.append("\(W.self)'s durable name \(problem)")
             } else if state.workflows[W.name] != nil {
-                state.problems.append("two workflows are registered under the durable name '\(W.name)'; names must be unique")
+                state.problems.append(
+                    "two workflows are registered under the durable name '\(W.name)'; names must be unique")
             } else {
                 state.workflows[W.name] = WorkflowRegistration(workflow)
             }

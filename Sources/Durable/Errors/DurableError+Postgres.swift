@@ -15,7 +15,10 @@ extension DurableError {
         if error.sqlState == "54000" {
             // "index row size exceeds maximum": the server's message names an internal index and suggests an MD5
             // index, which only confuses; what the caller can change is the length of what it passed.
-            self.init(code, "\(context): a value exceeds PostgreSQL's limit for indexed columns (an ID, name, key or topic longer than the library lets through: see ArgumentChecks); use a shorter one", workflowID: workflowID, sqlState: error.sqlState)
+            self.init(
+                code,
+                "\(context): a value exceeds PostgreSQL's limit for indexed columns (an ID, name, key or topic longer than the library lets through: see ArgumentChecks); use a shorter one",
+                workflowID: workflowID, sqlState: error.sqlState)
             return
         }
         self.init(code, "\(context): \(error)", workflowID: workflowID, sqlState: error.sqlState)

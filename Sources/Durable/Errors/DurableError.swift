@@ -76,7 +76,9 @@ public struct DurableError: Error, Sendable, CustomStringConvertible {
     public var errorName: String?
 
     /// Creates an error.
-    public init(_ code: Code, _ message: String, workflowID: String? = nil, sqlState: String? = nil, errorName: String? = nil) {
+    public init(
+        _ code: Code, _ message: String, workflowID: String? = nil, sqlState: String? = nil, errorName: String? = nil
+    ) {
         self.code = code
         self.message = message
         self.workflowID = workflowID
@@ -89,7 +91,9 @@ public struct DurableError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         var text = "DurableError.\(code): \(message)"
         // A workflow ID can be very long (IDs are the caller's); the description stays readable.
-        if let workflowID { text += " [workflow \(workflowID.count <= 200 ? workflowID : String(workflowID.prefix(200)) + "…")]" }
+        if let workflowID {
+            text += " [workflow \(workflowID.count <= 200 ? workflowID : String(workflowID.prefix(200)) + "…")]"
+        }
         if let sqlState { text += " [SQLSTATE \(sqlState)]" }
         return text
     }

@@ -106,7 +106,9 @@ final class NotificationListener: Sendable {
                 // Waiters may be in a long wait counting on notifications: wake them to look now and then poll.
                 if setHealthy(false) { wakeEveryone() }
                 if !Task.isCancelled {
-                    logger.warning("notification listener lost its connection; waiters poll until it is back", metadata: ["error": "\(error)"])
+                    logger.warning(
+                        "notification listener lost its connection; waiters poll until it is back",
+                        metadata: ["error": "\(error)"])
                     try? await Task.sleep(for: delay)
                     delay = min(delay * 2, .seconds(5))
                 }
@@ -134,7 +136,9 @@ final class NotificationListener: Sendable {
             }
         }
         setHealthy(false)
-        logger.warning("LISTEN/NOTIFY does not reach this process (a transaction-mode pooler?); waiting workflows poll the database instead")
+        logger.warning(
+            "LISTEN/NOTIFY does not reach this process (a transaction-mode pooler?); waiting workflows poll the database instead"
+        )
     }
 
     /// Returns whether it was healthy before.
@@ -157,7 +161,9 @@ final class NotificationListener: Sendable {
     private func wake(_ key: String) {
         // Tickets for one payload, plus those for any payload on the channel (see ``anyPayload``).
         let channelWide = key.split(separator: "|", maxSplits: 1).first.map { $0 + "|" + Self.anyPayload } ?? ""
-        let tickets = state.withLock { Array(($0.waiters[key] ?? [:]).values) + Array(($0.waiters[channelWide] ?? [:]).values) }
+        let tickets = state.withLock {
+            Array(($0.waiters[key] ?? [:]).values) + Array(($0.waiters[channelWide] ?? [:]).values)
+        }
         tickets.forEach { $0.fire() }
     }
 

@@ -4,7 +4,8 @@ extension WorkflowContext {
     /// Appends `value` to the stream `key` of this workflow, for readers outside (progress, tokens for a
     /// frontend). Checkpointed: a recovered workflow does not append it twice.
     public func writeStream<Value: Encodable & Sendable>(_ key: String, _ value: Value) async throws {
-        let encoded = try PortableJSON.encode(value, limit: engine.configuration.maxPayloadBytes, what: "the stream value")
+        let encoded = try PortableJSON.encode(
+            value, limit: engine.configuration.maxPayloadBytes, what: "the stream value")
         try await appendToStream(key, encoded, operation: "DBOS.writeStream")
     }
 
@@ -17,7 +18,8 @@ extension WorkflowContext {
         try ArgumentChecks.text(key, "the stream key", workflowID: workflowID)
         let _: NoOutput = try await self.operation(operation) { stepID in
             let write = try await engine.database.appendToStream(
-                workflowID: workflowID, key: key, value: value, stepID: stepID, operation: operation, ownerToken: ownerToken
+                workflowID: workflowID, key: key, value: value, stepID: stepID, operation: operation,
+                ownerToken: ownerToken
             )
             try ensureStillOwner(status: write.workflowStatus, stillOwner: write.stillOwner)
             return NoOutput()
@@ -32,7 +34,9 @@ extension DurableRuntime {
     /// ```swift
     /// for try await token in durable.readStream("chat-42", key: "tokens", as: String.self) { send(token) }
     /// ```
-    public func readStream<Value: Decodable & Sendable>(_ workflowID: String, key: String, from offset: Int = 0, as type: Value.Type = Value.self) -> AsyncThrowingStream<Value, any Error> {
+    public func readStream<Value: Decodable & Sendable>(
+        _ workflowID: String, key: String, from offset: Int = 0, as type: Value.Type = Value.self
+    ) -> AsyncThrowingStream<Value, any Error> {
         AsyncThrowingStream { continuation in
             let reader = Task {
                 do {
@@ -44,23 +48,34 @@ extension DurableRuntime {
                         // At least once a second: a workflow that ends without closing its stream sends no
                         // notification, and its readers should end soon after it (readers are few).
                         let found = try await engine.listener.waitFor(
-                            channel: SystemDatabase.streamsChannel, payload: workflowID + "::" + key, until: nil, longestSleep: .seconds(1)
+                            channel: SystemDatabase.streamsChannel, payload: workflowID + "::" + key, until: nil,
+                            longestSleep: .seconds(1)
                         ) { () -> StreamItem? in
-                            guard let row = try await engine.database.streamValue(workflowID: workflowID, key: key, offset: next) else {
-                                throw DurableError(.workflowNotFound, "no workflow with this ID exists", workflowID: workflowID)
+                            guard
+                                let row = try await engine.database.streamValue(
+                                    workflowID: workflowID, key: key, offset: next)
+                            else {
+                                throw DurableError(
+                                    .workflowNotFound, "no workflow with this ID exists", workflowID: workflowID)
                             }
                             if let value = row.value {
-                                return value == SystemDatabase.streamClosedSentinel ? .end : .value(value, serialization: row.serialization)
+                                return value == SystemDatabase.streamClosedSentinel
+                                    ? .end : .value(value, serialization: row.serialization)
                             }
                             if let state = row.status.flatMap(WorkflowState.init), state.isFinal { return .end }
                             return nil
                         }
                         guard case .value(let value, let serialization) = found else { break }
                         if let serialization, serialization != PortableJSON.formatName {
-                            throw DurableError(.corruptedCheckpoint, "stream '\(ArgumentChecks.shown(key))' holds a value in the '\(serialization)' format, which this library cannot read", workflowID: workflowID)
+                            throw DurableError(
+                                .corruptedCheckpoint,
+                                "stream '\(ArgumentChecks.shown(key))' holds a value in the '\(serialization)' format, which this library cannot read",
+                                workflowID: workflowID)
                         }
                         do {
-                            continuation.yield(try PortableJSON.decode(Value.self, from: value, what: "a value of stream '\(ArgumentChecks.shown(key))'"))
+                            continuation.yield(
+                                try PortableJSON.decode(
+                                    Value.self, from: value, what: "a value of stream '\(ArgumentChecks.shown(key))'"))
                         } catch var error as DurableError {
                             error.workflowID = workflowID
                             throw error

@@ -23,7 +23,8 @@ extension WorkflowContext {
         let wake = try await durableDeadline(after: duration, what: "sleep")
         // A long sleep gives its memory back: the run ends here and the engine replays the workflow at `wake`.
         if let threshold = engine.configuration.parkSleepsLongerThan,
-           wake - Date().timeIntervalSince1970 > Double(WorkflowEngine.milliseconds(threshold)) / 1000 {
+            wake - Date().timeIntervalSince1970 > Double(WorkflowEngine.milliseconds(threshold)) / 1000
+        {
             throw park(until: wake)
         }
         try await Self.sleep(until: wake)
@@ -33,11 +34,14 @@ extension WorkflowContext {
     /// together, so a recovered workflow never sends it again.
     ///
     /// - Throws: ``DurableError/Code/workflowNotFound`` if the destination workflow does not exist.
-    public func send<Message: Encodable & Sendable>(to destination: String, topic: String? = nil, _ message: Message) async throws {
+    public func send<Message: Encodable & Sendable>(to destination: String, topic: String? = nil, _ message: Message)
+        async throws
+    {
         try DurableRuntime.validateWorkflowID(destination)
         try ArgumentChecks.text(topic ?? nullTopic, "the topic", workflowID: destination)
         let _: NoOutput = try await operation("DBOS.send") { stepID in
-            let encoded = try PortableJSON.encode(message, limit: engine.configuration.maxPayloadBytes, what: "the message")
+            let encoded = try PortableJSON.encode(
+                message, limit: engine.configuration.maxPayloadBytes, what: "the message")
             let write = try await engine.database.sendFromWorkflow(
                 messageID: UUID().uuidString.lowercased(), destination: destination, topic: topic ?? nullTopic,
                 message: encoded, sender: workflowID, stepID: stepID, ownerToken: ownerToken
@@ -62,11 +66,13 @@ extension WorkflowContext {
     ) async throws -> Message? {
         let topic = topic ?? nullTopic
         try ArgumentChecks.text(topic, "the topic", workflowID: workflowID)
-        let received = try await operation("DBOS.recv", replay: { checkpoint, stepID in
-            // Like DBOS, the wait's deadline took the next position as a sleep checkpoint: skip it too.
-            _ = try beginOperation("DBOS.sleep", nested: true)
-            return try replay(checkpoint, as: RawJSON.self, stepID: stepID, name: "DBOS.recv")
-        }, perform: { stepID in try await receive(topic: topic, stepID: stepID, timeout: timeout) })
+        let received = try await operation(
+            "DBOS.recv",
+            replay: { checkpoint, stepID in
+                // Like DBOS, the wait's deadline took the next position as a sleep checkpoint: skip it too.
+                _ = try beginOperation("DBOS.sleep", nested: true)
+                return try replay(checkpoint, as: RawJSON.self, stepID: stepID, name: "DBOS.recv")
+            }, perform: { stepID in try await receive(topic: topic, stepID: stepID, timeout: timeout) })
         return try decodeMessage(received, as: Message.self)
     }
 
@@ -80,11 +86,16 @@ extension WorkflowContext {
         let message = try await engine.listener.waitFor(
             channel: NotificationListener.messagesChannel, payload: workflowID + "::" + topic, until: until
         ) { () -> String? in
-            let outcome = try await engine.database.receive(workflowID: workflowID, topic: topic, stepID: stepID, ownerToken: ownerToken)
+            let outcome = try await engine.database.receive(
+                workflowID: workflowID, topic: topic, stepID: stepID, ownerToken: ownerToken)
             try checkOwnership(outcome.write)
             guard let message = outcome.message else { return nil }
             if let serialization = outcome.serialization, serialization != PortableJSON.formatName {
-                throw fail(DurableError(.corruptedCheckpoint, "a message on topic '\(ArgumentChecks.shown(topic))' was sent in the '\(serialization)' format, which this library cannot read; send it as portable JSON", workflowID: workflowID))
+                throw fail(
+                    DurableError(
+                        .corruptedCheckpoint,
+                        "a message on topic '\(ArgumentChecks.shown(topic))' was sent in the '\(serialization)' format, which this library cannot read; send it as portable JSON",
+                        workflowID: workflowID))
             }
             return message
         }
@@ -99,8 +110,10 @@ extension WorkflowContext {
     public func setEvent<Value: Encodable & Sendable>(_ key: String, _ value: Value) async throws {
         try ArgumentChecks.text(key, "the event key", workflowID: workflowID)
         let _: NoOutput = try await operation("DBOS.setEvent") { stepID in
-            let encoded = try PortableJSON.encode(value, limit: engine.configuration.maxPayloadBytes, what: "the event value")
-            let write = try await engine.database.setEvent(workflowID: workflowID, key: key, value: encoded, stepID: stepID, ownerToken: ownerToken)
+            let encoded = try PortableJSON.encode(
+                value, limit: engine.configuration.maxPayloadBytes, what: "the event value")
+            let write = try await engine.database.setEvent(
+                workflowID: workflowID, key: key, value: encoded, stepID: stepID, ownerToken: ownerToken)
             try checkOwnership(write)
             return NoOutput()
         }
@@ -113,15 +126,19 @@ extension WorkflowContext {
     /// operation (a `recv`), see ``beginOperation(_:nested:)``.
     func durableDeadline(after duration: Duration, what: String, nested: Bool = false) async throws -> Double {
         guard duration >= .zero else {
-            throw DurableError(.invalidArgument, "\(what) duration must not be negative (got \(duration))", workflowID: workflowID)
+            throw DurableError(
+                .invalidArgument, "\(what) duration must not be negative (got \(duration))", workflowID: workflowID)
         }
         guard duration <= longestWait else {
-            throw DurableError(.invalidArgument, "\(what) duration \(duration) is longer than ten years; check its unit", workflowID: workflowID)
+            throw DurableError(
+                .invalidArgument, "\(what) duration \(duration) is longer than ten years; check its unit",
+                workflowID: workflowID)
         }
         return try await operation("DBOS.sleep", nested: nested) { stepID in
             let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
             let deadline = Date().timeIntervalSince1970 + seconds
-            let encoded = try PortableJSON.encode(deadline, limit: engine.configuration.maxPayloadBytes, what: "the wake-up time")
+            let encoded = try PortableJSON.encode(
+                deadline, limit: engine.configuration.maxPayloadBytes, what: "the wake-up time")
             let adopted = try await record(checkpoint(stepID, "DBOS.sleep", output: encoded), as: Double.self)
             return adopted ?? deadline
         }

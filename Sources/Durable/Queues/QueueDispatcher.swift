@@ -60,7 +60,8 @@ final class QueueDispatcher: Sendable {
         var nextUnservableCheck = ContinuousClock.now.advanced(by: unservableCheckGap)
         var failures = 0
         while !Task.isCancelled {
-            let ticket = listener.ticket(channel: SystemDatabase.queueWakeupChannel, payload: NotificationListener.anyPayload)
+            let ticket = listener.ticket(
+                channel: SystemDatabase.queueWakeupChannel, payload: NotificationListener.anyPayload)
             self.ticket.withLock { $0 = ticket }
             var more = false
             do {
@@ -126,12 +127,17 @@ final class QueueDispatcher: Sendable {
             }
             guard isNew else { continue }
             let metadata: Logger.Metadata = [
-                "workflow": "\(workflow.id)", "workflowName": "\(workflow.name ?? "<none>")", "queue": "\(workflow.queue)",
+                "workflow": "\(workflow.id)", "workflowName": "\(workflow.name ?? "<none>")",
+                "queue": "\(workflow.queue)",
             ]
             if workflow.nameIsKnown {
-                engine.logger.warning("a workflow on a partitioned queue has no partition key, so no dispatch takes it; it stays ENQUEUED (enqueue it with a partition key)", metadata: metadata)
+                engine.logger.warning(
+                    "a workflow on a partitioned queue has no partition key, so no dispatch takes it; it stays ENQUEUED (enqueue it with a partition key)",
+                    metadata: metadata)
             } else {
-                engine.logger.warning("a queued workflow's name is not registered in this process; it stays ENQUEUED until a process that registers it serves the queue", metadata: metadata)
+                engine.logger.warning(
+                    "a queued workflow's name is not registered in this process; it stays ENQUEUED until a process that registers it serves the queue",
+                    metadata: metadata)
             }
         }
     }
@@ -145,10 +151,12 @@ final class QueueDispatcher: Sendable {
     /// The partitions of `queue` to look at in this pass, going round all of them over several passes.
     private func nextPartitions(of queue: WorkflowQueue) async throws -> [String] {
         let cursor = partitionCursors.withLock { $0[queue.name] }
-        var keys = try await engine.database.activePartitions(queue: queue.name, after: cursor, limit: Self.partitionsPerPass)
+        var keys = try await engine.database.activePartitions(
+            queue: queue.name, after: cursor, limit: Self.partitionsPerPass)
         if keys.count < Self.partitionsPerPass, cursor != nil {
             // Reached the end: wrap around to the partitions before the cursor.
-            let wrapped = try await engine.database.activePartitions(queue: queue.name, after: nil, limit: Self.partitionsPerPass - keys.count)
+            let wrapped = try await engine.database.activePartitions(
+                queue: queue.name, after: nil, limit: Self.partitionsPerPass - keys.count)
             keys += wrapped.filter { !keys.contains($0) }
         }
         partitionCursors.withLock { $0[queue.name] = keys.count < Self.partitionsPerPass ? nil : keys.last }
@@ -162,7 +170,8 @@ final class QueueDispatcher: Sendable {
         let configuration = engine.configuration
         let claimed = try await engine.database.claimQueued(
             queue: queue, partition: partition, limit: limit, token: token, executorID: configuration.executorID,
-            applicationVersion: configuration.applicationVersion, names: names, payloadLimit: configuration.maxPayloadBytes
+            applicationVersion: configuration.applicationVersion, names: names,
+            payloadLimit: configuration.maxPayloadBytes
         )
         guard !claimed.isEmpty else { return false }
         _ = try await engine.runClaimed(claimed, token: token)

@@ -65,14 +65,22 @@ public struct WorkflowQueue: Sendable, Hashable {
     var hasQueueWideBudget: Bool { concurrency != nil || rateLimit != nil }
 
     func validate() throws {
-        func invalid(_ message: String) -> DurableError { DurableError(.invalidConfiguration, "queue '\(ArgumentChecks.shown(name))': \(message)") }
+        func invalid(_ message: String) -> DurableError {
+            DurableError(.invalidConfiguration, "queue '\(ArgumentChecks.shown(name))': \(message)")
+        }
         if name.isEmpty { throw invalid("the name is empty") }
         if let problem = ArgumentChecks.problem(with: name) { throw invalid("the name \(problem)") }
         if let concurrency, concurrency < 1 { throw invalid("concurrency must be at least 1") }
         if let workerConcurrency, workerConcurrency < 1 { throw invalid("workerConcurrency must be at least 1") }
-        if let rateLimit, rateLimit.limit < 1 || rateLimit.period <= .zero { throw invalid("a rate limit needs a positive limit and period") }
-        if let partitionConcurrency, partitionConcurrency < 1 { throw invalid("partitionConcurrency must be at least 1") }
-        if let partitionWorkerConcurrency, partitionWorkerConcurrency < 1 { throw invalid("partitionWorkerConcurrency must be at least 1") }
+        if let rateLimit, rateLimit.limit < 1 || rateLimit.period <= .zero {
+            throw invalid("a rate limit needs a positive limit and period")
+        }
+        if let partitionConcurrency, partitionConcurrency < 1 {
+            throw invalid("partitionConcurrency must be at least 1")
+        }
+        if let partitionWorkerConcurrency, partitionWorkerConcurrency < 1 {
+            throw invalid("partitionWorkerConcurrency must be at least 1")
+        }
         if let partitionRateLimit, partitionRateLimit.limit < 1 || partitionRateLimit.period <= .zero {
             throw invalid("a partition rate limit needs a positive limit and period")
         }
@@ -81,10 +89,14 @@ public struct WorkflowQueue: Sendable, Hashable {
             throw invalid("partitionConcurrency (\(partitionConcurrency)) must not exceed concurrency (\(concurrency))")
         }
         if let partitionWorkerConcurrency, let partitionConcurrency, partitionWorkerConcurrency > partitionConcurrency {
-            throw invalid("partitionWorkerConcurrency (\(partitionWorkerConcurrency)) must not exceed partitionConcurrency (\(partitionConcurrency))")
+            throw invalid(
+                "partitionWorkerConcurrency (\(partitionWorkerConcurrency)) must not exceed partitionConcurrency (\(partitionConcurrency))"
+            )
         }
         if let partitionWorkerConcurrency, let workerConcurrency, partitionWorkerConcurrency > workerConcurrency {
-            throw invalid("partitionWorkerConcurrency (\(partitionWorkerConcurrency)) must not exceed workerConcurrency (\(workerConcurrency))")
+            throw invalid(
+                "partitionWorkerConcurrency (\(partitionWorkerConcurrency)) must not exceed workerConcurrency (\(workerConcurrency))"
+            )
         }
     }
 }
@@ -116,7 +128,11 @@ public struct EnqueueOptions: Sendable {
     public var partitionKey: String?
 
     /// Creates options.
-    public init(id: String? = nil, priority: Int = 0, deduplicationID: String? = nil, deduplicationPolicy: DeduplicationPolicy = .reject, delay: Duration? = nil, timeout: Duration? = nil, partitionKey: String? = nil) {
+    public init(
+        id: String? = nil, priority: Int = 0, deduplicationID: String? = nil,
+        deduplicationPolicy: DeduplicationPolicy = .reject, delay: Duration? = nil, timeout: Duration? = nil,
+        partitionKey: String? = nil
+    ) {
         self.id = id
         self.partitionKey = partitionKey
         self.priority = priority

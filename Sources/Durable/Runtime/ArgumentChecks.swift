@@ -21,7 +21,8 @@ enum ArgumentChecks {
     static func problem(with value: String) -> String? {
         if value.utf8.contains(0) { return "contains a NUL byte, which PostgreSQL text cannot hold" }
         if value.utf8.count > longestName {
-            return "is \(value.utf8.count) bytes long; the limit is \(longestName) bytes (UTF-8), as PostgreSQL indexes it"
+            return
+                "is \(value.utf8.count) bytes long; the limit is \(longestName) bytes (UTF-8), as PostgreSQL indexes it"
         }
         return nil
     }

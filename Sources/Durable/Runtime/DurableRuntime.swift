@@ -130,7 +130,9 @@ public final class DurableRuntime: Service, Sendable {
     ///   - id: the workflow ID and idempotency key; a random UUID when omitted.
     ///   - timeout: when set, the workflow is cancelled this long after it starts, wherever it runs; its
     ///     children inherit the deadline.
-    public func start<W: Workflow>(_ workflow: W.Type, _ input: W.Input, id: String? = nil, timeout: Duration? = nil) async throws -> WorkflowHandle<W.Output> {
+    public func start<W: Workflow>(_ workflow: W.Type, _ input: W.Input, id: String? = nil, timeout: Duration? = nil)
+        async throws -> WorkflowHandle<W.Output>
+    {
         let id = id ?? UUID().uuidString.lowercased()
         try Self.validateWorkflowID(id)
         try Self.validateTimeout(timeout)
@@ -162,7 +164,9 @@ public final class DurableRuntime: Service, Sendable {
     }
 
     /// A handle to an existing workflow, by ID, from any process, typed by its output.
-    public func handle<Output: Codable & Sendable>(for id: String, resultType: Output.Type = Output.self) -> WorkflowHandle<Output> {
+    public func handle<Output: Codable & Sendable>(for id: String, resultType: Output.Type = Output.self)
+        -> WorkflowHandle<Output>
+    {
         WorkflowHandle(id: id, runtime: self)
     }
 
@@ -203,7 +207,11 @@ public final class DurableRuntime: Service, Sendable {
     // MARK: - Internals
 
     func launchedEngine() async throws -> WorkflowEngine {
-        enum Next { case ready(WorkflowEngine), wait(Task<WorkflowEngine, any Error>), stopped }
+        enum Next {
+            case ready(WorkflowEngine)
+            case wait(Task<WorkflowEngine, any Error>)
+            case stopped
+        }
         let next: Next = state.withLock { state in
             switch state.phase {
             case .running(let engine): return .ready(engine)
@@ -254,29 +262,38 @@ public final class DurableRuntime: Service, Sendable {
         var startedListener: NotificationListener?
         var createdEngine: WorkflowEngine?
         do {
-            logger.info("durable runtime launching", metadata: [
-                "database": "\(ConnectionString(configuration.databaseURL).redacted)",
-                "schema": "\(configuration.schema)",
-                "executor": "\(configuration.executorID)",
-                "applicationVersion": "\(configuration.applicationVersion)",
-            ])
+            logger.info(
+                "durable runtime launching",
+                metadata: [
+                    "database": "\(ConnectionString(configuration.databaseURL).redacted)",
+                    "schema": "\(configuration.schema)",
+                    "executor": "\(configuration.executorID)",
+                    "applicationVersion": "\(configuration.applicationVersion)",
+                ])
             try await reachDatabase(pool)
             let retry = DatabaseRetry(timeout: configuration.reconnectTimeout, logger: logger)
             let ownTablesReady = try await retry.run("prepare the system schema") {
-                try await SchemaMigrator(pool: pool, schema: configuration.schema, logger: logger).run(autoMigrate: configuration.autoMigrate)
+                try await SchemaMigrator(pool: pool, schema: configuration.schema, logger: logger).run(
+                    autoMigrate: configuration.autoMigrate)
             }
             let database = SystemDatabase(pool: pool, schema: configuration.schema, retry: retry)
             try await database.registerApplicationVersion(configuration.applicationVersion)
-            let listener = NotificationListener(configuration: connections, logger: logger, fallbackInterval: configuration.notificationFallbackInterval)
+            let listener = NotificationListener(
+                configuration: connections, logger: logger, fallbackInterval: configuration.notificationFallbackInterval
+            )
             startedListener = listener
             listener.start()
             if try await !database.hasMessageTrigger() {
                 listener.messagesComeUnannounced()
-                logger.warning("the notifications table has no trigger announcing new messages (DBOS built this schema with LISTEN/NOTIFY off?); waiting workflows look for messages every second instead")
+                logger.warning(
+                    "the notifications table has no trigger announcing new messages (DBOS built this schema with LISTEN/NOTIFY off?); waiting workflows look for messages every second instead"
+                )
             }
             let isWorker = configuration.mode == .worker
-            let engine = WorkflowEngine(configuration: configuration, database: database, registry: registry, listener: listener, queues: declaredQueues,
-                                        tracksInstances: isWorker && ownTablesReady, watches: watches, logger: logger)
+            let engine = WorkflowEngine(
+                configuration: configuration, database: database, registry: registry, listener: listener,
+                queues: declaredQueues,
+                tracksInstances: isWorker && ownTablesReady, watches: watches, logger: logger)
             createdEngine = engine
             for queue in declaredQueues where queue.name != WorkflowQueue.internalQueueName {
                 try await database.registerQueue(queue)
@@ -284,7 +301,8 @@ public final class DurableRuntime: Service, Sendable {
             if isWorker {
                 try await startWorking(engine, registeredInDatabase: ownTablesReady)
             } else {
-                logger.info("client mode: this runtime runs no workflows (no recovery, queues, schedules or heartbeats)")
+                logger.info(
+                    "client mode: this runtime runs no workflows (no recovery, queues, schedules or heartbeats)")
             }
             let stillWanted = state.withLock { state -> Bool in
                 guard case .launching = state.phase else { return false }
@@ -337,13 +355,16 @@ public final class DurableRuntime: Service, Sendable {
         }
         try await engine.recoverPendingWorkflows()
         let served = engine.declaredQueues.values.filter { queue in
-            queue.name == WorkflowQueue.internalQueueName || configuration.servedQueues.map { $0.contains(queue.name) } ?? true
+            queue.name == WorkflowQueue.internalQueueName
+                || configuration.servedQueues.map { $0.contains(queue.name) } ?? true
         }
         engine.startDispatching(served.sorted { $0.name < $1.name })
         if registeredInDatabase { engine.startMonitoring() }
         let declaredSchedules = schedules.withLock { $0 }
         for schedule in declaredSchedules where registry[schedule.workflowName] == nil {
-            throw DurableError(.invalidRegistration, "schedule '\(schedule.name)' runs workflow '\(schedule.workflowName)', which is not registered")
+            throw DurableError(
+                .invalidRegistration,
+                "schedule '\(schedule.name)' runs workflow '\(schedule.workflowName)', which is not registered")
         }
         if !declaredSchedules.isEmpty { try await engine.startScheduling(declaredSchedules) }
     }
@@ -362,13 +383,20 @@ public final class DurableRuntime: Service, Sendable {
     /// A client-mode runtime runs no workflow, so what would run one here is refused before anything is written.
     private func requireWorker(toRun verb: String) throws {
         guard configuration.mode == .client else { return }
-        throw DurableError(.invalidConfiguration, "this runtime is in client mode (DurableConfiguration.mode = .client), which runs no workflows, so it cannot \(verb) one; enqueue it onto a queue that a worker serves, or \(verb) it from a worker")
+        throw DurableError(
+            .invalidConfiguration,
+            "this runtime is in client mode (DurableConfiguration.mode = .client), which runs no workflows, so it cannot \(verb) one; enqueue it onto a queue that a worker serves, or \(verb) it from a worker"
+        )
     }
 
     static func validateTimeout(_ timeout: Duration?) throws {
         guard let timeout else { return }
-        if timeout <= .zero { throw DurableError(.invalidArgument, "workflow timeout must be positive (got \(timeout))") }
-        if timeout > longestWait { throw DurableError(.invalidArgument, "workflow timeout \(timeout) is longer than ten years; check its unit") }
+        if timeout <= .zero {
+            throw DurableError(.invalidArgument, "workflow timeout must be positive (got \(timeout))")
+        }
+        if timeout > longestWait {
+            throw DurableError(.invalidArgument, "workflow timeout \(timeout) is longer than ten years; check its unit")
+        }
     }
 
     static func validateWorkflowID(_ id: String) throws {

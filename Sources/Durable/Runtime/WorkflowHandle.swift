@@ -19,7 +19,8 @@ public struct WorkflowHandle<Output: Codable & Sendable>: Sendable {
     /// - Throws: ``DurableError/Code/workflowNotFound`` if no workflow has this ID.
     public func status() async throws -> WorkflowStatus {
         let engine = try await engine()
-        guard let status = try await engine.database.workflowRow(id: id, payloadLimit: 0).map(WorkflowStatus.init) else {
+        guard let status = try await engine.database.workflowRow(id: id, payloadLimit: 0).map(WorkflowStatus.init)
+        else {
             throw DurableError(.workflowNotFound, "no workflow with this ID exists", workflowID: id)
         }
         return status
@@ -52,29 +53,43 @@ public struct WorkflowHandle<Output: Codable & Sendable>: Sendable {
                 case .interrupted, .parked: break  // finished elsewhere, stopped or parked here: read the database
                 }
             }
-            guard let row = try await engine.database.workflowRow(id: id, payloadLimit: engine.configuration.maxPayloadBytes) else {
+            guard
+                let row = try await engine.database.workflowRow(
+                    id: id, payloadLimit: engine.configuration.maxPayloadBytes)
+            else {
                 throw DurableError(.workflowNotFound, "no workflow with this ID exists", workflowID: id)
             }
             if row.outcomeOversized {
-                throw DurableError(.payloadTooLarge, "the recorded outcome exceeds DurableConfiguration.maxPayloadBytes and was not loaded", workflowID: id)
+                throw DurableError(
+                    .payloadTooLarge,
+                    "the recorded outcome exceeds DurableConfiguration.maxPayloadBytes and was not loaded",
+                    workflowID: id)
             }
-            if let serialization = row.serialization, serialization != PortableJSON.formatName, row.output != nil || row.error != nil {
+            if let serialization = row.serialization, serialization != PortableJSON.formatName,
+                row.output != nil || row.error != nil
+            {
                 // As recv, getEvent and readStream say it: a DBOS process recorded it in its own format.
-                throw DurableError(.corruptedCheckpoint, "the workflow's \(row.output != nil ? "result" : "error") was recorded in the '\(serialization)' format, which this library cannot read", workflowID: id)
+                throw DurableError(
+                    .corruptedCheckpoint,
+                    "the workflow's \(row.output != nil ? "result" : "error") was recorded in the '\(serialization)' format, which this library cannot read",
+                    workflowID: id)
             }
             switch WorkflowState(rawValue: row.status) {
             case .success?:
                 guard let output = row.output else {
-                    throw DurableError(.corruptedCheckpoint, "the workflow succeeded but has no recorded output", workflowID: id)
+                    throw DurableError(
+                        .corruptedCheckpoint, "the workflow succeeded but has no recorded output", workflowID: id)
                 }
                 return try decode(output)
             case .error?:
                 guard let error = row.error else {
-                    throw DurableError(.corruptedCheckpoint, "the workflow failed but has no recorded error", workflowID: id)
+                    throw DurableError(
+                        .corruptedCheckpoint, "the workflow failed but has no recorded error", workflowID: id)
                 }
                 let failure: PortableError
                 do {
-                    failure = try PortableJSON.decode(PortableError.self, from: error, what: "the workflow's recorded error")
+                    failure = try PortableJSON.decode(
+                        PortableError.self, from: error, what: "the workflow's recorded error")
                 } catch var problem as DurableError {
                     problem.workflowID = id
                     throw problem
@@ -83,7 +98,10 @@ public struct WorkflowHandle<Output: Codable & Sendable>: Sendable {
             case .cancelled?:
                 throw DurableError(.workflowCancelled, "the workflow was cancelled", workflowID: id)
             case .maxRecoveryAttemptsExceeded?:
-                throw DurableError(.maxRecoveryAttemptsExceeded, "the workflow was recovered too many times and was set aside (MAX_RECOVERY_ATTEMPTS_EXCEEDED)", workflowID: id)
+                throw DurableError(
+                    .maxRecoveryAttemptsExceeded,
+                    "the workflow was recovered too many times and was set aside (MAX_RECOVERY_ATTEMPTS_EXCEEDED)",
+                    workflowID: id)
             case .pending?, .enqueued?, .delayed?, nil:
                 try await Task.sleep(for: interval)
                 interval = min(interval * 2, maximumPollingInterval)
@@ -104,10 +122,16 @@ public struct WorkflowHandle<Output: Codable & Sendable>: Sendable {
         // A run that the library itself had to end (the code no longer matches the recorded steps, a checkpoint it
         // cannot read, a value over the limit, a durable call from a child task) fails with that code here too, as
         // the README promises; any other error, the user's own included, is workflowFailed.
-        if failure.name == "DurableError", let raw = failure.code, Self.libraryEndings.contains(DurableError.Code(rawValue: raw)) {
-            return DurableError(DurableError.Code(rawValue: raw), "the workflow failed: \(failure.message)", workflowID: id, errorName: failure.name)
+        if failure.name == "DurableError", let raw = failure.code,
+            Self.libraryEndings.contains(DurableError.Code(rawValue: raw))
+        {
+            return DurableError(
+                DurableError.Code(rawValue: raw), "the workflow failed: \(failure.message)", workflowID: id,
+                errorName: failure.name)
         }
-        return DurableError(.workflowFailed, "the workflow failed: \(failure.name): \(failure.message)", workflowID: id, errorName: failure.name)
+        return DurableError(
+            .workflowFailed, "the workflow failed: \(failure.name): \(failure.message)", workflowID: id,
+            errorName: failure.name)
     }
 
     /// The codes with which the library ends a run it cannot go on with.

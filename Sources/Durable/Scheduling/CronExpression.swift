@@ -23,7 +23,10 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
     public init(_ text: String) throws {
         var fields = text.split(whereSeparator: \.isWhitespace).map(String.init)
         guard fields.count == 5 || fields.count == 6 else {
-            throw DurableError(.invalidArgument, "cron expression '\(text)' has \(fields.count) fields; expected 5 (min hour dom month dow) or 6 (sec min hour dom month dow)")
+            throw DurableError(
+                .invalidArgument,
+                "cron expression '\(text)' has \(fields.count) fields; expected 5 (min hour dom month dow) or 6 (sec min hour dom month dow)"
+            )
         }
         if fields.count == 5 { fields.insert("0", at: 0) }
         func parse(_ index: Int, _ name: String, _ range: ClosedRange<Int>, names: [String] = []) throws -> Set<Int> {
@@ -34,7 +37,9 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
         minutes = try parse(1, "minutes", 0...59)
         hours = try parse(2, "hours", 0...23)
         daysOfMonth = try parse(3, "day of month", 1...31)
-        months = try parse(4, "month", 1...12, names: ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"])
+        months = try parse(
+            4, "month", 1...12,
+            names: ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"])
         let weekdays = try parse(5, "day of week", 0...7, names: ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])
         daysOfWeek = Set(weekdays.map { $0 % 7 })
         dayOfMonthRestricted = fields[3] != "*" && fields[3] != "?"
@@ -45,13 +50,17 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
     public func nextFire(after date: Date, in timeZone: TimeZone) -> Date? {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = timeZone
-        var candidate = calendar.date(bySetting: .nanosecond, value: 0, of: date.addingTimeInterval(1)) ?? date.addingTimeInterval(1)
+        var candidate =
+            calendar.date(bySetting: .nanosecond, value: 0, of: date.addingTimeInterval(1))
+            ?? date.addingTimeInterval(1)
         candidate = Date(timeIntervalSince1970: candidate.timeIntervalSince1970.rounded(.down))
         let limit = date.addingTimeInterval(8 * 366 * 86_400)
         while candidate < limit {
-            let parts = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second, .weekday], from: candidate)
+            let parts = calendar.dateComponents(
+                [.year, .month, .day, .hour, .minute, .second, .weekday], from: candidate)
             guard let month = parts.month, let day = parts.day, let hour = parts.hour, let minute = parts.minute,
-                  let second = parts.second, let weekday = parts.weekday else { return nil }
+                let second = parts.second, let weekday = parts.weekday
+            else { return nil }
             if !months.contains(month) {
                 candidate = startOfNext(.month, after: candidate, calendar) ?? limit
                 continue
@@ -91,7 +100,9 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
         return interval.end
     }
 
-    private static func parseField(_ field: String, name: String, range: ClosedRange<Int>, names: [String], expression: String) throws -> Set<Int> {
+    private static func parseField(
+        _ field: String, name: String, range: ClosedRange<Int>, names: [String], expression: String
+    ) throws -> Set<Int> {
         func invalid(_ why: String) -> DurableError {
             DurableError(.invalidArgument, "cron expression '\(expression)': \(name) field '\(field)' \(why)")
         }
@@ -107,7 +118,9 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
             guard pieces.count <= 2 else { throw invalid("has more than one '/'") }
             var step = 1
             if pieces.count == 2 {
-                guard let parsed = Int(pieces[1]), parsed > 0 else { throw invalid("has a step that is not a positive number") }
+                guard let parsed = Int(pieces[1]), parsed > 0 else {
+                    throw invalid("has a step that is not a positive number")
+                }
                 step = parsed
             }
             let base = pieces[0]
@@ -122,7 +135,9 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
                 low = try value(base)
                 high = pieces.count == 2 ? range.upperBound : low
             }
-            guard range.contains(low), range.contains(high) else { throw invalid("is outside \(range.lowerBound)-\(range.upperBound)") }
+            guard range.contains(low), range.contains(high) else {
+                throw invalid("is outside \(range.lowerBound)-\(range.upperBound)")
+            }
             guard low <= high else { throw invalid("has a range that runs backwards") }
             result.formUnion(stride(from: low, through: high, by: step))
         }

@@ -43,7 +43,8 @@ final class Scheduler: Sendable {
         var caughtUp = 0
         while !Task.isCancelled {
             guard let tick = schedule.cron.nextFire(after: last, in: schedule.timeZone) else {
-                engine.logger.warning("schedule has no future tick; it stops", metadata: ["schedule": "\(schedule.name)"])
+                engine.logger.warning(
+                    "schedule has no future tick; it stops", metadata: ["schedule": "\(schedule.name)"])
                 return
             }
             let wait = tick.timeIntervalSinceNow
@@ -54,7 +55,9 @@ final class Scheduler: Sendable {
             } else {
                 caughtUp += 1
                 if caughtUp > Self.backfillLimit {
-                    engine.logger.warning("schedule back-fill stopped at its limit; older ticks are skipped", metadata: ["schedule": "\(schedule.name)"])
+                    engine.logger.warning(
+                        "schedule back-fill stopped at its limit; older ticks are skipped",
+                        metadata: ["schedule": "\(schedule.name)"])
                     last = Date()
                     continue
                 }
@@ -63,16 +66,20 @@ final class Scheduler: Sendable {
                 try await enqueue(schedule, tick: tick)
                 last = tick
             } catch {
-                engine.logger.warning("could not start a scheduled workflow; retrying", metadata: ["schedule": "\(schedule.name)", "error": "\(error)"])
+                engine.logger.warning(
+                    "could not start a scheduled workflow; retrying",
+                    metadata: ["schedule": "\(schedule.name)", "error": "\(error)"])
                 try? await Task.sleep(for: .seconds(1))
             }
         }
     }
 
     private func enqueue(_ schedule: WorkflowSchedule, tick: Date) async throws {
-        let input = try PortableJSON.encodeInput(ScheduledRun(scheduledAt: tick, scheduleName: schedule.name), limit: engine.configuration.maxPayloadBytes)
-        _ = try await engine.enqueue(name: schedule.workflowName, input: input, queue: WorkflowQueue.internalQueueName,
-                                     options: EnqueueOptions(id: schedule.workflowID(for: tick)))
+        let input = try PortableJSON.encodeInput(
+            ScheduledRun(scheduledAt: tick, scheduleName: schedule.name), limit: engine.configuration.maxPayloadBytes)
+        _ = try await engine.enqueue(
+            name: schedule.workflowName, input: input, queue: WorkflowQueue.internalQueueName,
+            options: EnqueueOptions(id: schedule.workflowID(for: tick)))
         try await engine.database.recordFiredTick(of: schedule.name, tick: PortableJSON.formatDate(tick))
     }
 

@@ -41,10 +41,14 @@ extension DurableRuntime {
     ///   - timeZone: the zone the expression is read in.
     ///   - missedTicks: skip or back-fill ticks that passed while nothing ran.
     /// - Throws: ``DurableError/Code/invalidArgument`` for an invalid expression or an empty name.
-    public func schedule<W: Workflow>(_ workflow: W.Type, name: String, cron: String, timeZone: TimeZone = .gmt, missedTicks: MissedTicks = .skip) throws where W.Input == ScheduledRun {
+    public func schedule<W: Workflow>(
+        _ workflow: W.Type, name: String, cron: String, timeZone: TimeZone = .gmt, missedTicks: MissedTicks = .skip
+    ) throws where W.Input == ScheduledRun {
         if name.isEmpty { throw DurableError(.invalidArgument, "a schedule needs a non-empty name") }
         try ArgumentChecks.text(name, "the schedule name")
         let expression = try CronExpression(cron)
-        addSchedule(WorkflowSchedule(name: name, workflowName: W.name, cron: expression, timeZone: timeZone, missedTicks: missedTicks))
+        addSchedule(
+            WorkflowSchedule(
+                name: name, workflowName: W.name, cron: expression, timeZone: timeZone, missedTicks: missedTicks))
     }
 }

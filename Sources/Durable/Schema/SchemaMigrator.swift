@@ -60,32 +60,46 @@ struct SchemaMigrator: Sendable {
                 if dbosReady, pending.isEmpty { return true }
                 guard autoMigrate else {
                     guard dbosReady else {
-                        throw DurableError(.migrationFailed, "schema \"\(schema)\" has no DBOS system tables and DurableConfiguration.autoMigrate is off; apply Migrations/*.sql (or run `dbos migrate`) first, or turn autoMigrate on")
+                        throw DurableError(
+                            .migrationFailed,
+                            "schema \"\(schema)\" has no DBOS system tables and DurableConfiguration.autoMigrate is off; apply Migrations/*.sql (or run `dbos migrate`) first, or turn autoMigrate on"
+                        )
                     }
-                    logger.warning("Durable's own tables are missing and autoMigrate is off; dead-executor takeover is disabled until Migrations/0002 and later are applied", metadata: ["schema": "\(schema)"])
+                    logger.warning(
+                        "Durable's own tables are missing and autoMigrate is off; dead-executor takeover is disabled until Migrations/0002 and later are applied",
+                        metadata: ["schema": "\(schema)"])
                     return false
                 }
                 let quoted = SQLIdentifier.quote(schema)
                 // Only a missing schema is created: CREATE SCHEMA needs a right on the database that a role owning
                 // its schema (least privilege) need not have, even with IF NOT EXISTS.
-                let schemaExists = try await connection.query("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", [schema]).first?.bool(0) ?? false
+                let schemaExists =
+                    try await connection.query(
+                        "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", [schema]
+                    ).first?.bool(0) ?? false
                 if !schemaExists {
                     try await connection.execute("CREATE SCHEMA \(quoted)")
                 }
                 if !dbosReady, let base = Self.embedded.first(where: { $0.number == 1 }) {
-                    logger.info("applying schema migration", metadata: ["file": "\(base.fileName)", "schema": "\(schema)"])
+                    logger.info(
+                        "applying schema migration", metadata: ["file": "\(base.fileName)", "schema": "\(schema)"])
                     try await connection.execute(base.sql(forSchema: schema))
-                    try await connection.query("INSERT INTO \(quoted).dbos_migrations (version) VALUES ($1)", [Self.dbosSchemaVersion])
+                    try await connection.query(
+                        "INSERT INTO \(quoted).dbos_migrations (version) VALUES ($1)", [Self.dbosSchemaVersion])
                 }
                 for migration in pending {
-                    logger.info("applying schema migration", metadata: ["file": "\(migration.fileName)", "schema": "\(schema)"])
+                    logger.info(
+                        "applying schema migration", metadata: ["file": "\(migration.fileName)", "schema": "\(schema)"])
                     try await connection.execute(migration.sql(forSchema: schema))
-                    try await connection.query("INSERT INTO \(quoted).durable_migrations (version) VALUES ($1)", [migration.number])
+                    try await connection.query(
+                        "INSERT INTO \(quoted).durable_migrations (version) VALUES ($1)", [migration.number])
                 }
                 return true
             }
             if ownTablesReady {
-                logger.info("the system schema is ready", metadata: ["schema": "\(schema)", "version": "\(Self.dbosSchemaVersion)"])
+                logger.info(
+                    "the system schema is ready",
+                    metadata: ["schema": "\(schema)", "version": "\(Self.dbosSchemaVersion)"])
             }
             return ownTablesReady
         } catch let error as PGError where !error.isConnectionProblem {
@@ -100,7 +114,9 @@ struct SchemaMigrator: Sendable {
     /// holds this lock, and CREATE INDEX CONCURRENTLY waits for every transaction that has a snapshot open: a
     /// transaction of ours blocked on the lock would be waited for in turn, a deadlock PostgreSQL cannot see
     /// (DBOS's two sides are different connections of one process) that only the lock timeout would end.
-    private func underMigrationLock<Result: Sendable>(_ body: (PGConnection) async throws -> Result) async throws -> Result {
+    private func underMigrationLock<Result: Sendable>(_ body: (PGConnection) async throws -> Result) async throws
+        -> Result
+    {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: Self.lockWaitLimit)
         var delay = Duration.milliseconds(10)
@@ -108,17 +124,25 @@ struct SchemaMigrator: Sendable {
         while true {
             // Each attempt is a new transaction, so it sees everything the previous holder committed.
             let result: Result? = try await pool.withTransaction { connection in
-                guard try await connection.query("SELECT pg_try_advisory_xact_lock($1)", [Self.advisoryLockKey]).first?.bool(0) == true else {
+                guard
+                    try await connection.query("SELECT pg_try_advisory_xact_lock($1)", [Self.advisoryLockKey]).first?
+                        .bool(0) == true
+                else {
                     return nil
                 }
                 return try await body(connection)
             }
             if let result { return result }
             if clock.now >= deadline {
-                throw DurableError(.migrationFailed, "another process has held the schema migration lock (PostgreSQL advisory lock \(Self.advisoryLockKey), the one DBOS uses) for over \(Self.lockWaitLimit); find it with `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = \(Self.advisoryLockKey)`")
+                throw DurableError(
+                    .migrationFailed,
+                    "another process has held the schema migration lock (PostgreSQL advisory lock \(Self.advisoryLockKey), the one DBOS uses) for over \(Self.lockWaitLimit); find it with `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = \(Self.advisoryLockKey)`"
+                )
             }
             if !loggedWait {
-                logger.info("waiting for another process to finish migrating the system schema", metadata: ["schema": "\(schema)"])
+                logger.info(
+                    "waiting for another process to finish migrating the system schema",
+                    metadata: ["schema": "\(schema)"])
                 loggedWait = true
             }
             try await Task.sleep(for: delay)
@@ -136,12 +160,17 @@ struct SchemaMigrator: Sendable {
         guard let version else { return false }
         if version == Self.dbosSchemaVersion { return true }
         if version > Self.dbosSchemaVersion {
-            logger.info("the system schema is newer than this library's; using it as it is", metadata: [
-                "schema": "\(schema)", "version": "\(version)", "ours": "\(Self.dbosSchemaVersion)",
-            ])
+            logger.info(
+                "the system schema is newer than this library's; using it as it is",
+                metadata: [
+                    "schema": "\(schema)", "version": "\(version)", "ours": "\(Self.dbosSchemaVersion)",
+                ])
             return true
         }
-        throw DurableError(.migrationFailed, "schema \"\(schema)\" is at DBOS schema version \(version), older than \(Self.dbosSchemaVersion); upgrade it with `dbos migrate` from dbos 3.4.0 or newer, then start again")
+        throw DurableError(
+            .migrationFailed,
+            "schema \"\(schema)\" is at DBOS schema version \(version), older than \(Self.dbosSchemaVersion); upgrade it with `dbos migrate` from dbos 3.4.0 or newer, then start again"
+        )
     }
 
     /// The version in `dbos_migrations` (nil when the table or the schema does not exist, or it is empty) and
@@ -151,18 +180,22 @@ struct SchemaMigrator: Sendable {
         // catalog cache, which inside a transaction that began before another process committed the schema can
         // still say "no such schema". A query on pg_class uses a fresh snapshot and makes the backend process
         // pending catalog invalidations, so the reads below see that schema too.
-        let tables = try await connection.query("""
+        let tables = try await connection.query(
+            """
             SELECT bool_or(c.relname = 'dbos_migrations'), bool_or(c.relname = 'durable_migrations')
             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = $1 AND c.relname IN ('dbos_migrations', 'durable_migrations') AND c.relkind IN ('r', 'p')
             """, [schema])
         var version: Int64?
         if tables.first?.bool(0) == true {
-            version = try await connection.query("SELECT max(version) FROM \(identifier: schema).dbos_migrations").first?.int64(0)
+            version = try await connection.query("SELECT max(version) FROM \(identifier: schema).dbos_migrations")
+                .first?.int64(0)
         }
         var applied: Set<Int> = []
         if tables.first?.bool(1) == true {
-            applied = Set(try await connection.query("SELECT version FROM \(identifier: schema).durable_migrations").rows.compactMap { $0.int(0) })
+            applied = Set(
+                try await connection.query("SELECT version FROM \(identifier: schema).durable_migrations").rows
+                    .compactMap { $0.int(0) })
         }
         return (version, applied)
     }

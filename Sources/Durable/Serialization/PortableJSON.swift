@@ -12,7 +12,10 @@ enum PortableJSON {
         // A string's JSON is at least as long as its UTF-8: one far above the limit is refused without building
         // an encoding as large as itself first.
         if let text = value as? String, text.utf8.count > limit {
-            throw DurableError(.payloadTooLarge, "\(what()) is at least \(text.utf8.count) bytes encoded, above the limit of \(limit) bytes (DurableConfiguration.maxPayloadBytes)")
+            throw DurableError(
+                .payloadTooLarge,
+                "\(what()) is at least \(text.utf8.count) bytes encoded, above the limit of \(limit) bytes (DurableConfiguration.maxPayloadBytes)"
+            )
         }
         let data: Data
         do {
@@ -21,23 +24,32 @@ enum PortableJSON {
             throw DurableError(.encodingFailed, "\(what()) could not be encoded as JSON: \(error)")
         }
         guard data.count <= limit else {
-            throw DurableError(.payloadTooLarge, "\(what()) is \(data.count) bytes encoded, above the limit of \(limit) bytes (DurableConfiguration.maxPayloadBytes)")
+            throw DurableError(
+                .payloadTooLarge,
+                "\(what()) is \(data.count) bytes encoded, above the limit of \(limit) bytes (DurableConfiguration.maxPayloadBytes)"
+            )
         }
         return String(decoding: data, as: UTF8.self)
     }
 
-    static func decode<Value: Decodable>(_ type: Value.Type, from text: String, what: @autoclosure () -> String) throws -> Value {
+    static func decode<Value: Decodable>(_ type: Value.Type, from text: String, what: @autoclosure () -> String) throws
+        -> Value
+    {
         do {
             return try decoder.decode(Value.self, from: Data(text.utf8))
         } catch {
-            throw DurableError(.corruptedCheckpoint, "\(what()) could not be decoded as \(Value.self): \(describe(error))")
+            throw DurableError(
+                .corruptedCheckpoint, "\(what()) could not be decoded as \(Value.self): \(describe(error))")
         }
     }
 
     /// Encodes a workflow's single input the way DBOS stores arguments.
     static func encodeInput<Input: Encodable>(_ input: Input, limit: Int) throws -> String {
         if let text = input as? String, text.utf8.count > limit {
-            throw DurableError(.payloadTooLarge, "the workflow input is at least \(text.utf8.count) bytes encoded, above the limit of \(limit) bytes (DurableConfiguration.maxPayloadBytes)")
+            throw DurableError(
+                .payloadTooLarge,
+                "the workflow input is at least \(text.utf8.count) bytes encoded, above the limit of \(limit) bytes (DurableConfiguration.maxPayloadBytes)"
+            )
         }
         return try encode(InputEnvelope(positionalArgs: [input]), limit: limit, what: "the workflow input")
     }
@@ -86,8 +98,10 @@ enum PortableJSON {
             seconds -= 1
             fraction += 1000
         }
-        let whole = Date(timeIntervalSince1970: TimeInterval(seconds)).formatted(Date.ISO8601FormatStyle(timeZone: .gmt))
-        return whole.dropLast() + "." + String(repeating: "0", count: 3 - String(fraction).count) + String(fraction) + "Z"
+        let whole = Date(timeIntervalSince1970: TimeInterval(seconds)).formatted(
+            Date.ISO8601FormatStyle(timeZone: .gmt))
+        return whole.dropLast() + "." + String(repeating: "0", count: 3 - String(fraction).count) + String(fraction)
+            + "Z"
     }
 
     static func parseDate(_ text: String) -> Date? {

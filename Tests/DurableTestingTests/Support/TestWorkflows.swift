@@ -30,9 +30,18 @@ struct ThreeSteps: Workflow {
     static let name = "three-steps"
     func run(_ ctx: WorkflowContext, _ input: Int) async throws -> Int {
         let id = ctx.workflowID
-        let a = try await ctx.step("one") { BodyRuns.note(id, "one"); return input + 1 }
-        let b = try await ctx.step("two") { BodyRuns.note(id, "two"); return a * 10 }
-        return try await ctx.step("three") { BodyRuns.note(id, "three"); return b + 3 }
+        let a = try await ctx.step("one") {
+            BodyRuns.note(id, "one")
+            return input + 1
+        }
+        let b = try await ctx.step("two") {
+            BodyRuns.note(id, "two")
+            return a * 10
+        }
+        return try await ctx.step("three") {
+            BodyRuns.note(id, "three")
+            return b + 3
+        }
     }
 }
 
@@ -67,7 +76,10 @@ struct ReleasesThenRefuses: Workflow {
     static let name = "releases-then-refuses"
     func run(_ ctx: WorkflowContext, _ input: Int) async throws -> Int {
         let id = ctx.workflowID
-        _ = try await ctx.step("reserve") { BodyRuns.note(id, "reserve"); return input }
+        _ = try await ctx.step("reserve") {
+            BodyRuns.note(id, "reserve")
+            return input
+        }
         try await ctx.step("release") { BodyRuns.note(id, "release") }
         throw Refusal()
     }
@@ -87,7 +99,10 @@ struct Shout: Workflow {
     static let name = "shout"
     func run(_ ctx: WorkflowContext, _ input: String) async throws -> String {
         let id = ctx.workflowID
-        return try await ctx.step("shout") { BodyRuns.note(id, "shout"); return input.uppercased() }
+        return try await ctx.step("shout") {
+            BodyRuns.note(id, "shout")
+            return input.uppercased()
+        }
     }
 }
 
@@ -97,12 +112,18 @@ struct Assorted: Workflow {
     static let name = "assorted"
     func run(_ ctx: WorkflowContext, _ input: String) async throws -> String {
         let id = ctx.workflowID
-        let first = try await ctx.step("first") { BodyRuns.note(id, "first"); return "a" }
+        let first = try await ctx.step("first") {
+            BodyRuns.note(id, "first")
+            return "a"
+        }
         try await ctx.sleep(for: .milliseconds(5))
         let message = try await ctx.recv(String.self, topic: "nothing", timeout: .milliseconds(20))
         let child = try await ctx.runChild(Shout.self, input)
         try await ctx.setEvent("progress", 1)
-        let last = try await ctx.step("last") { BodyRuns.note(id, "last"); return "z" }
+        let last = try await ctx.step("last") {
+            BodyRuns.note(id, "last")
+            return "z"
+        }
         return first + (message ?? "-") + child + last
     }
 }

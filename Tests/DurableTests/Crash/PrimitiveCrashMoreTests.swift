@@ -1,8 +1,8 @@
 import Durable
 import Foundation
 import LibPQ
-import Testing
 import TestSupport
+import Testing
 
 /// Events, streams, child workflows, cancel and timeouts across a real SIGKILL of a `DurableTestWorker` process
 /// and a restart (`PrimitiveCrashTests` does the same for sleeps, transactions and messages). The worker's
@@ -47,12 +47,15 @@ struct PrimitiveCrashMoreTests {
 
     // MARK: - Events
 
-    @Test("an event set before a SIGKILL is readable while the worker is down, and the restart's replay does not set it again")
+    @Test(
+        "an event set before a SIGKILL is readable while the worker is down, and the restart's replay does not set it again"
+    )
     func eventAcrossKill() async throws {
         try await withDatabase("crash_more_event") { database, runtime in
             let id = "announcer"
             let events = ["--event-after", "1", "--event-after", "2"]
-            let first = try WorkerProcess("first", workerFlags(database, id: id) + ["--start", "--tag", "first", "--pause-after", "1"] + events)
+            let first = try WorkerProcess(
+                "first", workerFlags(database, id: id) + ["--start", "--tag", "first", "--pause-after", "1"] + events)
             #expect(await first.waitFor(line: "EVENT_SET 1") != nil)
             await first.kill()
 
@@ -66,16 +69,23 @@ struct PrimitiveCrashMoreTests {
             #expect(second.lines(startingWith: "IN_STEP") == ["IN_STEP 2", "IN_STEP 3"])  // step 1 was replayed
 
             // The latest value is the one the restart set after the kill point...
-            #expect(try await runtime.getEvent(id, key: "progress", as: String.self, timeout: .seconds(5)) == "second-2")
+            #expect(
+                try await runtime.getEvent(id, key: "progress", as: String.self, timeout: .seconds(5)) == "second-2")
             // ...and the history holds one row per setEvent call, the first still with the killed process's
             // value: the replay neither set it again ("second-1") nor added a row.
             let history = try await database.query(
-                "SELECT function_id, value FROM dbos.workflow_events_history WHERE workflow_uuid = $1 AND key = 'progress' ORDER BY function_id", [id]
+                "SELECT function_id, value FROM dbos.workflow_events_history WHERE workflow_uuid = $1 AND key = 'progress' ORDER BY function_id",
+                [id]
             )
-            #expect(history.rows.map { "\($0.int(0) ?? -1) \($0.string(1) ?? "")" } == [#"2 "first-1""#, #"4 "second-2""#])
-            let latest = try await database.query("SELECT key, value FROM dbos.workflow_events WHERE workflow_uuid = $1", [id])
+            #expect(
+                history.rows.map { "\($0.int(0) ?? -1) \($0.string(1) ?? "")" } == [#"2 "first-1""#, #"4 "second-2""#])
+            let latest = try await database.query(
+                "SELECT key, value FROM dbos.workflow_events WHERE workflow_uuid = $1", [id])
             #expect(latest.rows.map { "\($0.string(0) ?? "") \($0.string(1) ?? "")" } == [#"progress "second-2""#])
-            #expect(try await stepNames(database, id) == ["1:step-1", "2:DBOS.setEvent", "3:step-2", "4:DBOS.setEvent", "5:step-3"])
+            #expect(
+                try await stepNames(database, id) == [
+                    "1:step-1", "2:DBOS.setEvent", "3:step-2", "4:DBOS.setEvent", "5:step-3",
+                ])
             #expect(try await database.ledger(id) == [1: 1, 2: 1, 3: 1])
         }
     }
@@ -86,15 +96,22 @@ struct PrimitiveCrashMoreTests {
     func streamAcrossKill() async throws {
         try await withDatabase("crash_more_stream") { database, runtime in
             let id = "streamer"
-            let first = try WorkerProcess("first", workerFlags(database, id: id, steps: 5) + ["--start", "--stream", "--tag", "first", "--pause-after", "3"])
+            let first = try WorkerProcess(
+                "first",
+                workerFlags(database, id: id, steps: 5) + [
+                    "--start", "--stream", "--tag", "first", "--pause-after", "3",
+                ])
             // The stream can be read once the workflow exists; this reader keeps reading through the kill and
             // the restart, until the workflow closes the stream.
             #expect(await first.waitFor(line: "BODY") != nil)
-            let reader = Task { try await collect(runtime.readStream(id, key: "numbers", as: String.self), within: .seconds(90)) }
+            let reader = Task {
+                try await collect(runtime.readStream(id, key: "numbers", as: String.self), within: .seconds(90))
+            }
             #expect(await first.waitFor(line: "STREAMED 3") != nil)
             await first.kill()
 
-            let second = try WorkerProcess("restart", workerFlags(database, id: id, steps: 5) + ["--stream", "--tag", "second"])
+            let second = try WorkerProcess(
+                "restart", workerFlags(database, id: id, steps: 5) + ["--stream", "--tag", "second"])
             #expect(await second.waitFor(line: "RESULT") == "RESULT 15")
             #expect(await second.waitForExit()?.status == 0)
             #expect(second.lines(startingWith: "STREAM_CLOSED").count == 1)
@@ -104,12 +121,18 @@ struct PrimitiveCrashMoreTests {
             let expected = ["first-1", "first-2", "first-3", "second-4", "second-5"]
             #expect(try await reader.value == expected)
             // A reader starting after the end reads the same, from the table.
-            #expect(try await collect(runtime.readStream(id, key: "numbers", as: String.self), within: .seconds(30)) == expected)
+            #expect(
+                try await collect(runtime.readStream(id, key: "numbers", as: String.self), within: .seconds(30))
+                    == expected)
             let rows = try await database.query(
-                #"SELECT "offset", value FROM dbos.streams WHERE workflow_uuid = $1 AND key = 'numbers' ORDER BY "offset""#, [id]
+                #"SELECT "offset", value FROM dbos.streams WHERE workflow_uuid = $1 AND key = 'numbers' ORDER BY "offset""#,
+                [id]
             )
-            #expect(rows.rows.map { "\($0.int(0) ?? -1) \($0.string(1) ?? "")" }
-                    == expected.enumerated().map { #"\#($0.offset) "\#($0.element)""# } + [#"5 "__DBOS_STREAM_CLOSED__""#])
+            #expect(
+                rows.rows.map { "\($0.int(0) ?? -1) \($0.string(1) ?? "")" }
+                    == expected.enumerated().map { #"\#($0.offset) "\#($0.element)""# } + [
+                        #"5 "__DBOS_STREAM_CLOSED__""#
+                    ])
             #expect(try await database.ledger(id) == [1: 1, 2: 1, 3: 1, 4: 1, 5: 1])
         }
     }
@@ -124,7 +147,9 @@ struct PrimitiveCrashMoreTests {
         case insideFirstTransaction
 
         var testDescription: String { rawValue }
-        var pauseFlags: [String] { self == .afterFirstStep ? ["--pause-after", "1"] : ["--transactional", "--pause-in", "1"] }
+        var pauseFlags: [String] {
+            self == .afterFirstStep ? ["--pause-after", "1"] : ["--transactional", "--pause-in", "1"]
+        }
         /// The restart runs the same code as the killed process.
         var restartFlags: [String] { self == .afterFirstStep ? [] : ["--transactional"] }
         var pauseLine: String { self == .afterFirstStep ? "AFTER_STEP 1" : "IN_STEP 1" }
@@ -132,20 +157,25 @@ struct PrimitiveCrashMoreTests {
         var ledgerAtKill: [Int: Int] { self == .afterFirstStep ? [1: 1] : [:] }
     }
 
-    @Test("a parent killed while its child runs gets the same child back after the restart; the child runs once",
-          arguments: ChildKillPoint.allCases)
+    @Test(
+        "a parent killed while its child runs gets the same child back after the restart; the child runs once",
+        arguments: ChildKillPoint.allCases)
     func childAcrossKill(_ point: ChildKillPoint) async throws {
         try await withDatabase("crash_more_child") { database, _ in
             let id = "family"
             let child = id + "-child"
-            let first = try WorkerProcess("first", workerFlags(database, id: id) + ["--parent", "--start"] + point.pauseFlags)
+            let first = try WorkerProcess(
+                "first", workerFlags(database, id: id) + ["--parent", "--start"] + point.pauseFlags)
             #expect(await first.waitFor(line: "CHILD_STARTED") == "CHILD_STARTED \(child)")
             #expect(await first.waitFor(line: point.pauseLine) != nil)
             await first.kill()
 
             // What the kill left: the parent's checkpoint of the child start, both workflows PENDING.
             #expect(try await stepNames(database, id) == ["1:parent-before", "2:ledger"])
-            #expect(try await database.value("SELECT child_workflow_id FROM dbos.operation_outputs WHERE workflow_uuid = $1 AND function_id = 2", [id]) == child)
+            #expect(
+                try await database.value(
+                    "SELECT child_workflow_id FROM dbos.operation_outputs WHERE workflow_uuid = $1 AND function_id = 2",
+                    [id]) == child)
             #expect(try await database.status(id) == "PENDING")
             #expect(try await database.status(child) == "PENDING")
             #expect(try await database.ledger(child) == point.ledgerAtKill)
@@ -160,8 +190,12 @@ struct PrimitiveCrashMoreTests {
             #expect(second.lines(startingWith: "CHILD_RESULT") == ["CHILD_RESULT 6"])
 
             // Exactly these two workflows exist: no second child under another ID.
-            let rows = try await database.query("SELECT workflow_uuid, status, COALESCE(parent_workflow_id, '-') FROM dbos.workflow_status ORDER BY 1")
-            #expect(rows.rows.map { $0.values.map { $0 ?? "nil" }.joined(separator: " ") } == ["\(id) SUCCESS -", "\(child) SUCCESS \(id)"])
+            let rows = try await database.query(
+                "SELECT workflow_uuid, status, COALESCE(parent_workflow_id, '-') FROM dbos.workflow_status ORDER BY 1")
+            #expect(
+                rows.rows.map { $0.values.map { $0 ?? "nil" }.joined(separator: " ") } == [
+                    "\(id) SUCCESS -", "\(child) SUCCESS \(id)",
+                ])
             #expect(try await database.ledger(child) == [1: 1, 2: 1, 3: 1])
             #expect(try await database.ledger(id) == [1: 1, 2: 1])
             #expect(try await stepNames(database, id) == ["1:parent-before", "2:ledger", "3:parent-after"])
@@ -180,8 +214,9 @@ struct PrimitiveCrashMoreTests {
         var line: String { self == .sleep ? "SLEEPING" : "WAITING" }
     }
 
-    @Test("a workflow cancelled while its killed worker is down stays cancelled on restart, and a resume finishes it from its checkpoint",
-          .tags(.slow), arguments: Wait.allCases)
+    @Test(
+        "a workflow cancelled while its killed worker is down stays cancelled on restart, and a resume finishes it from its checkpoint",
+        .tags(.slow), arguments: Wait.allCases)
     func cancelWhileDown(_ wait: Wait) async throws {
         try await withDatabase("crash_more_cancel") { database, runtime in
             let id = "stopped-\(wait.rawValue)"
@@ -190,9 +225,12 @@ struct PrimitiveCrashMoreTests {
             #expect(await first.waitFor(line: wait.line) != nil)
             // The line comes just before the wait checkpoints its deadline (a DBOS.sleep row, for recv too):
             // kill once that is committed, so the workflow is waiting as far as the database knows.
-            #expect(try await eventually {
-                try await database.value("SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid = $1 AND function_name = 'DBOS.sleep'", [id]) == "1"
-            })
+            #expect(
+                try await eventually {
+                    try await database.value(
+                        "SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid = $1 AND function_name = 'DBOS.sleep'",
+                        [id]) == "1"
+                })
             await first.kill()
             #expect(try await database.ledger(id) == [1: 1])  // killed inside the wait, before step 2
 
@@ -212,7 +250,10 @@ struct PrimitiveCrashMoreTests {
             #expect(try await stepNames(database, id) == checkpointsAtCancel)
             #expect(try await database.ledger(id) == [1: 1])
             if wait == .recv {
-                #expect(try await database.value("SELECT bool_or(consumed)::text FROM dbos.notifications WHERE destination_uuid = $1", [id]) == "false")
+                #expect(
+                    try await database.value(
+                        "SELECT bool_or(consumed)::text FROM dbos.notifications WHERE destination_uuid = $1", [id])
+                        == "false")
             }
 
             // Resume runs the workflow in the calling process, so it needs the code: the test process has none,
@@ -238,15 +279,18 @@ struct PrimitiveCrashMoreTests {
 
     // MARK: - Timeouts
 
-    @Test("a parent with a timeout killed mid-run and restarted after its deadline ends cancelled with its child; no step runs after the deadline",
-          .tags(.slow))
+    @Test(
+        "a parent with a timeout killed mid-run and restarted after its deadline ends cancelled with its child; no step runs after the deadline",
+        .tags(.slow))
     func timeoutWhileDown() async throws {
         try await withDatabase("crash_more_timeout") { database, _ in
             let id = "deadline"
             let child = id + "-child"
             // 25 s: room for the worker to start and reach the kill point before the deadline on a machine that
             // stalls for seconds at the start of a test run (10 s left little room).
-            let first = try WorkerProcess("first", workerFlags(database, id: id) + ["--parent", "--start", "--timeout-ms", "25000", "--pause-after", "1"])
+            let first = try WorkerProcess(
+                "first",
+                workerFlags(database, id: id) + ["--parent", "--start", "--timeout-ms", "25000", "--pause-after", "1"])
             #expect(await first.waitFor(line: "CHILD_STARTED") == "CHILD_STARTED \(child)")
             #expect(await first.waitFor(line: "AFTER_STEP 1") != nil)
             await first.kill()
@@ -258,7 +302,9 @@ struct PrimitiveCrashMoreTests {
             #expect(deadlines.map(\.0) == [id, child])
             let deadline = try #require(deadlines.first?.1)
             #expect(deadlines.last?.1 == deadline)  // the child inherited the parent's deadline
-            try #require(killedAt < deadline, "the worker reached the kill point only after the deadline; the test proves nothing then")
+            try #require(
+                killedAt < deadline,
+                "the worker reached the kill point only after the deadline; the test proves nothing then")
             #expect(try await database.status(id) == "PENDING")
             #expect(try await database.status(child) == "PENDING")
 

@@ -1,8 +1,8 @@
 import Durable
 import Foundation
 import LibPQ
-import Testing
 import TestSupport
+import Testing
 
 /// Waits, transactions and messages across a real SIGKILL of the worker process and a restart.
 @Suite("Primitives across SIGKILL", .tags(.crash), .skippedInFastRuns)
@@ -18,18 +18,23 @@ struct PrimitiveCrashTests {
     }
 
     func ledger(_ harness: MessagingHarness, _ id: String) async throws -> [Int: Int] {
-        let rows = try await harness.query("SELECT step, count(*) FROM dbos_ledger.ledger WHERE workflow_id = $1 GROUP BY step", [id])
+        let rows = try await harness.query(
+            "SELECT step, count(*) FROM dbos_ledger.ledger WHERE workflow_id = $1 GROUP BY step", [id])
         var counts: [Int: Int] = [:]
         for row in rows.rows { counts[row.int(0) ?? -1] = row.int(1) }
         return counts
     }
 
-    @Test("a transactional step is exactly once when killed inside the transaction and after its commit", arguments: ["--pause-in", "--pause-after"])
+    @Test(
+        "a transactional step is exactly once when killed inside the transaction and after its commit",
+        arguments: ["--pause-in", "--pause-after"])
     func transactionExactlyOnce(pause: String) async throws {
         let (_, harness, flags) = try await setUp("crash_tx")
         let id = "tx"
         let first = try WorkerProcess("first", flags(id) + ["--steps", "3", "--start", "--transactional", pause, "2"])
-        #expect(await first.waitFor(line: pause == "--pause-in" ? "IN_STEP 2" : "AFTER_STEP 2", timeout: .seconds(30)) != nil)
+        #expect(
+            await first.waitFor(line: pause == "--pause-in" ? "IN_STEP 2" : "AFTER_STEP 2", timeout: .seconds(30))
+                != nil)
         await first.kill()
         let second = try WorkerProcess("second", flags(id) + ["--steps", "3", "--transactional"])
         #expect(await second.waitFor(line: "RESULT", timeout: .seconds(30)) == "RESULT 6")
@@ -46,7 +51,8 @@ struct PrimitiveCrashTests {
         let first = try WorkerProcess("first", flags("sleepy") + ["--steps", "2", "--start"] + sleep)
         #expect(await first.waitFor(line: "SLEEPING", timeout: .seconds(30)) != nil)
         // The line comes just before the wake-up time is checkpointed: kill once it is committed.
-        let wakeQuery = "SELECT output FROM dbos.operation_outputs WHERE workflow_uuid = 'sleepy' AND function_name = 'DBOS.sleep'"
+        let wakeQuery =
+            "SELECT output FROM dbos.operation_outputs WHERE workflow_uuid = 'sleepy' AND function_name = 'DBOS.sleep'"
         var recorded = try await harness.query(wakeQuery).first?.string(0)
         let checkpointDeadline = ContinuousClock.now.advanced(by: .seconds(60))
         while recorded == nil, ContinuousClock.now < checkpointDeadline {
@@ -68,7 +74,8 @@ struct PrimitiveCrashTests {
         // A fresh 30 s sleep after the restart would end at ready + 30 s, at least 28 s after both marks below;
         // 20 s leaves a stalled machine room for the replay and step 2 (2.5 s was too little in a loaded run).
         #expect(finished < max(recordedWake, ready) + 20)
-        let after = try await harness.query("SELECT output FROM dbos.operation_outputs WHERE workflow_uuid = 'sleepy' AND function_name = 'DBOS.sleep'")
+        let after = try await harness.query(
+            "SELECT output FROM dbos.operation_outputs WHERE workflow_uuid = 'sleepy' AND function_name = 'DBOS.sleep'")
         #expect(after.rows.count == 1)
         #expect(after.first?.string(0).flatMap(Double.init) == recordedWake)
         #expect(try await ledger(harness, "sleepy") == [1: 1, 2: 1])
@@ -87,7 +94,9 @@ struct PrimitiveCrashTests {
         #expect(await second.waitFor(line: "GOT", timeout: .seconds(30)) == "GOT proceed")
         #expect(await second.waitFor(line: "RESULT", timeout: .seconds(30)) == "RESULT 3")
         await second.waitForExit(timeout: .seconds(120))
-        let consumed = try await harness.query("SELECT count(*) FILTER (WHERE consumed), count(*) FROM dbos.notifications WHERE destination_uuid = 'listener'")
+        let consumed = try await harness.query(
+            "SELECT count(*) FILTER (WHERE consumed), count(*) FROM dbos.notifications WHERE destination_uuid = 'listener'"
+        )
         #expect(consumed.first?.int(0) == 1)
         #expect(consumed.first?.int(1) == 1)
         await harness.runtime.shutdown()

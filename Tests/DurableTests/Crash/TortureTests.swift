@@ -1,7 +1,7 @@
 import EmbeddedPostgres
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The short setting of the torture run (Benchmarks/DurableTorture), as CI runs it: worker processes SIGKILLed
 /// at random, connections terminated and — on the throwaway cluster — PostgreSQL restarted with `-m immediate`.
@@ -15,7 +15,8 @@ struct TortureTests {
     @Test("every workflow finishes, transactional effects exactly once, nothing hangs", arguments: [nil, 3_000])
     func shortTorture(takeoverMilliseconds: Int?) async throws {
         let executable = BuiltExecutable.path("durable-torture")
-        let arguments = ["--workflows", "300", "--steps", "4", "--workers", "2", "--seconds", "10", "--step-ms", "400"]
+        let arguments =
+            ["--workflows", "300", "--steps", "4", "--workers", "2", "--seconds", "10", "--step-ms", "400"]
             + (takeoverMilliseconds.map { ["--takeover-ms", String($0)] } ?? [])
         var environment = ProcessInfo.processInfo.environment
         if environment["DATABASE_URL"] != nil {

@@ -1,10 +1,11 @@
-@testable import Durable
 import Foundation
 import LibPQ
 import Logging
 import Synchronization
-import Testing
 import TestSupport
+import Testing
+
+@testable import Durable
 
 /// Many workflows' checkpoints and outcomes sharing one statement and commit (group commit).
 @Suite("Group commit")
@@ -14,30 +15,40 @@ struct GroupCommitTests {
         let harness = try await MessagingHarness.make(prefix: prefix) { _ in }
         var logger = Logger(label: "group-commit-tests")
         logger.logLevel = .critical
-        let pool = ConnectionPool(configuration: PGConfiguration.forTests(harness.url), maxConnections: 2, logger: logger)
+        let pool = ConnectionPool(
+            configuration: PGConfiguration.forTests(harness.url), maxConnections: 2, logger: logger)
         // 60 s of retries for connection problems: connecting can take seconds on a stalled machine.
-        return (SystemDatabase(pool: pool, schema: "dbos", retry: DatabaseRetry(timeout: .seconds(60), logger: logger)), harness)
+        return (
+            SystemDatabase(pool: pool, schema: "dbos", retry: DatabaseRetry(timeout: .seconds(60), logger: logger)),
+            harness
+        )
     }
 
     func startWorkflows(_ database: SystemDatabase, _ ids: [String], token: String) async throws {
         for id in ids {
-            _ = try await database.startWorkflow(id: id, name: "w", input: "[]", token: token, executorID: "e", applicationVersion: "v")
+            _ = try await database.startWorkflow(
+                id: id, name: "w", input: "[]", token: token, executorID: "e", applicationVersion: "v")
         }
     }
 
     func checkpoint(_ id: String, step: Int, output: String?, token: String) -> StepCheckpoint {
-        StepCheckpoint(workflowID: id, stepID: step, name: "s\(step)", output: output, error: nil,
-                       startedAtMilliseconds: 1, completedAtMilliseconds: 2, ownerToken: token)
+        StepCheckpoint(
+            workflowID: id, stepID: step, name: "s\(step)", output: output, error: nil,
+            startedAtMilliseconds: 1, completedAtMilliseconds: 2, ownerToken: token)
     }
 
-    @Test("a batch answers each checkpoint as a single write would: written, another owner's, already recorded, or failed alone")
+    @Test(
+        "a batch answers each checkpoint as a single write would: written, another owner's, already recorded, or failed alone"
+    )
     func batchedSteps() async throws {
         let (database, harness) = try await database("group_steps")
         try await startWorkflows(database, ["a", "b", "c"], token: "mine")
         _ = try await harness.query("UPDATE dbos.workflow_status SET owner_xid = 'theirs' WHERE workflow_uuid = 'b'")
         // c already holds a different checkpoint at step 1 (another run recorded it).
-        _ = try await database.recordStep(StepCheckpoint(workflowID: "c", stepID: 1, name: "s1", output: "\"old\"", error: nil,
-                                                          startedAtMilliseconds: 5, completedAtMilliseconds: 6, ownerToken: "mine"))
+        _ = try await database.recordStep(
+            StepCheckpoint(
+                workflowID: "c", stepID: 1, name: "s1", output: "\"old\"", error: nil,
+                startedAtMilliseconds: 5, completedAtMilliseconds: 6, ownerToken: "mine"))
         let results = await database.recordSteps([
             checkpoint("a", step: 1, output: "1", token: "mine"),
             checkpoint("b", step: 1, output: nil, token: "mine"),
@@ -58,8 +69,12 @@ struct GroupCommitTests {
         // The statement failed as a whole, so each was written alone: only the bad one fails.
         #expect(throws: DurableError.self) { try results[4].get() }
         #expect(try results[5].get().stillOwner)
-        let rows = try await harness.query("SELECT workflow_uuid, function_id, output FROM dbos.operation_outputs ORDER BY 1, 2")
-        #expect(rows.rows.map { "\($0.string(0) ?? "")/\($0.int(1) ?? 0)=\($0.string(2) ?? "null")" } == ["a/1=1", "a/2=5", "b/1=null", "c/1=\"old\"", "nobody/1=4"])
+        let rows = try await harness.query(
+            "SELECT workflow_uuid, function_id, output FROM dbos.operation_outputs ORDER BY 1, 2")
+        #expect(
+            rows.rows.map { "\($0.string(0) ?? "")/\($0.int(1) ?? 0)=\($0.string(2) ?? "null")" } == [
+                "a/1=1", "a/2=5", "b/1=null", "c/1=\"old\"", "nobody/1=4",
+            ])
         await harness.runtime.shutdown()
     }
 
@@ -74,11 +89,15 @@ struct GroupCommitTests {
             WorkflowOutcomeWrite(id: "z", token: "not-mine", status: .error, output: nil, error: "{}"),
         ])
         #expect(try results.map { try $0.get() } == [true, false, false])
-        let rows = try await harness.query("""
+        let rows = try await harness.query(
+            """
             SELECT s.workflow_uuid, s.status, o.output FROM dbos.workflow_status s
             LEFT JOIN dbos.workflow_output o USING (workflow_uuid) ORDER BY 1
             """)
-        #expect(rows.rows.map { "\($0.string(0) ?? "") \($0.string(1) ?? "") \($0.string(2) ?? "-")" } == ["x SUCCESS \"done\"", "y CANCELLED -", "z PENDING -"])
+        #expect(
+            rows.rows.map { "\($0.string(0) ?? "") \($0.string(1) ?? "") \($0.string(2) ?? "-")" } == [
+                "x SUCCESS \"done\"", "y CANCELLED -", "z PENDING -",
+            ])
         await harness.runtime.shutdown()
     }
 
@@ -131,14 +150,17 @@ struct GroupCommitTests {
         runtime.register(CountingSteps())
         let outputs = try await withThrowingTaskGroup(of: (Int, Int).self) { group in
             for index in 0..<80 {
-                group.addTask { (index, try await runtime.start(CountingSteps.self, index, id: "many-\(index)").result()) }
+                group.addTask {
+                    (index, try await runtime.start(CountingSteps.self, index, id: "many-\(index)").result())
+                }
             }
             var outputs: [Int: Int] = [:]
             for try await (index, output) in group { outputs[index] = output }
             return outputs
         }
         for index in 0..<80 { #expect(outputs[index] == index * 3 + 3) }
-        let rows = try await MessagingHarness(url: url, runtime: runtime).query("""
+        let rows = try await MessagingHarness(url: url, runtime: runtime).query(
+            """
             SELECT count(*) FILTER (WHERE o.output = (w.workflow_uuid_num + o.function_id)::text), count(*)
             FROM dbos.operation_outputs o
             JOIN (SELECT workflow_uuid, substr(workflow_uuid, 6)::int AS workflow_uuid_num FROM dbos.workflow_status) w USING (workflow_uuid)

@@ -1,16 +1,19 @@
 import Durable
 import Foundation
 import LibPQ
-import Testing
 import TestSupport
+import Testing
 
 /// Wrong calls fail clearly and early; damaged or oversized rows fail only their own workflow, never the process
 /// or the other workflows recovered with it.
 @Suite("BadInput: arguments, registrations, damaged and oversized rows")
 struct BadInputEngineTests {
-    func launched(_ prefix: String, maxPayloadBytes: Int = 32 * 1024 * 1024) async throws -> (TestDatabase, DurableRuntime) {
+    func launched(_ prefix: String, maxPayloadBytes: Int = 32 * 1024 * 1024) async throws -> (
+        TestDatabase, DurableRuntime
+    ) {
         let database = try await TestDatabase.fresh(prefix)
-        let runtime = makeEngineRuntime(database, executor: "bad-input", maxPayloadBytes: maxPayloadBytes, register: registerEngineFixtures)
+        let runtime = makeEngineRuntime(
+            database, executor: "bad-input", maxPayloadBytes: maxPayloadBytes, register: registerEngineFixtures)
         try await runtime.launch()
         return (database, runtime)
     }
@@ -25,11 +28,17 @@ struct BadInputEngineTests {
     func invalidArguments() async throws {
         let (database, runtime) = try await launched("bad_args")
         let input = HoldInput(steps: 1, holdAfter: nil)
-        let empty = await expectDurableError(.invalidArgument) { try await runtime.start(EngineCounted.self, input, id: "") }
+        let empty = await expectDurableError(.invalidArgument) {
+            try await runtime.start(EngineCounted.self, input, id: "")
+        }
         #expect(empty?.message.contains("empty") == true)
         await expectDurableError(.invalidArgument) { try await runtime.start(EngineCounted.self, input, id: "a\0b") }
-        await expectDurableError(.invalidArgument) { try await runtime.start(EngineCounted.self, input, id: "t", timeout: .zero) }
-        await expectDurableError(.invalidArgument) { try await runtime.start(EngineCounted.self, input, id: "t", timeout: .seconds(-1)) }
+        await expectDurableError(.invalidArgument) {
+            try await runtime.start(EngineCounted.self, input, id: "t", timeout: .zero)
+        }
+        await expectDurableError(.invalidArgument) {
+            try await runtime.start(EngineCounted.self, input, id: "t", timeout: .seconds(-1))
+        }
         #expect(try await workflowCount(database) == "0")
         // The runtime is unharmed.
         #expect(try await runtime.start(EngineCounted.self, input, id: uniqueID("fine")).result() == 1)
@@ -102,13 +111,15 @@ struct BadInputEngineTests {
         return (damaged, healthy, second)
     }
 
-    @Test("a damaged step checkpoint fails only its own workflow, with corruptedCheckpoint",
-          .serialized, arguments: [
+    @Test(
+        "a damaged step checkpoint fails only its own workflow, with corruptedCheckpoint",
+        .serialized,
+        arguments: [
             "UPDATE dbos.operation_outputs SET output = '{not json' WHERE workflow_uuid = $1 AND function_id = 1",
             "UPDATE dbos.operation_outputs SET output = '\"one\"' WHERE workflow_uuid = $1 AND function_id = 1",
             "UPDATE dbos.operation_outputs SET output = NULL WHERE workflow_uuid = $1 AND function_id = 1",
             "UPDATE dbos.operation_outputs SET serialization = 'py_pickle' WHERE workflow_uuid = $1 AND function_id = 1",
-          ])
+        ])
     func corruptedCheckpoint(damage: String) async throws {
         let database = try await TestDatabase.fresh("bad_checkpoint")
         let (damaged, healthy, runtime) = try await recoverAfterDamage(database) { id in
@@ -128,7 +139,9 @@ struct BadInputEngineTests {
         #expect(RunCounts.count("step:\(healthy):2") == 1)
         #expect(try await database.steps(damaged).count == 1)
         // And the process is fine: it still runs new work.
-        #expect(try await runtime.start(EngineCounted.self, HoldInput(steps: 1, holdAfter: nil), id: uniqueID("after")).result() == 1)
+        #expect(
+            try await runtime.start(EngineCounted.self, HoldInput(steps: 1, holdAfter: nil), id: uniqueID("after"))
+                .result() == 1)
         await runtime.shutdown()
     }
 
@@ -145,20 +158,24 @@ struct BadInputEngineTests {
         EngineGates.shared.open(id)
         let second = makeEngineRuntime(database, executor: "swallow") { $0.register(EngineRenamable(prefix: "same")) }
         try await second.launch()
-        await expectDurableError(.corruptedCheckpoint) { try await second.handle(for: id, resultType: String.self).result() }
+        await expectDurableError(.corruptedCheckpoint) {
+            try await second.handle(for: id, resultType: String.self).result()
+        }
         #expect(try await database.workflowError(id)?["code"] as? String == "corruptedCheckpoint")
         #expect(RunCounts.count("renamable:\(id):same") == 1)
         await second.shutdown()
     }
 
-    @Test("a recorded input that does not decode fails only its own workflow",
-          .serialized, arguments: [
+    @Test(
+        "a recorded input that does not decode fails only its own workflow",
+        .serialized,
+        arguments: [
             "UPDATE dbos.workflow_input SET inputs = 'garbage, not JSON' WHERE workflow_uuid = $1",
             "UPDATE dbos.workflow_input SET inputs = '{\"positionalArgs\":[\"a string\"],\"namedArgs\":{}}' WHERE workflow_uuid = $1",
             "UPDATE dbos.workflow_input SET inputs = '{\"positionalArgs\":[],\"namedArgs\":{}}' WHERE workflow_uuid = $1",
             "UPDATE dbos.workflow_input SET inputs = '{\"namedArgs\":{}}' WHERE workflow_uuid = $1",
             "DELETE FROM dbos.workflow_input WHERE workflow_uuid = $1",
-          ])
+        ])
     func undecodableInput(damage: String) async throws {
         let database = try await TestDatabase.fresh("bad_input")
         let (damaged, healthy, runtime) = try await recoverAfterDamage(database) { id in
@@ -190,12 +207,16 @@ struct BadInputEngineTests {
         for id in [broken, fine] { #expect(await EngineGates.shared.waitForArrival(id)) }
         await first.shutdown()
         // Valid JSON, wrong shape: "count" is missing.
-        try await database.query(#"UPDATE dbos.workflow_input SET inputs = '{"positionalArgs":[{"to":"Oslo"}],"namedArgs":{}}' WHERE workflow_uuid = $1"#, [broken])
+        try await database.query(
+            #"UPDATE dbos.workflow_input SET inputs = '{"positionalArgs":[{"to":"Oslo"}],"namedArgs":{}}' WHERE workflow_uuid = $1"#,
+            [broken])
         for id in [broken, fine] { EngineGates.shared.open(id) }
         let second = makeEngineRuntime(database, executor: "shipments", register: registerEngineFixtures)
         try await second.launch()
         #expect(try await second.handle(for: fine, resultType: Int.self).result() == 5)
-        let error = await expectDurableError(.corruptedCheckpoint) { try await second.handle(for: broken, resultType: Int.self).result() }
+        let error = await expectDurableError(.corruptedCheckpoint) {
+            try await second.handle(for: broken, resultType: Int.self).result()
+        }
         #expect(error?.message.contains("count") == true)
         #expect(try await database.workflowError(broken)?["code"] as? String == "corruptedCheckpoint")
         #expect(try await database.steps(broken).isEmpty)
@@ -221,7 +242,9 @@ struct BadInputEngineTests {
     func hugeInputAndResult() async throws {
         let (database, runtime) = try await launched("bad_huge_io", maxPayloadBytes: 4096)
         let big = String(repeating: "z", count: 10_000)
-        let error = await expectDurableError(.payloadTooLarge) { try await runtime.start(EngineEcho.self, big, id: "big-input") }
+        let error = await expectDurableError(.payloadTooLarge) {
+            try await runtime.start(EngineEcho.self, big, id: "big-input")
+        }
         #expect(error?.message.contains("4096") == true)
         #expect(try await workflowCount(database) == "0")
 
@@ -232,38 +255,46 @@ struct BadInputEngineTests {
             func run(_ ctx: WorkflowContext, _ size: Int) async throws -> String { String(repeating: "a", count: size) }
         }
         await runtime.shutdown()
-        let amplifying = makeEngineRuntime(database, executor: "bad-input", maxPayloadBytes: 4096) { $0.register(Amplify()) }
+        let amplifying = makeEngineRuntime(database, executor: "bad-input", maxPayloadBytes: 4096) {
+            $0.register(Amplify())
+        }
         await expectDurableError(.payloadTooLarge) { try await amplifying.start(Amplify.self, 10_000, id: id).result() }
         #expect(try await database.status(id) == "ERROR")
         #expect(try await database.workflowError(id)?["code"] as? String == "payloadTooLarge")
-        #expect(try await database.value("SELECT output FROM dbos.workflow_output WHERE workflow_uuid = $1", [id]) == nil)
+        #expect(
+            try await database.value("SELECT output FROM dbos.workflow_output WHERE workflow_uuid = $1", [id]) == nil)
         await amplifying.shutdown()
     }
 
     @Test("a recorded step or input above the recovering process's limit fails only that workflow, without loading it")
     func oversizedOnRecovery() async throws {
         let database = try await TestDatabase.fresh("bad_oversized")
-        let generous = makeEngineRuntime(database, executor: "oversized", maxPayloadBytes: 1 << 20, register: registerEngineFixtures)
+        let generous = makeEngineRuntime(
+            database, executor: "oversized", maxPayloadBytes: 1 << 20, register: registerEngineFixtures)
         try await generous.launch()
         let bigStep = uniqueID("big-step")
         let bigInput = uniqueID("big-input")
         let small = uniqueID("small")
         _ = try await generous.start(EngineBigThenHold.self, 200_000, id: bigStep)
-        _ = try await generous.start(EngineShipmentCount.self, Shipment(to: String(repeating: "far ", count: 50_000), count: 1), id: bigInput)
+        _ = try await generous.start(
+            EngineShipmentCount.self, Shipment(to: String(repeating: "far ", count: 50_000), count: 1), id: bigInput)
         _ = try await generous.start(EngineBigThenHold.self, 10, id: small)
         for id in [bigStep, bigInput, small] { #expect(await EngineGates.shared.waitForArrival(id)) }
         await generous.shutdown()
         for id in [bigStep, bigInput, small] { EngineGates.shared.open(id) }
 
-        let strict = makeEngineRuntime(database, executor: "oversized", maxPayloadBytes: 4096, register: registerEngineFixtures)
+        let strict = makeEngineRuntime(
+            database, executor: "oversized", maxPayloadBytes: 4096, register: registerEngineFixtures)
         try await strict.launch()
         #expect(try await strict.handle(for: small, resultType: Int.self).result() == 10)
         for id in [bigStep, bigInput] {
-            await expectDurableError(.payloadTooLarge) { try await strict.handle(for: id, resultType: Int.self).result() }
+            await expectDurableError(.payloadTooLarge) {
+                try await strict.handle(for: id, resultType: Int.self).result()
+            }
             #expect(try await database.status(id) == "ERROR")
             #expect(try await database.workflowError(id)?["code"] as? String == "payloadTooLarge", "\(id)")
         }
-        #expect(RunCounts.count("big:\(bigStep)") == 1)   // not run again
+        #expect(RunCounts.count("big:\(bigStep)") == 1)  // not run again
         #expect(RunCounts.count("body:\(bigInput)") == 1)  // never started again
         await strict.shutdown()
     }

@@ -1,7 +1,7 @@
 import Durable
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Runs `count` steps, each taking ~100 ms inside its body.
 struct Grind: Workflow {
@@ -25,7 +25,9 @@ struct Stubborn: Workflow {
         let waited = try await ctx.step("stubborn-step") {
             RunCounts.note("stubborn-began-\(ctx.workflowID)")
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(milliseconds)) { continuation.resume() }
+                DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(milliseconds)) {
+                    continuation.resume()
+                }
             }
             return milliseconds
         }
@@ -154,12 +156,14 @@ struct ControlAndChildrenTests {
         #expect(try await h.waitForSleepCheckpoint(of: "napper", timeout: .seconds(60)))
         try await h.runtime.cancel("napper")
         try await expectCancelled(handle)
-        let recordedWake = try await h.query("SELECT output FROM dbos.operation_outputs WHERE workflow_uuid = 'napper' AND function_name = 'DBOS.sleep'")
+        let recordedWake = try await h.query(
+            "SELECT output FROM dbos.operation_outputs WHERE workflow_uuid = 'napper' AND function_name = 'DBOS.sleep'")
         try await h.runtime.resume("napper")
         #expect(try await handle.result() == nap)
         // The sleep's checkpointed wake-up time was kept (one checkpoint, unchanged): it did not start a fresh
         // sleep after the resume. (Checked in the database, not by the clock: a loaded machine stretches both.)
-        let afterResume = try await h.query("SELECT output FROM dbos.operation_outputs WHERE workflow_uuid = 'napper' AND function_name = 'DBOS.sleep'")
+        let afterResume = try await h.query(
+            "SELECT output FROM dbos.operation_outputs WHERE workflow_uuid = 'napper' AND function_name = 'DBOS.sleep'")
         #expect(afterResume.rows.count == 1)
         #expect(afterResume.first?.string(0) != nil && afterResume.first?.string(0) == recordedWake.first?.string(0))
         #expect(Date() >= started.addingTimeInterval(Double(nap) / 1000 - 0.05))  // and it did sleep until then
@@ -175,8 +179,9 @@ struct ControlAndChildrenTests {
         await h.runtime.shutdown()
     }
 
-    @Test("a run that lost its workflow to a cancel and a resume elsewhere does not cancel the new run when its own deadline passes",
-          .tags(.slow), .skippedInFastRuns)
+    @Test(
+        "a run that lost its workflow to a cancel and a resume elsewhere does not cancel the new run when its own deadline passes",
+        .tags(.slow), .skippedInFastRuns)
     func staleDeadlineLeavesResumedRunAlone() async throws {
         let url = try await TestDatabase.fresh("stale_deadline").url
         let first = MessagingHarness.makeRuntime(url: url, executorID: "first") { $0.register(Stubborn()) }
@@ -198,7 +203,9 @@ struct ControlAndChildrenTests {
         // The first run's timer fires at 15 s; before the fix it cancelled the resumed run then.
         #expect(try await finalState(of: id, on: second) == .success)
         // Bounded: a workflow stranded PENDING would otherwise hang the run here.
-        #expect(try await valueWithin(.seconds(10)) { try await second.handle(for: id, resultType: Int.self).result() } == 20_000)
+        #expect(
+            try await valueWithin(.seconds(10)) { try await second.handle(for: id, resultType: Int.self).result() }
+                == 20_000)
         await first.shutdown()
         await second.shutdown()
     }
@@ -246,9 +253,11 @@ struct ControlAndChildrenTests {
     @Test("children inherit the parent's deadline")
     func timeoutWithChildren() async throws {
         let h = try await harness("timeout_children")
-        let handle = try await h.runtime.start(Parent.self, ChildInput(value: 1, napMilliseconds: 60_000), id: "family", timeout: .seconds(2))
+        let handle = try await h.runtime.start(
+            Parent.self, ChildInput(value: 1, napMilliseconds: 60_000), id: "family", timeout: .seconds(2))
         try await expectCancelled(handle)
-        let rows = try await h.query("""
+        let rows = try await h.query(
+            """
             SELECT c.parent_workflow_id, c.workflow_deadline_epoch_ms = p.workflow_deadline_epoch_ms
             FROM dbos.workflow_status c JOIN dbos.workflow_status p ON p.workflow_uuid = 'family'
             WHERE c.workflow_uuid = 'family-1'
@@ -256,7 +265,9 @@ struct ControlAndChildrenTests {
         if rows.rows.isEmpty {
             // So busy a machine that the parent reached its deadline before starting the child: then it must not
             // start it at all (each durable operation checks the deadline), which is just as correct.
-            #expect(try await h.query("SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid = 'family'").first?.int(0) == 0)
+            #expect(
+                try await h.query("SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid = 'family'").first?
+                    .int(0) == 0)
         } else {
             let child: WorkflowHandle<Int> = h.runtime.handle(for: "family-1")
             try await expectCancelled(child)
@@ -266,8 +277,9 @@ struct ControlAndChildrenTests {
         await h.runtime.shutdown()
     }
 
-    @Test("a child workflow runs once, and a recovered parent gets the same child back",
-          .tags(.slow), .skippedInFastRuns)
+    @Test(
+        "a child workflow runs once, and a recovered parent gets the same child back",
+        .tags(.slow), .skippedInFastRuns)
     func childWorkflows() async throws {
         let url = try await TestDatabase.fresh("children").url
         let first = MessagingHarness.makeRuntime(url: url, executorID: "family", register: Self.register)
@@ -283,10 +295,13 @@ struct ControlAndChildrenTests {
         try await second.launch()
         #expect(try await second.handle(for: id, resultType: Int.self).result() == 41)
         let h = MessagingHarness(url: url, runtime: second)
-        let children = try await h.query("SELECT workflow_uuid, status FROM dbos.workflow_status WHERE parent_workflow_id = $1", [id])
+        let children = try await h.query(
+            "SELECT workflow_uuid, status FROM dbos.workflow_status WHERE parent_workflow_id = $1", [id])
         #expect(children.rows.map { $0.string(0) } == ["\(id)-1"])
         #expect(children.first?.string(1) == "SUCCESS")
-        let record = try await h.query("SELECT function_name, child_workflow_id FROM dbos.operation_outputs WHERE workflow_uuid = $1 AND function_id = 1", [id])
+        let record = try await h.query(
+            "SELECT function_name, child_workflow_id FROM dbos.operation_outputs WHERE workflow_uuid = $1 AND function_id = 1",
+            [id])
         #expect(record.first?.string(0) == "doubler")
         #expect(record.first?.string(1) == "\(id)-1")
         // The child's body started once in the first process and once more on recovery, never as a second child.

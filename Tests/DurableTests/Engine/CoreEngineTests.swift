@@ -132,7 +132,8 @@ struct CoreEngineTests {
     @Test("a failing step records its error; the workflow fails with the original error's name")
     func failingStep() async throws {
         let h = try await harness("engine_failure")
-        let handle = try await h.runtime.start(PlaceOrder.self, Order(item: "tea", quantity: 0, placedAt: order.placedAt), id: "declined")
+        let handle = try await h.runtime.start(
+            PlaceOrder.self, Order(item: "tea", quantity: 0, placedAt: order.placedAt), id: "declined")
         do {
             _ = try await handle.result()
             Issue.record("expected the workflow to fail")
@@ -141,14 +142,18 @@ struct CoreEngineTests {
             #expect(error.errorName == "PaymentDeclined")
             #expect(error.message.contains("card declined"))
         }
-        let step = try await h.query("SELECT output, error, serialization FROM dbos.operation_outputs WHERE workflow_uuid = 'declined' AND function_id = 2")
+        let step = try await h.query(
+            "SELECT output, error, serialization FROM dbos.operation_outputs WHERE workflow_uuid = 'declined' AND function_id = 2"
+        )
         #expect(step.first?.string(0) == nil)
         let stored = try #require(step.first?.string(1))
         let json = try #require(try JSONSerialization.jsonObject(with: Data(stored.utf8)) as? [String: Any])
         #expect(json["name"] as? String == "PaymentDeclined")
         #expect(json["message"] as? String == "card declined")
         #expect(json.keys.contains("code"))
-        let outcome = try await h.query("SELECT ws.status, wo.error IS NOT NULL, ws.owner_xid FROM dbos.workflow_status ws JOIN dbos.workflow_output wo USING (workflow_uuid) WHERE workflow_uuid = 'declined'")
+        let outcome = try await h.query(
+            "SELECT ws.status, wo.error IS NOT NULL, ws.owner_xid FROM dbos.workflow_status ws JOIN dbos.workflow_output wo USING (workflow_uuid) WHERE workflow_uuid = 'declined'"
+        )
         #expect(outcome.first?.string(0) == "ERROR")
         #expect(outcome.first?.bool(1) == true)
         #expect(outcome.first?.string(2) == nil)
@@ -159,7 +164,8 @@ struct CoreEngineTests {
     func rowsAsDBOS() async throws {
         let h = try await harness("engine_rows")
         _ = try await h.runtime.start(PlaceOrder.self, order, id: "rows").result()
-        let status = try await h.query("""
+        let status = try await h.query(
+            """
             SELECT status, name, executor_id, application_version, recovery_attempts, serialization, creator_xid IS NOT NULL,
                    owner_xid, inputs, output, error, class_name, config_name, queue_name, completed_at IS NOT NULL
             FROM dbos.workflow_status WHERE workflow_uuid = 'rows'
@@ -174,11 +180,15 @@ struct CoreEngineTests {
         for column in [7, 8, 9, 10, 11, 12, 13] { #expect(row.string(column) == nil) }
         #expect(row.bool(14) == true)
         let input = try await h.query("SELECT inputs FROM dbos.workflow_input WHERE workflow_uuid = 'rows'")
-        #expect(input.first?.string(0) == #"{"namedArgs":{},"positionalArgs":[{"item":"tea","placedAt":"2026-01-02T03:04:05.678Z","quantity":3}]}"#
-            || input.first?.string(0)?.contains(#""placedAt":"2026-01-02T03:04:05.678Z""#) == true)
+        #expect(
+            input.first?.string(0)
+                == #"{"namedArgs":{},"positionalArgs":[{"item":"tea","placedAt":"2026-01-02T03:04:05.678Z","quantity":3}]}"#
+                || input.first?.string(0)?.contains(#""placedAt":"2026-01-02T03:04:05.678Z""#) == true)
         let output = try await h.query("SELECT output FROM dbos.workflow_output WHERE workflow_uuid = 'rows'")
         #expect(output.first?.string(0)?.contains(#""total":21"#) == true)
-        let steps = try await h.query("SELECT function_id, function_name, output, serialization FROM dbos.operation_outputs WHERE workflow_uuid = 'rows' ORDER BY 1")
+        let steps = try await h.query(
+            "SELECT function_id, function_name, output, serialization FROM dbos.operation_outputs WHERE workflow_uuid = 'rows' ORDER BY 1"
+        )
         #expect(steps.rows.map { $0.int(0) } == [1, 2])
         #expect(steps.rows.map { $0.string(1) } == ["price", "charge"])
         #expect(steps.rows.map { $0.string(2) } == ["7", "null"])

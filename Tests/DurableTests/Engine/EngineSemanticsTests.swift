@@ -1,8 +1,8 @@
 import Durable
 import Foundation
 import LibPQ
-import Testing
 import TestSupport
+import Testing
 
 /// The engine in one process against a real Postgres: idempotent starts, conflicts, results read elsewhere,
 /// failing and Void steps, status fields, step numbering rules, in-process recovery, and the rows DBOS expects.
@@ -43,10 +43,15 @@ struct EngineSemanticsTests {
         #expect(try await late.result() == 6)
         #expect(RunCounts.count("body:\(id)") == 1)
         for k in 1...3 { #expect(RunCounts.count("step:\(id):\(k)") == 1) }
-        #expect(try await database.value("SELECT count(*) FROM dbos.workflow_status WHERE workflow_uuid = $1", [id]) == "1")
-        #expect(try await database.value("SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid = $1", [id]) == "3")
+        #expect(
+            try await database.value("SELECT count(*) FROM dbos.workflow_status WHERE workflow_uuid = $1", [id]) == "1")
+        #expect(
+            try await database.value("SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid = $1", [id])
+                == "3")
         // The recorded input is the first start's, not the late one's.
-        #expect(try await database.value("SELECT inputs FROM dbos.workflow_input WHERE workflow_uuid = $1", [id])?.contains(#""steps":3"#) == true)
+        #expect(
+            try await database.value("SELECT inputs FROM dbos.workflow_input WHERE workflow_uuid = $1", [id])?.contains(
+                #""steps":3"#) == true)
         await runtime.shutdown()
     }
 
@@ -66,7 +71,8 @@ struct EngineSemanticsTests {
             #expect(try await handleB.result() == 3)
             #expect(RunCounts.count("body:\(id)") == 1)
             #expect(RunCounts.count("step:\(id):1") == 1)
-            let executor = try await database.value("SELECT executor_id FROM dbos.workflow_status WHERE workflow_uuid = $1", [id])
+            let executor = try await database.value(
+                "SELECT executor_id FROM dbos.workflow_status WHERE workflow_uuid = $1", [id])
             #expect(executor == "one" || executor == "two")
         }
         await one.shutdown()
@@ -99,7 +105,9 @@ struct EngineSemanticsTests {
             try await elsewhere.start(EngineOther.self, HoldInput(steps: 1, holdAfter: nil), id: id)
         }
         #expect(RunCounts.count("other:\(id)") == 0)
-        #expect(try await database.value("SELECT name FROM dbos.workflow_status WHERE workflow_uuid = $1", [id]) == "engine-counted")
+        #expect(
+            try await database.value("SELECT name FROM dbos.workflow_status WHERE workflow_uuid = $1", [id])
+                == "engine-counted")
         await elsewhere.shutdown()
         await runtime.shutdown()
     }
@@ -116,7 +124,9 @@ struct EngineSemanticsTests {
         #expect(await EngineGates.shared.waitForArrival(id))
 
         let remote: WorkflowHandle<Int> = reader.handle(for: id)
-        let waiting = Task { try await remote.result(minimumPollingInterval: .milliseconds(5), maximumPollingInterval: .milliseconds(50)) }
+        let waiting = Task {
+            try await remote.result(minimumPollingInterval: .milliseconds(5), maximumPollingInterval: .milliseconds(50))
+        }
         try await Task.sleep(for: .milliseconds(300))
         #expect(try await remote.status().state == .pending)
         EngineGates.shared.open(id)
@@ -153,9 +163,11 @@ struct EngineSemanticsTests {
         #expect(error?.message.contains("refused: no budget") == true)
 
         // The step row: function 2, no output, the error as {"name","message","code"}.
-        let step = try #require(try await database.query(
-            "SELECT function_name, output, error, serialization FROM dbos.operation_outputs WHERE workflow_uuid = $1 AND function_id = 2", [id]
-        ).first)
+        let step = try #require(
+            try await database.query(
+                "SELECT function_name, output, error, serialization FROM dbos.operation_outputs WHERE workflow_uuid = $1 AND function_id = 2",
+                [id]
+            ).first)
         #expect(step.string(0) == "charge")
         #expect(step.string(1) == nil)
         #expect(step.string(3) == "portable_json")
@@ -171,7 +183,8 @@ struct EngineSemanticsTests {
         let outcome = try #require(try await database.workflowError(id))
         #expect(outcome["name"] as? String == "EngineRefusal")
         #expect(outcome["code"] as? String == "stepFailed")
-        #expect(try await database.value("SELECT output FROM dbos.workflow_output WHERE workflow_uuid = $1", [id]) == nil)
+        #expect(
+            try await database.value("SELECT output FROM dbos.workflow_output WHERE workflow_uuid = $1", [id]) == nil)
         #expect(try await database.steps(id).map(\.name) == ["reserve", "charge"])
         #expect(RunCounts.count("ship:\(id)") == 0)
         #expect(try await runtime.status(of: id)?.state == .error)
@@ -198,7 +211,9 @@ struct EngineSemanticsTests {
         #expect(RunCounts.count("charge:\(id)") == 1)
         #expect(RunCounts.count("ship:\(id)") == 1)
         #expect(try await database.steps(id).map(\.name) == ["reserve", "charge", "ship"])
-        #expect(try await database.value("SELECT recovery_attempts FROM dbos.workflow_status WHERE workflow_uuid = $1", [id]) == "2")
+        #expect(
+            try await database.value(
+                "SELECT recovery_attempts FROM dbos.workflow_status WHERE workflow_uuid = $1", [id]) == "2")
         await second.shutdown()
     }
 
@@ -213,7 +228,8 @@ struct EngineSemanticsTests {
         _ = try await first.start(EngineVoidSteps.self, true, id: id)
         #expect(await EngineGates.shared.waitForArrival(id))
         await first.shutdown()
-        let recorded = try await database.query("SELECT function_id, output, error FROM dbos.operation_outputs WHERE workflow_uuid = $1 ORDER BY 1", [id])
+        let recorded = try await database.query(
+            "SELECT function_id, output, error FROM dbos.operation_outputs WHERE workflow_uuid = $1 ORDER BY 1", [id])
         #expect(recorded.rows.map(\.values) == [["1", "null", nil], ["2", "null", nil]])
 
         EngineGates.shared.open(id)
@@ -224,7 +240,8 @@ struct EngineSemanticsTests {
         #expect(RunCounts.count("void-2:\(id)") == 1)
         #expect(RunCounts.count("int-3:\(id)") == 1)
         #expect(RunCounts.count("body:\(id)") == 2)
-        let all = try await database.query("SELECT output FROM dbos.operation_outputs WHERE workflow_uuid = $1 ORDER BY function_id", [id])
+        let all = try await database.query(
+            "SELECT output FROM dbos.operation_outputs WHERE workflow_uuid = $1 ORDER BY function_id", [id])
         #expect(all.rows.map { $0.string(0) } == ["null", "null", "3"])
         await second.shutdown()
     }
@@ -268,7 +285,8 @@ struct EngineSemanticsTests {
     @Test("status() reports the row's fields while running and after it finished; unknown IDs are not found")
     func statusFields() async throws {
         let database = try await TestDatabase.fresh("engine_status")
-        let runtime = makeEngineRuntime(database, executor: "status-executor", applicationVersion: "v-42", register: registerEngineFixtures)
+        let runtime = makeEngineRuntime(
+            database, executor: "status-executor", applicationVersion: "v-42", register: registerEngineFixtures)
         try await runtime.launch()
         let id = uniqueID("status")
         let before = Date()
@@ -308,19 +326,23 @@ struct EngineSemanticsTests {
 
     // MARK: - Step numbering
 
-    @Test("a step called from a child task throws stepOutsideWorkflowTask and takes no step number",
-          .serialized, arguments: ["asyncLet", "taskGroup", "unstructured"])
+    @Test(
+        "a step called from a child task throws stepOutsideWorkflowTask and takes no step number",
+        .serialized, arguments: ["asyncLet", "taskGroup", "unstructured"])
     func stepFromChildTask(mode: String) async throws {
         let (database, runtime) = try await launched("engine_child_task")
         let caughtID = uniqueID("caught-\(mode)")
-        let result = try await runtime.start(EngineChildTask.self, ChildTaskInput(mode: mode, catchRefusal: true), id: caughtID).result()
+        let result = try await runtime.start(
+            EngineChildTask.self, ChildTaskInput(mode: mode, catchRefusal: true), id: caughtID
+        ).result()
         #expect(result == "stepOutsideWorkflowTask|7")
         #expect(RunCounts.count("child:\(caughtID)") == 0)
         // The refused call recorded nothing and the next step from the workflow's task is still step 1.
         #expect(try await database.steps(caughtID).map { "\($0.id):\($0.name)" } == ["1:after"])
 
         let uncaughtID = uniqueID("uncaught-\(mode)")
-        let handle = try await runtime.start(EngineChildTask.self, ChildTaskInput(mode: mode, catchRefusal: false), id: uncaughtID)
+        let handle = try await runtime.start(
+            EngineChildTask.self, ChildTaskInput(mode: mode, catchRefusal: false), id: uncaughtID)
         let error = await expectDurableError(.stepOutsideWorkflowTask) { try await handle.result() }
         #expect(error?.message.contains("child task") == true)
         #expect(try await database.workflowError(uncaughtID)?["code"] as? String == "stepOutsideWorkflowTask")
@@ -335,7 +357,9 @@ struct EngineSemanticsTests {
         let id = uniqueID("nested")
         #expect(try await runtime.start(EngineNested.self, 20, id: id).result() == 22)
         #expect(try await database.steps(id).map { "\($0.id):\($0.name)" } == ["1:outer", "2:after"])
-        #expect(try await database.value("SELECT output FROM dbos.operation_outputs WHERE workflow_uuid = $1 AND function_id = 1", [id]) == "21")
+        #expect(
+            try await database.value(
+                "SELECT output FROM dbos.operation_outputs WHERE workflow_uuid = $1 AND function_id = 1", [id]) == "21")
         for part in ["outer", "inner", "inner-void", "inner-child"] {
             #expect(RunCounts.count("\(part):\(id)") == 1, "\(part)")
         }
@@ -366,7 +390,8 @@ struct EngineSemanticsTests {
         #expect(try await database.status(id) == "ERROR")
         let recorded = try #require(try await database.workflowError(id))
         #expect(recorded["code"] as? String == "nonDeterministicWorkflow")
-        #expect(try await database.value("SELECT output FROM dbos.workflow_output WHERE workflow_uuid = $1", [id]) == nil)
+        #expect(
+            try await database.value("SELECT output FROM dbos.workflow_output WHERE workflow_uuid = $1", [id]) == nil)
         #expect(RunCounts.count("renamable:\(id):before") == 1)
         #expect(RunCounts.count("renamable:\(id):after") == 0)
         #expect(try await database.steps(id).map(\.name) == ["before-1"])
@@ -397,7 +422,8 @@ struct EngineSemanticsTests {
         #expect(running.string(14) == nil)
 
         // The input: {"namedArgs":{},"positionalArgs":[<parcel>]}, dates RFC 3339 UTC with milliseconds.
-        let inputText = try #require(try await database.value("SELECT inputs FROM dbos.workflow_input WHERE workflow_uuid = $1", [id]))
+        let inputText = try #require(
+            try await database.value("SELECT inputs FROM dbos.workflow_input WHERE workflow_uuid = $1", [id]))
         let input = try #require(try JSONSerialization.jsonObject(with: Data(inputText.utf8)) as? [String: Any])
         #expect(Set(input.keys) == ["namedArgs", "positionalArgs"])
         #expect((input["namedArgs"] as? [String: Any])?.isEmpty == true)
@@ -422,20 +448,26 @@ struct EngineSemanticsTests {
         #expect(done.string(5) == "portable_json")
         #expect(done.string(6) == creator)
         #expect(done.string(7) == nil)  // owner_xid cleared at the end, as DBOS leaves it
-        for (column, name) in [(8, "inputs"), (9, "output"), (10, "error"), (11, "class_name"), (12, "config_name"), (13, "queue_name"), (15, "authenticated_user")] {
+        for (column, name) in [
+            (8, "inputs"), (9, "output"), (10, "error"), (11, "class_name"), (12, "config_name"), (13, "queue_name"),
+            (15, "authenticated_user"),
+        ] {
             #expect(done.string(column) == nil, "workflow_status.\(name) must stay NULL")
         }
         #expect(done.string(14) != nil)
         #expect(done.int(16) == 0)
 
-        let output = try #require(try await database.query("SELECT output, error FROM dbos.workflow_output WHERE workflow_uuid = $1", [id]).first)
+        let output = try #require(
+            try await database.query("SELECT output, error FROM dbos.workflow_output WHERE workflow_uuid = $1", [id])
+                .first)
         #expect(output.string(1) == nil)
         let outputText = try #require(output.string(0))
         let outputJSON = try #require(try JSONSerialization.jsonObject(with: Data(outputText.utf8)) as? [String: Any])
         #expect(outputJSON["code"] as? String == "tea/green-2500")
         #expect(outputJSON["printedAt"] as? String == "2026-01-02T03:05:05.678Z")
 
-        let steps = try await database.query("""
+        let steps = try await database.query(
+            """
             SELECT function_id, function_name, output, error, serialization, child_workflow_id,
                    started_at_epoch_ms IS NOT NULL AND completed_at_epoch_ms >= started_at_epoch_ms
             FROM dbos.operation_outputs WHERE workflow_uuid = $1 ORDER BY function_id
@@ -451,7 +483,9 @@ struct EngineSemanticsTests {
             #expect(row.string(5) == nil)
             #expect(row.bool(6) == true)
         }
-        #expect(try await database.value("SELECT count(*) FROM dbos.application_versions WHERE version_name = 'engine-tests'") == "1")
+        #expect(
+            try await database.value(
+                "SELECT count(*) FROM dbos.application_versions WHERE version_name = 'engine-tests'") == "1")
         await runtime.shutdown()
     }
 }

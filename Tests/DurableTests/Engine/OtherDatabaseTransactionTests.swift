@@ -3,8 +3,8 @@ import Foundation
 import LibPQ
 import Logging
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 
 /// The pool of the application's own database, another one than the system database.
 final class OtherDatabase: Sendable {
@@ -37,21 +37,26 @@ struct OtherDatabaseInput: Codable, Sendable {
 struct OtherDatabaseWriter: Workflow {
     static let name = "other-database-writer"
     func run(_ ctx: WorkflowContext, _ input: OtherDatabaseInput) async throws -> Int {
-        guard let pool = OtherDatabase.named(input.database)?.pool else { throw WorkerError("no database \(input.database)") }
+        guard let pool = OtherDatabase.named(input.database)?.pool else {
+            throw WorkerError("no database \(input.database)")
+        }
         let id = ctx.workflowID
         let inserted = try await ctx.transaction("insert", on: .other(pool)) { connection in
             RunCounts.note("other-attempt-\(id)")
             try await connection.query("INSERT INTO app_rows (workflow_id) VALUES ($1)", [id])
             if input.completionAppearsMeanwhile {
                 try await pool.withConnection { other in
-                    _ = try await other.query("INSERT INTO dbos.transaction_completion (workflow_id, step_id, output, serialization) VALUES ($1, 1, '7', 'portable_json')", [id])
+                    _ = try await other.query(
+                        "INSERT INTO dbos.transaction_completion (workflow_id, step_id, output, serialization) VALUES ($1, 1, '7', 'portable_json')",
+                        [id])
                 }
             }
             if input.loseConnectionOnce, RunCounts.count("other-attempt-\(id)") == 1 {
                 // The server ends this session mid-transaction, as a restart or a failover would.
                 _ = try await connection.query("SELECT pg_terminate_backend(pg_backend_pid())")
             }
-            return try await connection.query("SELECT count(*) FROM app_rows WHERE workflow_id = $1", [id]).first?.int(0) ?? -1
+            return try await connection.query("SELECT count(*) FROM app_rows WHERE workflow_id = $1", [id]).first?.int(
+                0) ?? -1
         }
         return try await ctx.step("after") { inserted * 10 }
     }
@@ -69,22 +74,29 @@ struct OtherDatabaseTransactionTests {
     }
 
     /// Runs the writer once as workflow `id` in a fresh system database and a fresh other database.
-    func run(_ prefix: String, id: String, loseConnectionOnce: Bool = false, completionAppearsMeanwhile: Bool = false) async throws -> Outcome {
+    func run(_ prefix: String, id: String, loseConnectionOnce: Bool = false, completionAppearsMeanwhile: Bool = false)
+        async throws -> Outcome
+    {
         let h = try await MessagingHarness.make(prefix: prefix) { $0.register(OtherDatabaseWriter()) }
         let other = OtherDatabase(url: try await TestDatabase.fresh(prefix + "_app").url)
         try await other.pool.withConnection { try await $0.query("CREATE TABLE app_rows (workflow_id text NOT NULL)") }
         let key = prefix + "-" + UUID().uuidString
         OtherDatabase.register(other, as: key)
-        let input = OtherDatabaseInput(database: key, loseConnectionOnce: loseConnectionOnce, completionAppearsMeanwhile: completionAppearsMeanwhile)
+        let input = OtherDatabaseInput(
+            database: key, loseConnectionOnce: loseConnectionOnce,
+            completionAppearsMeanwhile: completionAppearsMeanwhile)
         let result = try await h.runtime.start(OtherDatabaseWriter.self, input, id: id).result()
         let rows = try await other.pool.withConnection {
             try await $0.query("SELECT count(*) FROM app_rows WHERE workflow_id = $1", [id]).first?.int(0) ?? -1
         }
-        let recorded = try await h.query("SELECT function_name, output FROM dbos.operation_outputs WHERE workflow_uuid = $1 ORDER BY function_id", [id])
+        let recorded = try await h.query(
+            "SELECT function_name, output FROM dbos.operation_outputs WHERE workflow_uuid = $1 ORDER BY function_id",
+            [id])
         await h.runtime.shutdown()
         await other.pool.close()
-        return Outcome(result: result, rows: rows, attempts: RunCounts.count("other-attempt-\(id)"),
-                       recorded: recorded.rows.map { "\($0.string(0) ?? "") \($0.string(1) ?? "")" })
+        return Outcome(
+            result: result, rows: rows, attempts: RunCounts.count("other-attempt-\(id)"),
+            recorded: recorded.rows.map { "\($0.string(0) ?? "") \($0.string(1) ?? "")" })
     }
 
     @Test("the SQL and its completion commit together, once; the step's result is checkpointed in the system database")
@@ -105,7 +117,9 @@ struct OtherDatabaseTransactionTests {
         #expect(outcome.attempts == 2)
     }
 
-    @Test("a completion committed meanwhile by an earlier attempt wins: this run's SQL is rolled back and its result adopted")
+    @Test(
+        "a completion committed meanwhile by an earlier attempt wins: this run's SQL is rolled back and its result adopted"
+    )
     func completionCommittedMeanwhile() async throws {
         // Before the fix both committed: the SQL ran twice and the step returned this run's own count.
         let outcome = try await run("other_db_meanwhile", id: "other-meanwhile", completionAppearsMeanwhile: true)

@@ -2,8 +2,8 @@ import Durable
 import Foundation
 import Logging
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 
 /// Counts how often each workflow's body began (code outside steps) and how often its steps' bodies ran.
 enum ParkingCounters {
@@ -50,17 +50,19 @@ struct ParkingTests {
     static func runtime(url: String, executor: String, parkAfter: Duration?) -> DurableRuntime {
         var logger = Logger(label: "parking-tests")
         logger.logLevel = .critical
-        let runtime = DurableRuntime(configuration: DurableConfiguration(
-            databaseURL: url, executorID: executor, maxConnections: 6, parkSleepsLongerThan: parkAfter
-        ), logger: logger)
+        let runtime = DurableRuntime(
+            configuration: DurableConfiguration(
+                databaseURL: url, executorID: executor, maxConnections: 6, parkSleepsLongerThan: parkAfter
+            ), logger: logger)
         runtime.register(ParkingSleeper())
         runtime.register(SwallowingSleeper())
         runtime.register(queue: WorkflowQueue("one-at-a-time", workerConcurrency: 1))
         return runtime
     }
 
-    @Test("a long sleep parks the run; it wakes on time, replays only code outside steps, and finishes",
-          .tags(.slow), .skippedInFastRuns, arguments: [true, false])
+    @Test(
+        "a long sleep parks the run; it wakes on time, replays only code outside steps, and finishes",
+        .tags(.slow), .skippedInFastRuns, arguments: [true, false])
     func parksAndWakes(parking: Bool) async throws {
         let url = try await TestDatabase.fresh("parking_wake").url
         let runtime = Self.runtime(url: url, executor: "park1", parkAfter: parking ? .milliseconds(200) : nil)
@@ -83,8 +85,9 @@ struct ParkingTests {
         await runtime.shutdown()
     }
 
-    @Test("a body that swallows the park still stops at the sleep, and runs its next step only after waking",
-          .tags(.slow), .skippedInFastRuns)
+    @Test(
+        "a body that swallows the park still stops at the sleep, and runs its next step only after waking",
+        .tags(.slow), .skippedInFastRuns)
     func swallowed() async throws {
         let url = try await TestDatabase.fresh("parking_swallow").url
         let runtime = Self.runtime(url: url, executor: "park2", parkAfter: .milliseconds(200))
@@ -97,12 +100,19 @@ struct ParkingTests {
         // The next step began only at the recorded wake-up time (both from this machine's clock), judged from the
         // checkpoints rather than by looking at a fixed moment, which a loaded machine can overshoot.
         let rows = try await MessagingHarness(url: url, runtime: runtime).query(
-            "SELECT function_name, output, started_at_epoch_ms FROM dbos.operation_outputs WHERE workflow_uuid = $1 ORDER BY function_id", [id])
+            "SELECT function_name, output, started_at_epoch_ms FROM dbos.operation_outputs WHERE workflow_uuid = $1 ORDER BY function_id",
+            [id])
         #expect(rows.rows.map { $0.string(0) } == ["DBOS.sleep", "after"])
-        if rows.rows.count == 2, let wakeSeconds = rows.rows[0].string(1).flatMap(Double.init), let afterStarted = rows.rows[1].int64(2) {
-            #expect(afterStarted >= Int64((wakeSeconds * 1000).rounded(.down)), "the step after the sleep began \(Int64(wakeSeconds * 1000) - afterStarted) ms early")
+        if rows.rows.count == 2, let wakeSeconds = rows.rows[0].string(1).flatMap(Double.init),
+            let afterStarted = rows.rows[1].int64(2)
+        {
+            #expect(
+                afterStarted >= Int64((wakeSeconds * 1000).rounded(.down)),
+                "the step after the sleep began \(Int64(wakeSeconds * 1000) - afterStarted) ms early")
         } else {
-            Issue.record("the sleep's wake-up time or the next step's start is missing: \(rows.rows.map { ($0.string(1), $0.int64(2)) })")
+            Issue.record(
+                "the sleep's wake-up time or the next step's start is missing: \(rows.rows.map { ($0.string(1), $0.int64(2)) })"
+            )
         }
         await runtime.shutdown()
     }
@@ -139,7 +149,8 @@ struct ParkingTests {
         try await runtime.launch()  // so the clock below does not count the launch
         let id = "timed-sleeper"
         let started = ContinuousClock.now
-        let handle = try await runtime.start(ParkingSleeper.self, ParkingInput(sleepMilliseconds: 60_000), id: id, timeout: .milliseconds(800))
+        let handle = try await runtime.start(
+            ParkingSleeper.self, ParkingInput(sleepMilliseconds: 60_000), id: id, timeout: .milliseconds(800))
         await #expect(throws: DurableError.self) { _ = try await handle.result() }
         // Far before the 60 s wake-up however loaded the machine is (a full CI run once took 4.1 s here).
         #expect(started.duration(to: .now) < .seconds(30))
@@ -153,13 +164,18 @@ struct ParkingTests {
         let url = try await TestDatabase.fresh("parking_queue").url
         let runtime = Self.runtime(url: url, executor: "park5", parkAfter: .milliseconds(200))
         // 8 s each, so the first surely parks (after 200 ms) while the second waits for its slot.
-        let first = try await runtime.enqueue(ParkingSleeper.self, ParkingInput(sleepMilliseconds: 8_000), queue: "one-at-a-time", options: EnqueueOptions(id: "slot-1"))
-        let second = try await runtime.enqueue(ParkingSleeper.self, ParkingInput(sleepMilliseconds: 8_000), queue: "one-at-a-time", options: EnqueueOptions(id: "slot-2"))
+        let first = try await runtime.enqueue(
+            ParkingSleeper.self, ParkingInput(sleepMilliseconds: 8_000), queue: "one-at-a-time",
+            options: EnqueueOptions(id: "slot-1"))
+        let second = try await runtime.enqueue(
+            ParkingSleeper.self, ParkingInput(sleepMilliseconds: 8_000), queue: "one-at-a-time",
+            options: EnqueueOptions(id: "slot-2"))
         _ = try await first.result()
         #expect(ParkingCounters.count("body-slot-1") == 2)  // it parked, then was replayed at the wake-up
         _ = try await second.result()
         let rows = try await MessagingHarness(url: url, runtime: runtime).query(
-            "SELECT workflow_uuid, started_at_epoch_ms, updated_at FROM dbos.workflow_status WHERE queue_name = 'one-at-a-time' ORDER BY 2")
+            "SELECT workflow_uuid, started_at_epoch_ms, updated_at FROM dbos.workflow_status WHERE queue_name = 'one-at-a-time' ORDER BY 2"
+        )
         let spans = rows.rows.compactMap { row -> ClosedRange<Int64>? in
             guard let start = row.int64(1), let end = row.int64(2) else { return nil }
             return start...end
@@ -170,8 +186,9 @@ struct ParkingTests {
         await runtime.shutdown()
     }
 
-    @Test("a workflow parked when the process stops is recovered and finished by the next start",
-          .tags(.slow), .skippedInFastRuns)
+    @Test(
+        "a workflow parked when the process stops is recovered and finished by the next start",
+        .tags(.slow), .skippedInFastRuns)
     func recoveredAfterShutdown() async throws {
         let url = try await TestDatabase.fresh("parking_restart").url
         let first = Self.runtime(url: url, executor: "park6", parkAfter: .milliseconds(200))
@@ -183,8 +200,10 @@ struct ParkingTests {
         #expect(try await harness.waitForSleepCheckpoint(of: id, timeout: .seconds(60)))
         try await Task.sleep(for: .milliseconds(300))  // parked by now (after 200 ms), though the test holds either way
         await first.shutdown()
-        #expect(try await MessagingHarness(url: url, runtime: first).query(
-            "SELECT status FROM dbos.workflow_status WHERE workflow_uuid = $1", [id]).first?.string(0) == "PENDING")
+        #expect(
+            try await MessagingHarness(url: url, runtime: first).query(
+                "SELECT status FROM dbos.workflow_status WHERE workflow_uuid = $1", [id]
+            ).first?.string(0) == "PENDING")
         let second = Self.runtime(url: url, executor: "park6", parkAfter: .milliseconds(200))
         try await second.launch()
         #expect(try await second.handle(for: id).result() as String == "ab")
@@ -202,7 +221,8 @@ struct ParkingTests {
         #expect(try await runtime.start(SleepInStep.self, 400, id: id).result() == "slept")
         #expect(ParkingCounters.count("body-\(id)") == 1)
         let steps = try await MessagingHarness(url: url, runtime: runtime).query(
-            "SELECT function_name, error FROM dbos.operation_outputs WHERE workflow_uuid = $1 ORDER BY function_id", [id])
+            "SELECT function_name, error FROM dbos.operation_outputs WHERE workflow_uuid = $1 ORDER BY function_id",
+            [id])
         #expect(steps.rows.map { $0.string(0) } == ["nap-in-step"])
         #expect(steps.first?.string(1) == nil)
         await runtime.shutdown()

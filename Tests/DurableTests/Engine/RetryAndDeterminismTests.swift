@@ -1,14 +1,19 @@
 import Durable
 import Foundation
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 
 /// Counts attempts per workflow ID across runs in this process.
 final class AttemptCounter: Sendable {
     static let shared = AttemptCounter()
     private let counts = Mutex<[String: Int]>([:])
-    func next(_ key: String) -> Int { counts.withLock { $0[key, default: 0] += 1; return $0[key]! } }
+    func next(_ key: String) -> Int {
+        counts.withLock {
+            $0[key, default: 0] += 1
+            return $0[key]!
+        }
+    }
     func count(_ key: String) -> Int { counts.withLock { $0[key, default: 0] } }
 }
 
@@ -27,7 +32,9 @@ struct RetryInput: Codable, Sendable {
 struct Flaky: Workflow {
     static let name = "flaky"
     func run(_ ctx: WorkflowContext, _ input: RetryInput) async throws -> Int {
-        let policy = RetryPolicy(maxAttempts: input.maxAttempts, initialInterval: .milliseconds(10), backoffFactor: 2) { _ in input.retryable }
+        let policy = RetryPolicy(maxAttempts: input.maxAttempts, initialInterval: .milliseconds(10), backoffFactor: 2) {
+            _ in input.retryable
+        }
         return try await ctx.step("call-provider", retry: policy) {
             let attempt = AttemptCounter.shared.next(ctx.workflowID)
             if attempt <= input.failures { throw FlakyError(attempt: attempt) }
@@ -46,7 +53,8 @@ struct Stamp: Codable, Sendable, Equatable {
 struct Stamped: Workflow {
     static let name = "stamped"
     func run(_ ctx: WorkflowContext, _ sleepMilliseconds: Int) async throws -> Stamp {
-        let stamp = Stamp(at: try await ctx.now(), id: try await ctx.randomUUID(), dice: try await ctx.random(in: 1...6))
+        let stamp = Stamp(
+            at: try await ctx.now(), id: try await ctx.randomUUID(), dice: try await ctx.random(in: 1...6))
         try await ctx.sleep(for: .milliseconds(sleepMilliseconds))
         return stamp
     }
@@ -65,7 +73,8 @@ struct RetryAndDeterminismTests {
     func retriesUntilSuccess() async throws {
         let h = try await harness("retry_ok")
         let id = "flaky-ok-\(UUID())"
-        let handle = try await h.runtime.start(Flaky.self, RetryInput(failures: 2, maxAttempts: 3, retryable: true), id: id)
+        let handle = try await h.runtime.start(
+            Flaky.self, RetryInput(failures: 2, maxAttempts: 3, retryable: true), id: id)
         #expect(try await handle.result() == 3)
         #expect(AttemptCounter.shared.count(id) == 3)
         let rows = try await h.query("SELECT output, error FROM dbos.operation_outputs WHERE workflow_uuid = $1", [id])
@@ -79,7 +88,8 @@ struct RetryAndDeterminismTests {
     func retriesExhausted() async throws {
         let h = try await harness("retry_out")
         let id = "flaky-out-\(UUID())"
-        let handle = try await h.runtime.start(Flaky.self, RetryInput(failures: 10, maxAttempts: 3, retryable: true), id: id)
+        let handle = try await h.runtime.start(
+            Flaky.self, RetryInput(failures: 10, maxAttempts: 3, retryable: true), id: id)
         do {
             _ = try await handle.result()
             Issue.record("expected the workflow to fail")
@@ -99,7 +109,8 @@ struct RetryAndDeterminismTests {
     func predicateStopsRetries() async throws {
         let h = try await harness("retry_pred")
         let id = "flaky-pred-\(UUID())"
-        let handle = try await h.runtime.start(Flaky.self, RetryInput(failures: 10, maxAttempts: 5, retryable: false), id: id)
+        let handle = try await h.runtime.start(
+            Flaky.self, RetryInput(failures: 10, maxAttempts: 5, retryable: false), id: id)
         await #expect(throws: DurableError.self) { try await handle.result() }
         #expect(AttemptCounter.shared.count(id) == 1)
         await h.runtime.shutdown()
@@ -116,14 +127,17 @@ struct RetryAndDeterminismTests {
         let firstHarness = MessagingHarness(url: url, runtime: first)
         #expect(try await firstHarness.waitForSleepCheckpoint(of: "stamp", timeout: .seconds(60)))
         await first.shutdown()
-        let interrupted = try await firstHarness.query("SELECT status FROM dbos.workflow_status WHERE workflow_uuid = 'stamp'")
+        let interrupted = try await firstHarness.query(
+            "SELECT status FROM dbos.workflow_status WHERE workflow_uuid = 'stamp'")
         #expect(interrupted.first?.string(0) == "PENDING", "the first run was not interrupted mid-sleep")
 
         let second = MessagingHarness.makeRuntime(url: url, executorID: "stamper") { $0.register(Stamped()) }
         try await second.launch()
         let stamp = try await second.handle(for: "stamp", resultType: Stamp.self).result()
         let harness = MessagingHarness(url: url, runtime: second)
-        let rows = try await harness.query("SELECT function_name, output FROM dbos.operation_outputs WHERE workflow_uuid = 'stamp' ORDER BY function_id")
+        let rows = try await harness.query(
+            "SELECT function_name, output FROM dbos.operation_outputs WHERE workflow_uuid = 'stamp' ORDER BY function_id"
+        )
         #expect(rows.rows.map { $0.string(0) } == ["DBOS.now", "DBOS.randomUUID", "DBOS.random", "DBOS.sleep"])
         #expect(rows.rows[1].string(1) == "\"\(stamp.id.uuidString)\"")
         #expect(rows.rows[2].string(1) == String(stamp.dice))

@@ -1,8 +1,8 @@
 import Durable
 import Foundation
 import LibPQ
-import Testing
 import TestSupport
+import Testing
 
 struct InteropGreeting: Codable, Sendable, Equatable {
     var greeting: String
@@ -45,13 +45,17 @@ struct InteropFailWorkflow: Workflow {
 
 /// DBOS Transact 3.4.0's own Python client and CLI read workflows our runtime ran: results, errors, statuses,
 /// names and steps. Skipped (not passed) when the dbos virtualenv is absent.
-@Suite("DBOS interop: DBOS 3.4.0's client and CLI read our workflows", .tags(.interop), .skippedInFastRuns, .serialized,
-       .enabled(if: MigrationTestSupport.hasDBOS, "needs dbos 3.4.0 in .venv-dbos or DURABLE_DBOS_VENV (scripts/test sets it up)"))
+@Suite(
+    "DBOS interop: DBOS 3.4.0's client and CLI read our workflows", .tags(.interop), .skippedInFastRuns, .serialized,
+    .enabled(
+        if: MigrationTestSupport.hasDBOS,
+        "needs dbos 3.4.0 in .venv-dbos or DURABLE_DBOS_VENV (scripts/test sets it up)"))
 struct DBOSInteropTests {
     typealias Support = MigrationTestSupport
 
-    @Test("DBOSClient and `dbos workflow list/steps/get` see our succeeded and failed workflows",
-          arguments: ["dbos", "My \"Odd\" Schema"])
+    @Test(
+        "DBOSClient and `dbos workflow list/steps/get` see our succeeded and failed workflows",
+        arguments: ["dbos", "My \"Odd\" Schema"])
     func clientAndCLIReadOurWorkflows(_ schema: String) async throws {
         let url = try await TestDatabase.fresh("interop").url
         let okID = "interop-ok-\(UUID().uuidString.prefix(8).lowercased())"
@@ -68,7 +72,9 @@ struct DBOSInteropTests {
                 _ = try await runtime.start(InteropFailWorkflow.self, "boom", id: failedID).result()
                 Issue.record("the failing workflow succeeded")
             } catch let error as DurableError {
-                #expect(error.code == .workflowFailed && error.message.contains(InteropFailWorkflow.bodyMessage("boom")), "\(error)")
+                #expect(
+                    error.code == .workflowFailed && error.message.contains(InteropFailWorkflow.bodyMessage("boom")),
+                    "\(error)")
             }
         }
 
@@ -76,12 +82,16 @@ struct DBOSInteropTests {
         let output = try await Support.python("dbos_client_check.py", [url, schema, okID, failedID])
         #expect(output.status == 0, "\(output)")
         let report = try #require(try Support.parseJSON(output) as? [String: Any], "\(output)")
-        #expect(report["unexpected"] == nil, "DBOSClient raised: \(report["unexpected"] ?? "") \(report["traceback"] ?? "")")
+        #expect(
+            report["unexpected"] == nil, "DBOSClient raised: \(report["unexpected"] ?? "") \(report["traceback"] ?? "")"
+        )
 
         // get_result() of the succeeded workflow: the JSON value our runtime recorded.
-        let resultData = try JSONSerialization.data(withJSONObject: try #require(report["result"]), options: [.fragmentsAllowed])
-        #expect((try? JSONDecoder().decode(InteropGreeting.self, from: resultData)) == expected,
-                "get_result() returned \(String(decoding: resultData, as: UTF8.self))")
+        let resultData = try JSONSerialization.data(
+            withJSONObject: try #require(report["result"]), options: [.fragmentsAllowed])
+        #expect(
+            (try? JSONDecoder().decode(InteropGreeting.self, from: resultData)) == expected,
+            "get_result() returned \(String(decoding: resultData, as: UTF8.self))")
 
         let status = report["status"] as? [String: Any]
         #expect(status?["workflow_id"] as? String == okID)
@@ -106,20 +116,27 @@ struct DBOSInteropTests {
 
         // list_workflow_steps(): our step names, in order, with their outputs and errors.
         let steps = (report["steps"] as? [[String: Any]]) ?? []
-        #expect(steps.compactMap { $0["function_name"] as? String } == ["compose-greeting", "count-letters"], "\(steps)")
+        #expect(
+            steps.compactMap { $0["function_name"] as? String } == ["compose-greeting", "count-letters"], "\(steps)")
         #expect(steps.first?["output"] as? String == "Hello, DBOS!", "\(steps)")
         #expect((steps.last?["output"] as? NSNumber)?.intValue == 9, "\(steps)")
         let ids = steps.compactMap { ($0["function_id"] as? NSNumber)?.intValue }
         #expect(ids.count == 2 && ids[0] < ids[1], "\(steps)")
         let failedSteps = (report["failed_steps"] as? [[String: Any]]) ?? []
-        #expect(failedSteps.compactMap { $0["function_name"] as? String } == ["before-failure", "failing-step"], "\(failedSteps)")
+        #expect(
+            failedSteps.compactMap { $0["function_name"] as? String } == ["before-failure", "failing-step"],
+            "\(failedSteps)")
         let failedStepError = "\(failedSteps.last?["error"] ?? "")"
         #expect(failedStepError.contains(InteropFailWorkflow.stepMessage), "\(failedSteps)")
 
         // get_result() of the failed workflow raises, carrying the Swift error's message.
         let failedError = report["failed_error"] as? [String: Any]
-        #expect(failedError != nil, "get_result() of the failed workflow returned \(report["failed_value"] ?? "nil") instead of raising")
-        #expect((failedError?["message"] as? String)?.contains(InteropFailWorkflow.bodyMessage("boom")) == true, "\(failedError ?? [:])")
+        #expect(
+            failedError != nil,
+            "get_result() of the failed workflow returned \(report["failed_value"] ?? "nil") instead of raising")
+        #expect(
+            (failedError?["message"] as? String)?.contains(InteropFailWorkflow.bodyMessage("boom")) == true,
+            "\(failedError ?? [:])")
 
         // DBOS's CLI.
         let list = try await Support.dbosCLI(["workflow", "list", "-s", url, "--schema", schema])
@@ -133,7 +150,9 @@ struct DBOSInteropTests {
 
         let stepsOutput = try await Support.dbosCLI(["workflow", "steps", okID, "-s", url, "--schema", schema])
         let stepsByCLI = try #require(try Support.parseJSON(stepsOutput) as? [[String: Any]], "\(stepsOutput)")
-        #expect(stepsByCLI.compactMap { $0["function_name"] as? String } == ["compose-greeting", "count-letters"], "\(stepsOutput)")
+        #expect(
+            stepsByCLI.compactMap { $0["function_name"] as? String } == ["compose-greeting", "count-letters"],
+            "\(stepsOutput)")
 
         let get = try await Support.dbosCLI(["workflow", "get", failedID, "-s", url, "--schema", schema])
         let gotByCLI = try #require(try Support.parseJSON(get) as? [String: Any], "\(get)")
@@ -144,28 +163,36 @@ struct DBOSInteropTests {
     @Test("DBOSClient.enqueue puts workflows on our queues, a partitioned one included, and gets their results")
     func clientEnqueuesOntoOurQueues() async throws {
         let url = try await TestDatabase.fresh("interop_enqueue").url
-        let runtime = Support.makeRuntime(Support.configuration(url: url, schema: "dbos", executorID: "interop-queues")) { runtime in
+        let runtime = Support.makeRuntime(Support.configuration(url: url, schema: "dbos", executorID: "interop-queues"))
+        { runtime in
             runtime.register(InteropTripleWorkflow())
             runtime.register(queue: WorkflowQueue("interop-tenants", partitionConcurrency: 1))
             runtime.register(queue: WorkflowQueue("interop-plain"))
         }
         try await Support.using(runtime) { runtime in
             try await runtime.launch()
-            let output = try await Support.python("dbos_client_enqueue.py", [url, "dbos", InteropTripleWorkflow.name, "interop-tenants", "interop-plain"])
+            let output = try await Support.python(
+                "dbos_client_enqueue.py", [url, "dbos", InteropTripleWorkflow.name, "interop-tenants", "interop-plain"])
             #expect(output.status == 0, "\(output)")
             let report = try #require(try Support.parseJSON(output) as? [String: Any], "\(output)")
-            #expect(report["unexpected"] == nil, "DBOSClient raised: \(report["unexpected"] ?? "") \(report["traceback"] ?? "")")
+            #expect(
+                report["unexpected"] == nil,
+                "DBOSClient raised: \(report["unexpected"] ?? "") \(report["traceback"] ?? "")")
             let results = (report["results"] as? [String: Any]) ?? [:]
             for (index, id) in ["client-enqueued-0", "client-enqueued-1", "client-enqueued-2"].enumerated() {
                 #expect((results[id] as? NSNumber)?.intValue == (index + 1) * 3, "\(id): \(results[id] ?? "nil")")
             }
             let rows = try await MessagingHarness(url: url, runtime: runtime).query(
-                "SELECT workflow_uuid, queue_name, queue_partition_key, status, executor_id FROM dbos.workflow_status ORDER BY 1")
-            #expect(rows.rows.map { "\($0.string(0) ?? "") \($0.string(1) ?? "") \($0.string(2) ?? "-") \($0.string(3) ?? "") \($0.string(4) ?? "")" } == [
-                "client-enqueued-0 interop-tenants red SUCCESS interop-queues",
-                "client-enqueued-1 interop-tenants blue SUCCESS interop-queues",
-                "client-enqueued-2 interop-plain - SUCCESS interop-queues",
-            ])
+                "SELECT workflow_uuid, queue_name, queue_partition_key, status, executor_id FROM dbos.workflow_status ORDER BY 1"
+            )
+            #expect(
+                rows.rows.map {
+                    "\($0.string(0) ?? "") \($0.string(1) ?? "") \($0.string(2) ?? "-") \($0.string(3) ?? "") \($0.string(4) ?? "")"
+                } == [
+                    "client-enqueued-0 interop-tenants red SUCCESS interop-queues",
+                    "client-enqueued-1 interop-tenants blue SUCCESS interop-queues",
+                    "client-enqueued-2 interop-plain - SUCCESS interop-queues",
+                ])
         }
     }
 }

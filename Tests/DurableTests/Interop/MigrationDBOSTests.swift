@@ -1,14 +1,17 @@
 import Durable
 import Foundation
 import LibPQ
-import Testing
 import TestSupport
+import Testing
 
 /// Schemas built by DBOS Transact 3.4.0's own `dbos migrate` (from the virtualenv in `.venv-dbos` or
 /// `DURABLE_DBOS_VENV`): our runtime uses them as they are, and DBOS finds nothing to do on ours. Skipped when
 /// the virtualenv is absent.
-@Suite("Migration: schemas built by DBOS 3.4.0", .tags(.interop), .skippedInFastRuns, .serialized,
-       .enabled(if: MigrationTestSupport.hasDBOS, "needs dbos 3.4.0 in .venv-dbos or DURABLE_DBOS_VENV (scripts/test sets it up)"))
+@Suite(
+    "Migration: schemas built by DBOS 3.4.0", .tags(.interop), .skippedInFastRuns, .serialized,
+    .enabled(
+        if: MigrationTestSupport.hasDBOS,
+        "needs dbos 3.4.0 in .venv-dbos or DURABLE_DBOS_VENV (scripts/test sets it up)"))
 struct MigrationDBOSTests {
     typealias Support = MigrationTestSupport
 
@@ -29,8 +32,9 @@ struct MigrationDBOSTests {
         try await Support.expectDBOSCatalog(url)
         #expect(try await Support.dbosVersions(url) == [125])
         #expect(try await Support.durableVersions(url) == [2, 3])
-        Support.expectSameLines(try await Support.fingerprint(url).filter { !$0.contains("durable_") }, before,
-                                "DBOS's relation/function oids and version-row xmin")
+        Support.expectSameLines(
+            try await Support.fingerprint(url).filter { !$0.contains("durable_") }, before,
+            "DBOS's relation/function oids and version-row xmin")
     }
 
     @Test("`dbos migrate` on a schema our runtime built finds nothing to do")
@@ -40,17 +44,21 @@ struct MigrationDBOSTests {
         try await Support.using(runtime) { try await $0.launch() }
         let before = try await Support.fingerprint(url)
         try await Support.dbosCLI(["migrate", "-s", url])
-        Support.expectSameLines(try await Support.fingerprint(url), before, "relation/function oids and version-row xmins")
+        Support.expectSameLines(
+            try await Support.fingerprint(url), before, "relation/function oids and version-row xmins")
         #expect(try await Support.dbosVersions(url) == [125])
     }
 
-    @Test("a schema `dbos migrate --schema` built under a name that needs quoting is used as is",
-          arguments: ["select", "My \"Odd\" Schema", "Schéma ünïcødé 日本語"])
+    @Test(
+        "a schema `dbos migrate --schema` built under a name that needs quoting is used as is",
+        arguments: ["select", "My \"Odd\" Schema", "Schéma ünïcødé 日本語"])
     func dbosMigratedCustomSchema(_ schema: String) async throws {
         let url = try await TestDatabase.fresh("mig_dbos_schema").url
         try await Support.dbosCLI(["migrate", "-s", url, "--schema", schema])
         try await Support.expectDBOSCatalog(url, schema: schema, withOwnTables: false)
-        let runtime = Support.makeRuntime(Support.configuration(url: url, schema: schema)) { $0.register(MigrationProbeWorkflow()) }
+        let runtime = Support.makeRuntime(Support.configuration(url: url, schema: schema)) {
+            $0.register(MigrationProbeWorkflow())
+        }
         try await Support.using(runtime) { runtime in
             try await runtime.launch()
             #expect(try await MigrationProbeWorkflow.run(on: runtime, id: "custom-1") == 41)
@@ -74,8 +82,9 @@ struct MigrationDBOSTests {
 
     /// DBOS applies its 125 migrations one transaction each under a session advisory lock; a runtime launching
     /// meanwhile sees a half-built schema and must wait for that lock rather than call it "older" or rebuild it.
-    @Test("`dbos migrate` and our runtime launching at the same time on an empty database both succeed",
-          arguments: RaceStart.allCases)
+    @Test(
+        "`dbos migrate` and our runtime launching at the same time on an empty database both succeed",
+        arguments: RaceStart.allCases)
     func raceWithDBOSMigrate(_ start: RaceStart) async throws {
         let url = try await TestDatabase.fresh("mig_dbos_race").url
         let venv = try #require(Support.dbosVenv)
@@ -85,7 +94,9 @@ struct MigrationDBOSTests {
         case .together:
             break
         case .whenDBOSSchemaAppears:
-            observed = try await pollUntil(url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'dbos'") { $0 == "1" }
+            observed = try await pollUntil(url, "SELECT count(*) FROM pg_namespace WHERE nspname = 'dbos'") {
+                $0 == "1"
+            }
         case .whenDBOSVersionRowAppears:
             observed = try await pollUntil(url, "SELECT max(version) FROM dbos.dbos_migrations") { $0 != nil }
         }
@@ -100,7 +111,9 @@ struct MigrationDBOSTests {
             launchError = error
         }
         let dbosOutput = try await dbos
-        #expect(launchError == nil, "our launch failed (launched after observing \(observed)): \(String(describing: launchError))")
+        #expect(
+            launchError == nil,
+            "our launch failed (launched after observing \(observed)): \(String(describing: launchError))")
         #expect(dbosOutput.status == 0, "dbos migrate failed: \(dbosOutput)")
         try await Support.expectDBOSCatalog(url)
         #expect(try await Support.dbosVersions(url) == [125])

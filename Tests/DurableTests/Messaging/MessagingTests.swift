@@ -1,8 +1,8 @@
 import Durable
 import Foundation
 import LibPQ
-import Testing
 import TestSupport
+import Testing
 
 struct Approval: Codable, Sendable, Equatable {
     var approved: Bool
@@ -23,7 +23,9 @@ struct ReceiveTwo: Workflow {
     func run(_ ctx: WorkflowContext, _ timeoutMilliseconds: Int) async throws -> [String] {
         var received: [String] = []
         for _ in 0..<2 {
-            if let message = try await ctx.recv(String.self, timeout: .milliseconds(timeoutMilliseconds)) { received.append(message) }
+            if let message = try await ctx.recv(String.self, timeout: .milliseconds(timeoutMilliseconds)) {
+                received.append(message)
+            }
         }
         return received
     }
@@ -83,11 +85,13 @@ struct MessagingTests {
         // Woken by the message, not by the 60-second timeout (a generous bound: the fallback look alone would
         // come within 30 s).
         #expect(sentAt.duration(to: .now) < .seconds(20))
-        let consumed = try await h.query("SELECT consumed, consumed_by_function_id, topic FROM dbos.notifications WHERE destination_uuid = 'trip-1'")
+        let consumed = try await h.query(
+            "SELECT consumed, consumed_by_function_id, topic FROM dbos.notifications WHERE destination_uuid = 'trip-1'")
         #expect(consumed.rows.count == 1)
         #expect(consumed.first?.bool(0) == true)
         #expect(consumed.first?.int(1) == 1)
-        let steps = try await h.query("SELECT function_id, function_name FROM dbos.operation_outputs WHERE workflow_uuid = 'trip-1' ORDER BY 1")
+        let steps = try await h.query(
+            "SELECT function_id, function_name FROM dbos.operation_outputs WHERE workflow_uuid = 'trip-1' ORDER BY 1")
         #expect(steps.rows.map { $0.string(1) } == ["DBOS.recv", "DBOS.sleep"])
         await h.runtime.shutdown()
     }
@@ -109,7 +113,8 @@ struct MessagingTests {
         let h = try await harness("msg_timeout")
         let handle = try await h.runtime.start(AwaitApproval.self, 200, id: "lonely")
         #expect(try await handle.result() == nil)
-        let recorded = try await h.query("SELECT output FROM dbos.operation_outputs WHERE workflow_uuid = 'lonely' AND function_name = 'DBOS.recv'")
+        let recorded = try await h.query(
+            "SELECT output FROM dbos.operation_outputs WHERE workflow_uuid = 'lonely' AND function_name = 'DBOS.recv'")
         #expect(recorded.first?.string(0) == "null")
         await h.runtime.shutdown()
     }
@@ -216,7 +221,9 @@ struct MessagingTests {
         #expect(done == true)
         #expect(try await h.runtime.getEvent("job", key: "progress", as: Int.self, timeout: .seconds(1)) == 3)
         #expect(try await handle.result() == 3)
-        let history = try await h.query("SELECT function_id, value FROM dbos.workflow_events_history WHERE workflow_uuid = 'job' AND key = 'progress' ORDER BY 1")
+        let history = try await h.query(
+            "SELECT function_id, value FROM dbos.workflow_events_history WHERE workflow_uuid = 'job' AND key = 'progress' ORDER BY 1"
+        )
         #expect(history.rows.map { $0.string(1) } == ["1", "2", "3"])
         await h.runtime.shutdown()
     }
@@ -233,7 +240,8 @@ struct MessagingTests {
         // Interrupt once the wake-up time is checkpointed.
         var recordedWake: Double?
         while recordedWake == nil {
-            recordedWake = try await h.query("SELECT output FROM dbos.operation_outputs WHERE workflow_uuid = 'nap'").first?.string(0).flatMap(Double.init)
+            recordedWake = try await h.query("SELECT output FROM dbos.operation_outputs WHERE workflow_uuid = 'nap'")
+                .first?.string(0).flatMap(Double.init)
             if recordedWake == nil { try await Task.sleep(for: .milliseconds(20)) }
         }
         let wake = try #require(recordedWake)

@@ -1,8 +1,8 @@
 import Durable
 import Foundation
 import Logging
-import Testing
 import TestSupport
+import Testing
 
 /// Waiting workflows rely on LISTEN/NOTIFY and look in the database only rarely while notifications work, so
 /// many workflows waiting days for a message cost the database next to nothing; the rare look still delivers a
@@ -12,9 +12,10 @@ struct NotificationFallbackTests {
     static func runtime(url: String, executor: String, fallback: Duration = .seconds(30)) -> DurableRuntime {
         var logger = Logger(label: "notification-fallback-tests")
         logger.logLevel = .critical
-        let runtime = DurableRuntime(configuration: DurableConfiguration(
-            databaseURL: url, executorID: executor, maxConnections: 6, notificationFallbackInterval: fallback
-        ), logger: logger)
+        let runtime = DurableRuntime(
+            configuration: DurableConfiguration(
+                databaseURL: url, executorID: executor, maxConnections: 6, notificationFallbackInterval: fallback
+            ), logger: logger)
         runtime.register(AwaitApproval())
         return runtime
     }
@@ -36,14 +37,17 @@ struct NotificationFallbackTests {
 
     /// How often the `notifications` table has been read (every look of a waiting recv reads it).
     static func notificationReads(_ harness: MessagingHarness) async throws -> Int {
-        try await harness.query("""
+        try await harness.query(
+            """
             SELECT coalesce(seq_scan, 0) + coalesce(idx_scan, 0) FROM pg_stat_user_tables
             WHERE schemaname = 'dbos' AND relname = 'notifications'
-            """).first?.int(0) ?? 0
+            """
+        ).first?.int(0) ?? 0
     }
 
-    @Test("forty workflows waiting for a message do not query the database while nothing happens (they once looked every second each)",
-          .tags(.slow), .skippedInFastRuns)
+    @Test(
+        "forty workflows waiting for a message do not query the database while nothing happens (they once looked every second each)",
+        .tags(.slow), .skippedInFastRuns)
     func idleWaitersCostNothing() async throws {
         // A ten-minute fallback: within this test only a notification can wake a waiter (with the default 30 s,
         // the first fallback looks, some seconds after the sends below, would pass for notifications), and no
@@ -88,7 +92,8 @@ struct NotificationFallbackTests {
         let sentAt = ContinuousClock.now
         try await runtime.send(to: "unnotified", topic: "approval", Approval(approved: true, by: "quietly"))
         #expect(try await handle.result() == Approval(approved: true, by: "quietly"))
-        #expect(sentAt.duration(to: .now) < .seconds(20), "the fallback look (every second here) did not find the message")
+        #expect(
+            sentAt.duration(to: .now) < .seconds(20), "the fallback look (every second here) did not find the message")
         await runtime.shutdown()
     }
 
@@ -108,19 +113,24 @@ struct NotificationFallbackTests {
 }
 
 extension NotificationFallbackTests {
-    @Test("on a schema whose messages come without a notification (DBOS with LISTEN/NOTIFY off), waiters look every second, and the log says why")
+    @Test(
+        "on a schema whose messages come without a notification (DBOS with LISTEN/NOTIFY off), waiters look every second, and the log says why"
+    )
     func schemaWithoutMessageTrigger() async throws {
         let url = try await TestDatabase.fresh("fallback_no_trigger").url
         let builder = Self.runtime(url: url, executor: "schema-builder")
         try await builder.launch()
-        _ = try await MessagingHarness(url: url, runtime: builder).query("DROP TRIGGER dbos_notifications_trigger ON dbos.notifications")
+        _ = try await MessagingHarness(url: url, runtime: builder).query(
+            "DROP TRIGGER dbos_notifications_trigger ON dbos.notifications")
         await builder.shutdown()
 
         let log = CapturedLog()
         // A ten-minute fallback: only the one-second looks for unannounced messages can find the message in time.
-        let runtime = DurableRuntime(configuration: DurableConfiguration(
-            databaseURL: url, executorID: "no-trigger", maxConnections: 6, notificationFallbackInterval: .seconds(600)
-        ), logger: log.logger(level: .warning))
+        let runtime = DurableRuntime(
+            configuration: DurableConfiguration(
+                databaseURL: url, executorID: "no-trigger", maxConnections: 6,
+                notificationFallbackInterval: .seconds(600)
+            ), logger: log.logger(level: .warning))
         runtime.register(AwaitApproval())
         try await runtime.launch()
         #expect(log.contains("no trigger announcing new messages"))
@@ -132,20 +142,24 @@ extension NotificationFallbackTests {
         #expect(try await handle.result() == Approval(approved: true, by: "silently"))
         // The fallback look (ten minutes here) would be the first to find it without the one-second looks; the
         // recv's own two-minute timeout would end it with nil.
-        #expect(sentAt.duration(to: .now) < .seconds(60), "the message was found only after \(sentAt.duration(to: .now))")
+        #expect(
+            sentAt.duration(to: .now) < .seconds(60), "the message was found only after \(sentAt.duration(to: .now))")
         await runtime.shutdown()
     }
 }
 
 extension NotificationFallbackTests {
-    @Test("a waiting workflow cancelled by a tool that sends no notification (DBOS's CLI) stops within a heartbeat or two and frees its queue slot")
+    @Test(
+        "a waiting workflow cancelled by a tool that sends no notification (DBOS's CLI) stops within a heartbeat or two and frees its queue slot"
+    )
     func cancelledWithoutNotification() async throws {
         let url = try await TestDatabase.fresh("fallback_silent_cancel").url
         var logger = Logger(label: "notification-fallback-tests")
         logger.logLevel = .critical
-        let runtime = DurableRuntime(configuration: DurableConfiguration(
-            databaseURL: url, executorID: "silent-cancel", maxConnections: 6, heartbeatInterval: .milliseconds(300)
-        ), logger: logger)
+        let runtime = DurableRuntime(
+            configuration: DurableConfiguration(
+                databaseURL: url, executorID: "silent-cancel", maxConnections: 6, heartbeatInterval: .milliseconds(300)
+            ), logger: logger)
         runtime.register(AwaitApproval())
         runtime.register(queue: WorkflowQueue("one-slot", workerConcurrency: 1))
         try await runtime.launch()
@@ -153,7 +167,8 @@ extension NotificationFallbackTests {
         let waiter = try await runtime.enqueue(AwaitApproval.self, 120_000, queue: "one-slot")
         try await Self.waitUntilWaiting(harness, count: 1)
         // As DBOS's cancel_workflows writes it, with no NOTIFY.
-        _ = try await harness.query("""
+        _ = try await harness.query(
+            """
             UPDATE dbos.workflow_status SET status = 'CANCELLED', owner_xid = NULL, queue_name = NULL, deduplication_id = NULL
             WHERE workflow_uuid = $1
             """, [waiter.id])

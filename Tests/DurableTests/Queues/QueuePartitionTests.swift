@@ -1,15 +1,16 @@
 import Durable
 import Foundation
 import Logging
-import Testing
 import TestSupport
+import Testing
 
 /// Partitioned queues: each partition (a tenant, a user) gets limits of its own, as in DBOS 3.4.0.
 @Suite("Queue partitions")
 struct QueuePartitionTests {
     static let queues = [
         WorkflowQueue("per-tenant", partitionConcurrency: 1),
-        WorkflowQueue("per-tenant-rate", partitionWorkerConcurrency: 1, partitionRateLimit: .init(limit: 1, period: .seconds(3))),
+        WorkflowQueue(
+            "per-tenant-rate", partitionWorkerConcurrency: 1, partitionRateLimit: .init(limit: 1, period: .seconds(3))),
         WorkflowQueue("per-tenant-slow", partitionRateLimit: .init(limit: 1, period: .seconds(60))),
         WorkflowQueue("plain"),
     ]
@@ -17,9 +18,10 @@ struct QueuePartitionTests {
     static func runtime(url: String, executor: String, servedQueues: Set<String>? = nil) -> DurableRuntime {
         var logger = Logger(label: "queue-partition-tests")
         logger.logLevel = .critical
-        let runtime = DurableRuntime(configuration: DurableConfiguration(
-            databaseURL: url, executorID: executor, maxConnections: 6, servedQueues: servedQueues
-        ), logger: logger)
+        let runtime = DurableRuntime(
+            configuration: DurableConfiguration(
+                databaseURL: url, executorID: executor, maxConnections: 6, servedQueues: servedQueues
+            ), logger: logger)
         runtime.register(Tracked())
         for queue in queues { runtime.register(queue: queue) }
         return runtime
@@ -27,7 +29,8 @@ struct QueuePartitionTests {
 
     /// The claim-to-finish interval of each workflow of a queue, by partition, as the database recorded it.
     func intervals(_ harness: MessagingHarness, queue: String) async throws -> [String: [ClosedRange<Int64>]] {
-        let rows = try await harness.query("""
+        let rows = try await harness.query(
+            """
             SELECT queue_partition_key, started_at_epoch_ms, updated_at FROM dbos.workflow_status
             WHERE queue_name = $1 AND status = 'SUCCESS'
             """, [queue])
@@ -52,7 +55,10 @@ struct QueuePartitionTests {
             trackers[key] = tracker
             for index in 0..<3 {
                 let input = TrackedInput(tracker: name, label: "\(key)-\(index)", holdMilliseconds: 300)
-                ids.append(try await producer.enqueue(Tracked.self, input, queue: "per-tenant", options: EnqueueOptions(partitionKey: key)).id)
+                ids.append(
+                    try await producer.enqueue(
+                        Tracked.self, input, queue: "per-tenant", options: EnqueueOptions(partitionKey: key)
+                    ).id)
             }
         }
         let first = Self.runtime(url: url, executor: "pa1")
@@ -68,7 +74,9 @@ struct QueuePartitionTests {
         let byPartition = try await intervals(MessagingHarness(url: url, runtime: first), queue: "per-tenant")
         #expect(byPartition["tenant-a"]?.count == 3)
         #expect(byPartition["tenant-b"]?.count == 3)
-        let overlapped = (byPartition["tenant-a"] ?? []).contains { a in (byPartition["tenant-b"] ?? []).contains { $0.overlaps(a) } }
+        let overlapped = (byPartition["tenant-a"] ?? []).contains { a in
+            (byPartition["tenant-b"] ?? []).contains { $0.overlaps(a) }
+        }
         #expect(overlapped)
         await first.shutdown()
         await second.shutdown()
@@ -85,13 +93,17 @@ struct QueuePartitionTests {
         for index in 0..<2 {
             for key in ["x", "y"] {
                 let input = TrackedInput(tracker: name, label: "\(key)\(index)", holdMilliseconds: 1)
-                ids.append(try await producer.enqueue(Tracked.self, input, queue: "per-tenant-rate", options: EnqueueOptions(partitionKey: key)).id)
+                ids.append(
+                    try await producer.enqueue(
+                        Tracked.self, input, queue: "per-tenant-rate", options: EnqueueOptions(partitionKey: key)
+                    ).id)
             }
         }
         let runtime = Self.runtime(url: url, executor: "pr1")
         try await runtime.launch()
         for id in ids { _ = try await runtime.handle(for: id, resultType: String.self).result() }
-        let rows = try await MessagingHarness(url: url, runtime: runtime).query("""
+        let rows = try await MessagingHarness(url: url, runtime: runtime).query(
+            """
             SELECT queue_partition_key, started_at_epoch_ms, rate_limited FROM dbos.workflow_status
             WHERE queue_name = 'per-tenant-rate' ORDER BY 2
             """)
@@ -119,14 +131,18 @@ struct QueuePartitionTests {
         var ids: [String: String] = [:]
         for (label, key) in [("x0", "x"), ("x1", "x"), ("y0", "y")] {
             let input = TrackedInput(tracker: name, label: label, holdMilliseconds: 1)
-            ids[label] = try await producer.enqueue(Tracked.self, input, queue: "per-tenant-slow", options: EnqueueOptions(partitionKey: key)).id
+            ids[label] = try await producer.enqueue(
+                Tracked.self, input, queue: "per-tenant-slow", options: EnqueueOptions(partitionKey: key)
+            ).id
         }
         let runtime = Self.runtime(url: url, executor: "pb1")
         try await runtime.launch()
         let waited = ids
         for label in ["x0", "y0"] {
             let id = waited[label] ?? ""
-            let finished = try await valueWithin(.seconds(30)) { try await runtime.handle(for: id, resultType: String.self).result() }
+            let finished = try await valueWithin(.seconds(30)) {
+                try await runtime.handle(for: id, resultType: String.self).result()
+            }
             #expect(finished == label, "\(label) did not run within 30 s")
         }
         #expect(try await runtime.status(of: ids["x1"]!)?.state == .enqueued)
@@ -139,7 +155,8 @@ struct QueuePartitionTests {
         let url = try await TestDatabase.fresh("queue_partition_row").url
         let runtime = Self.runtime(url: url, executor: "prow")
         try await runtime.launch()
-        let rows = try await MessagingHarness(url: url, runtime: runtime).query("""
+        let rows = try await MessagingHarness(url: url, runtime: runtime).query(
+            """
             SELECT name, partition_queue, partition_concurrency, partition_worker_concurrency, partition_rate_limit_max,
                    partition_rate_limit_period_sec
             FROM dbos.queues WHERE name IN ('per-tenant', 'per-tenant-rate', 'plain') ORDER BY name
@@ -156,7 +173,9 @@ struct QueuePartitionTests {
         await runtime.shutdown()
     }
 
-    @Test("bad input: no key on a partitioned queue, a key on a plain one, an empty key, deduplication, contradictory limits")
+    @Test(
+        "bad input: no key on a partitioned queue, a key on a plain one, an empty key, deduplication, contradictory limits"
+    )
     func badInput() async throws {
         let url = try await TestDatabase.fresh("queue_partition_bad").url
         let runtime = Self.runtime(url: url, executor: "pbad")
@@ -178,7 +197,8 @@ struct QueuePartitionTests {
                 #expect(error.message.contains(phrase))
             }
         }
-        let written = try await MessagingHarness(url: url, runtime: runtime).query("SELECT count(*) FROM dbos.workflow_status")
+        let written = try await MessagingHarness(url: url, runtime: runtime).query(
+            "SELECT count(*) FROM dbos.workflow_status")
         #expect(written.first?.int(0) == 0)
         await runtime.shutdown()
 
@@ -200,20 +220,30 @@ struct QueuePartitionTests {
         }
     }
 
-    @Test("a workflow an outside client enqueued onto a partitioned queue without a key stays ENQUEUED, and the log says why")
+    @Test(
+        "a workflow an outside client enqueued onto a partitioned queue without a key stays ENQUEUED, and the log says why"
+    )
     func keylessFromOutside() async throws {
         let url = try await TestDatabase.fresh("queue_partition_keyless").url
         let log = CapturedLog()
-        let runtime = DurableRuntime(configuration: DurableConfiguration(databaseURL: url, executorID: "pkeyless", maxConnections: 6), logger: log.logger(level: .info))
+        let runtime = DurableRuntime(
+            configuration: DurableConfiguration(databaseURL: url, executorID: "pkeyless", maxConnections: 6),
+            logger: log.logger(level: .info))
         runtime.register(Tracked())
         for queue in Self.queues { runtime.register(queue: queue) }
         try await runtime.launch()
         let harness = MessagingHarness(url: url, runtime: runtime)
         // As DBOS's SQL-level client enqueues, with no partition key (our own enqueue refuses that).
         let (name, _) = Trackers.make()
-        let input = String(decoding: try JSONEncoder().encode(TrackedInput(tracker: name, label: "keyless", holdMilliseconds: 1)), as: UTF8.self)
-        _ = try await harness.query("SELECT dbos.enqueue_workflow($1, 'per-tenant', ARRAY[$2::json], workflow_id => 'keyless')", [Tracked.name, input])
-        let keyed = try await runtime.enqueue(Tracked.self, TrackedInput(tracker: name, label: "keyed", holdMilliseconds: 1), queue: "per-tenant", options: EnqueueOptions(partitionKey: "t"))
+        let input = String(
+            decoding: try JSONEncoder().encode(TrackedInput(tracker: name, label: "keyless", holdMilliseconds: 1)),
+            as: UTF8.self)
+        _ = try await harness.query(
+            "SELECT dbos.enqueue_workflow($1, 'per-tenant', ARRAY[$2::json], workflow_id => 'keyless')",
+            [Tracked.name, input])
+        let keyed = try await runtime.enqueue(
+            Tracked.self, TrackedInput(tracker: name, label: "keyed", holdMilliseconds: 1), queue: "per-tenant",
+            options: EnqueueOptions(partitionKey: "t"))
         #expect(try await keyed.result() == "keyed")
 
         var warned = false
@@ -223,7 +253,9 @@ struct QueuePartitionTests {
         }
         #expect(warned, "no log line names the workflow without a partition key")
         #expect(!log.all.contains { $0.contains("keyless") && $0.contains("not registered") })
-        #expect(try await harness.query("SELECT status FROM dbos.workflow_status WHERE workflow_uuid = 'keyless'").first?.string(0) == "ENQUEUED")
+        #expect(
+            try await harness.query("SELECT status FROM dbos.workflow_status WHERE workflow_uuid = 'keyless'").first?
+                .string(0) == "ENQUEUED")
         await runtime.shutdown()
     }
 
@@ -237,7 +269,10 @@ struct QueuePartitionTests {
         var ids: [String] = []
         for index in 0..<count {
             let input = TrackedInput(tracker: name, label: "p\(index)", holdMilliseconds: 1)
-            ids.append(try await producer.enqueue(Tracked.self, input, queue: "per-tenant", options: EnqueueOptions(partitionKey: "tenant-\(index)")).id)
+            ids.append(
+                try await producer.enqueue(
+                    Tracked.self, input, queue: "per-tenant", options: EnqueueOptions(partitionKey: "tenant-\(index)")
+                ).id)
         }
         let runtime = Self.runtime(url: url, executor: "pm1")
         try await runtime.launch()

@@ -1,8 +1,8 @@
 import Durable
 import Foundation
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 
 /// Tracks how many queued workflows run at once (across every runtime in this test process) and their order.
 final class RunTracker: Sendable {
@@ -89,11 +89,14 @@ struct QueueTests {
         let url = try await TestDatabase.fresh("queue_basic").url
         let runtime = Self.runtime(url: url, executor: "q1")
         let (tracker, _) = Trackers.make()
-        let handle = try await runtime.enqueue(Tracked.self, TrackedInput(tracker: tracker, label: "a", holdMilliseconds: 10), queue: "work")
+        let handle = try await runtime.enqueue(
+            Tracked.self, TrackedInput(tracker: tracker, label: "a", holdMilliseconds: 10), queue: "work")
         #expect(try await handle.result() == "a")
-        let parent = try await runtime.start(Enqueuer.self, TrackedInput(tracker: tracker, label: "b", holdMilliseconds: 10), id: "parent")
+        let parent = try await runtime.start(
+            Enqueuer.self, TrackedInput(tracker: tracker, label: "b", holdMilliseconds: 10), id: "parent")
         #expect(try await parent.result() == "via b")
-        let rows = try await MessagingHarness(url: url, runtime: runtime).query("SELECT queue_name, status, recovery_attempts FROM dbos.workflow_status WHERE workflow_uuid = 'parent-1'")
+        let rows = try await MessagingHarness(url: url, runtime: runtime).query(
+            "SELECT queue_name, status, recovery_attempts FROM dbos.workflow_status WHERE workflow_uuid = 'parent-1'")
         #expect(rows.first?.string(0) == "work")
         #expect(rows.first?.string(1) == "SUCCESS")
         #expect(rows.first?.int(2) == 1)
@@ -110,12 +113,16 @@ struct QueueTests {
         let (name, tracker) = Trackers.make()
         var handles: [WorkflowHandle<String>] = []
         for index in 0..<8 {
-            handles.append(try await first.enqueue(Tracked.self, TrackedInput(tracker: name, label: "\(index)", holdMilliseconds: 200), queue: "global-two"))
+            handles.append(
+                try await first.enqueue(
+                    Tracked.self, TrackedInput(tracker: name, label: "\(index)", holdMilliseconds: 200),
+                    queue: "global-two"))
         }
         for handle in handles { _ = try await handle.result() }
         #expect(tracker.maximum <= 2)
         #expect(tracker.maximum == 2)  // both slots were used
-        let executors = try await MessagingHarness(url: url, runtime: first).query("SELECT count(DISTINCT executor_id) FROM dbos.workflow_status WHERE queue_name = 'global-two'")
+        let executors = try await MessagingHarness(url: url, runtime: first).query(
+            "SELECT count(DISTINCT executor_id) FROM dbos.workflow_status WHERE queue_name = 'global-two'")
         #expect((executors.first?.int(0) ?? 0) >= 1)
         await first.shutdown()
         await second.shutdown()
@@ -128,7 +135,10 @@ struct QueueTests {
         let (name, tracker) = Trackers.make()
         var handles: [WorkflowHandle<String>] = []
         for index in 0..<4 {
-            handles.append(try await runtime.enqueue(Tracked.self, TrackedInput(tracker: name, label: "\(index)", holdMilliseconds: 100), queue: "local-one"))
+            handles.append(
+                try await runtime.enqueue(
+                    Tracked.self, TrackedInput(tracker: name, label: "\(index)", holdMilliseconds: 100),
+                    queue: "local-one"))
         }
         for handle in handles { _ = try await handle.result() }
         #expect(tracker.maximum == 1)
@@ -142,7 +152,9 @@ struct QueueTests {
         let (name, tracker) = Trackers.make()
         var handles: [WorkflowHandle<String>] = []
         for index in 0..<5 {
-            handles.append(try await runtime.enqueue(Tracked.self, TrackedInput(tracker: name, label: "\(index)", holdMilliseconds: 1), queue: "rate"))
+            handles.append(
+                try await runtime.enqueue(
+                    Tracked.self, TrackedInput(tracker: name, label: "\(index)", holdMilliseconds: 1), queue: "rate"))
         }
         for handle in handles { _ = try await handle.result() }
         #expect(tracker.starts.count == 5)
@@ -165,11 +177,15 @@ struct QueueTests {
         let (name, tracker) = Trackers.make()
         // The blocker takes the only slot while the rest are enqueued: it has begun before they are, and holds the
         // slot long enough for four enqueues on a machine that stalls for seconds (3 s could be too little).
-        let blocker = try await runtime.enqueue(Tracked.self, TrackedInput(tracker: name, label: "blocker", holdMilliseconds: 12_000), queue: "local-one")
+        let blocker = try await runtime.enqueue(
+            Tracked.self, TrackedInput(tracker: name, label: "blocker", holdMilliseconds: 12_000), queue: "local-one")
         while tracker.order.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
         var handles: [WorkflowHandle<String>] = []
         for (label, priority) in [("p5", 5), ("p1", 1), ("p3", 3), ("p0", 0)] {
-            handles.append(try await runtime.enqueue(Tracked.self, TrackedInput(tracker: name, label: label, holdMilliseconds: 1), queue: "local-one", options: EnqueueOptions(priority: priority)))
+            handles.append(
+                try await runtime.enqueue(
+                    Tracked.self, TrackedInput(tracker: name, label: label, holdMilliseconds: 1), queue: "local-one",
+                    options: EnqueueOptions(priority: priority)))
         }
         _ = try await blocker.result()
         for handle in handles { _ = try await handle.result() }
@@ -177,8 +193,9 @@ struct QueueTests {
         await runtime.shutdown()
     }
 
-    @Test("a deduplication ID admits one live workflow; the caller chooses an error or the holder",
-          .tags(.slow), .skippedInFastRuns)
+    @Test(
+        "a deduplication ID admits one live workflow; the caller chooses an error or the holder",
+        .tags(.slow), .skippedInFastRuns)
     func deduplication() async throws {
         let url = try await TestDatabase.fresh("queue_dedup").url
         let runtime = Self.runtime(url: url, executor: "d1")
@@ -186,18 +203,24 @@ struct QueueTests {
         // Held long enough to be live through the next two enqueues however slow the machine (4 s could be too
         // little on one that stalls for seconds).
         let input = TrackedInput(tracker: name, label: "x", holdMilliseconds: 12_000)
-        let first = try await runtime.enqueue(Tracked.self, input, queue: "work", options: EnqueueOptions(deduplicationID: "invoice-7"))
+        let first = try await runtime.enqueue(
+            Tracked.self, input, queue: "work", options: EnqueueOptions(deduplicationID: "invoice-7"))
         do {
-            _ = try await runtime.enqueue(Tracked.self, input, queue: "work", options: EnqueueOptions(deduplicationID: "invoice-7"))
+            _ = try await runtime.enqueue(
+                Tracked.self, input, queue: "work", options: EnqueueOptions(deduplicationID: "invoice-7"))
             Issue.record("expected queueDeduplicated")
         } catch let error as DurableError {
             #expect(error.code == .queueDeduplicated)
         }
-        let holder = try await runtime.enqueue(Tracked.self, input, queue: "work", options: EnqueueOptions(deduplicationID: "invoice-7", deduplicationPolicy: .returnExisting))
+        let holder = try await runtime.enqueue(
+            Tracked.self, input, queue: "work",
+            options: EnqueueOptions(deduplicationID: "invoice-7", deduplicationPolicy: .returnExisting))
         #expect(holder.id == first.id)
         _ = try await first.result()
         // Once it finished the ID is free again.
-        let again = try await runtime.enqueue(Tracked.self, TrackedInput(tracker: name, label: "y", holdMilliseconds: 10), queue: "work", options: EnqueueOptions(deduplicationID: "invoice-7"))
+        let again = try await runtime.enqueue(
+            Tracked.self, TrackedInput(tracker: name, label: "y", holdMilliseconds: 10), queue: "work",
+            options: EnqueueOptions(deduplicationID: "invoice-7"))
         #expect(again.id != first.id)
         _ = try await again.result()
         await runtime.shutdown()
@@ -209,7 +232,9 @@ struct QueueTests {
         let runtime = Self.runtime(url: url, executor: "dl1")
         let (name, tracker) = Trackers.make()
         let enqueuedAt = Date()
-        let handle = try await runtime.enqueue(Tracked.self, TrackedInput(tracker: name, label: "later", holdMilliseconds: 1), queue: "work", options: EnqueueOptions(delay: .milliseconds(15_000)))
+        let handle = try await runtime.enqueue(
+            Tracked.self, TrackedInput(tracker: name, label: "later", holdMilliseconds: 1), queue: "work",
+            options: EnqueueOptions(delay: .milliseconds(15_000)))
         // Long enough that the status read surely comes before the delay ends (a stalled machine takes seconds).
         #expect(try await handle.status().state == .delayed)
         _ = try await handle.result()
@@ -231,7 +256,8 @@ struct QueueTests {
             #expect(error.message.contains("not declared"))
         }
         do {
-            _ = try await runtime.enqueue(Tracked.self, input, queue: "work", options: EnqueueOptions(delay: .seconds(-1)))
+            _ = try await runtime.enqueue(
+                Tracked.self, input, queue: "work", options: EnqueueOptions(delay: .seconds(-1)))
             Issue.record("expected invalidArgument")
         } catch let error as DurableError {
             #expect(error.code == .invalidArgument)

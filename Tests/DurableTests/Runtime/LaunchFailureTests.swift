@@ -2,8 +2,8 @@ import Durable
 import EmbeddedPostgres
 import Foundation
 import Logging
-import Testing
 import TestSupport
+import Testing
 
 /// A database this process has never reached is a configuration mistake: launch says so within connectTimeout,
 /// not after reconnectTimeout's retries. And names too long to index are refused before anything is sent.
@@ -16,7 +16,8 @@ struct LaunchFailureTests {
     /// the way an outage is retried would take that long; the bound below only has to tell the two apart.
     func failedLaunch(_ url: String) async -> (error: DurableError?, elapsed: Duration) {
         let runtime = DurableRuntime(
-            configuration: DurableConfiguration(databaseURL: url, connectTimeout: .seconds(3), reconnectTimeout: .seconds(600)),
+            configuration: DurableConfiguration(
+                databaseURL: url, connectTimeout: .seconds(3), reconnectTimeout: .seconds(600)),
             logger: Logger(label: "launch-failure-tests") { _ in SwiftLogNoOpLogHandler() }
         )
         let started = ContinuousClock.now
@@ -33,8 +34,12 @@ struct LaunchFailureTests {
     func expectFastClearFailure(_ url: String, sourceLocation: SourceLocation = #_sourceLocation) async {
         let (error, elapsed) = await failedLaunch(url)
         #expect(error?.code == .connectionFailed, "\(String(describing: error))", sourceLocation: sourceLocation)
-        #expect(error?.message.contains("could not connect to the database") == true, "\(String(describing: error))", sourceLocation: sourceLocation)
-        #expect(!String(describing: error).contains(Self.password), "the error shows the password", sourceLocation: sourceLocation)
+        #expect(
+            error?.message.contains("could not connect to the database") == true, "\(String(describing: error))",
+            sourceLocation: sourceLocation)
+        #expect(
+            !String(describing: error).contains(Self.password), "the error shows the password",
+            sourceLocation: sourceLocation)
         // Before the fix this took reconnectTimeout (here 600 s). A slow machine may add seconds, not minutes.
         #expect(elapsed < .seconds(120), "took \(elapsed)", sourceLocation: sourceLocation)
     }
@@ -80,7 +85,9 @@ struct LaunchFailureTests {
             try await h.runtime.send(to: atLimit, topic: overLimit, "hello")
             Issue.record("an 801-byte topic was accepted")
         } catch let error as DurableError {
-            #expect(error.code == .invalidArgument && error.message.contains("topic") && error.message.contains("800 bytes"), "\(error)")
+            #expect(
+                error.code == .invalidArgument && error.message.contains("topic")
+                    && error.message.contains("800 bytes"), "\(error)")
         }
         await h.runtime.shutdown()
     }

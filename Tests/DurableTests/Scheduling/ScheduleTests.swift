@@ -1,8 +1,8 @@
 import Durable
 import Foundation
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 
 /// Counts runs per tick across every runtime in this process.
 enum TickLog {
@@ -24,20 +24,36 @@ struct Ticker: Workflow {
 @Suite("Cron expressions")
 struct CronExpressionTests {
     let utc = TimeZone.gmt
-    func date(_ text: String) -> Date { PortableJSON_parse(text) }
+    func date(_ text: String) -> Date { parsePortableDate(text) }
 
     @Test("next fire times, with seconds, steps, ranges, names and time zones")
     func nextFire() throws {
-        #expect(try CronExpression("*/5 * * * * *").nextFire(after: date("2026-03-01T12:00:03.000Z"), in: utc) == date("2026-03-01T12:00:05.000Z"))
-        #expect(try CronExpression("0 0 1 * *").nextFire(after: date("2026-03-15T08:00:00.000Z"), in: utc) == date("2026-04-01T00:00:00.000Z"))
-        #expect(try CronExpression("0 30 9 * * MON-FRI").nextFire(after: date("2026-11-27T15:00:00.000Z"), in: utc) == date("2026-11-30T09:30:00.000Z"))
+        #expect(
+            try CronExpression("*/5 * * * * *").nextFire(after: date("2026-03-01T12:00:03.000Z"), in: utc)
+                == date("2026-03-01T12:00:05.000Z"))
+        #expect(
+            try CronExpression("0 0 1 * *").nextFire(after: date("2026-03-15T08:00:00.000Z"), in: utc)
+                == date("2026-04-01T00:00:00.000Z"))
+        #expect(
+            try CronExpression("0 30 9 * * MON-FRI").nextFire(after: date("2026-11-27T15:00:00.000Z"), in: utc)
+                == date("2026-11-30T09:30:00.000Z"))
         let newYork = try #require(TimeZone(identifier: "America/New_York"))
-        #expect(try CronExpression("0 0 9 * * *").nextFire(after: date("2026-07-01T00:00:00.000Z"), in: newYork) == date("2026-07-01T13:00:00.000Z"))
-        #expect(try CronExpression("0 0 12 13 * FRI").nextFire(after: date("2026-01-01T00:00:00.000Z"), in: utc) == date("2026-01-02T12:00:00.000Z"))
-        #expect(try CronExpression("0 0 0 29 FEB *").nextFire(after: date("2026-03-01T00:00:00.000Z"), in: utc) == date("2028-02-29T00:00:00.000Z"))
+        #expect(
+            try CronExpression("0 0 9 * * *").nextFire(after: date("2026-07-01T00:00:00.000Z"), in: newYork)
+                == date("2026-07-01T13:00:00.000Z"))
+        #expect(
+            try CronExpression("0 0 12 13 * FRI").nextFire(after: date("2026-01-01T00:00:00.000Z"), in: utc)
+                == date("2026-01-02T12:00:00.000Z"))
+        #expect(
+            try CronExpression("0 0 0 29 FEB *").nextFire(after: date("2026-03-01T00:00:00.000Z"), in: utc)
+                == date("2028-02-29T00:00:00.000Z"))
     }
 
-    @Test("invalid expressions are clear errors", arguments: ["* * *", "61 * * * * *", "a b c d e", "5-1 * * * *", "*/0 * * * *", "* * * * * * *", "1,,2 * * * *"])
+    @Test(
+        "invalid expressions are clear errors",
+        arguments: [
+            "* * *", "61 * * * * *", "a b c d e", "5-1 * * * *", "*/0 * * * *", "* * * * * * *", "1,,2 * * * *",
+        ])
     func invalid(_ text: String) {
         do {
             _ = try CronExpression(text)
@@ -53,7 +69,9 @@ struct CronExpressionTests {
 
 @Suite("Scheduled workflows")
 struct ScheduleTests {
-    static func runtime(url: String, executor: String, schedule: String, missed: MissedTicks = .skip) throws -> DurableRuntime {
+    static func runtime(url: String, executor: String, schedule: String, missed: MissedTicks = .skip) throws
+        -> DurableRuntime
+    {
         let runtime = MessagingHarness.makeRuntime(url: url, executorID: executor) { $0.register(Ticker()) }
         try runtime.schedule(Ticker.self, name: schedule, cron: "* * * * * *", missedTicks: missed)
         return runtime
@@ -72,13 +90,15 @@ struct ScheduleTests {
         #expect(ticks.count >= 2)
         #expect(ticks.values.allSatisfy { $0 == 1 })
         let rows = try await MessagingHarness(url: url, runtime: runtimes[0]).query(
-            "SELECT count(*), count(DISTINCT workflow_uuid) FROM dbos.workflow_status WHERE workflow_uuid LIKE $1", ["sched-\(name)-%"])
+            "SELECT count(*), count(DISTINCT workflow_uuid) FROM dbos.workflow_status WHERE workflow_uuid LIKE $1",
+            ["sched-\(name)-%"])
         #expect(rows.first?.int(0) == rows.first?.int(1))
         #expect((rows.first?.int(0) ?? 0) >= ticks.count)
     }
 
-    @Test("after downtime, a back-filling schedule runs the ticks it missed; a skipping one does not",
-          .tags(.slow), .skippedInFastRuns)
+    @Test(
+        "after downtime, a back-filling schedule runs the ticks it missed; a skipping one does not",
+        .tags(.slow), .skippedInFastRuns)
     func backfill() async throws {
         for missed in [MissedTicks.backfill, .skip] {
             let url = try await TestDatabase.fresh("schedule_backfill").url
@@ -99,7 +119,9 @@ struct ScheduleTests {
             }
             // Back-filled ticks run beside the new ones and may finish after them: for back-fill, wait for the
             // gap to close too (if it never does, the wait records the failure).
-            try await waitUntil { TickLog.ticks(name).keys.contains { $0 > restarted } && (missed != .backfill || gaps() == 0) }
+            try await waitUntil {
+                TickLog.ticks(name).keys.contains { $0 > restarted } && (missed != .backfill || gaps() == 0)
+            }
             await second.shutdown()
             #expect(TickLog.ticks(name).keys.contains { $0 < downtimeStart })
             let ticks = TickLog.ticks(name).keys.sorted()
@@ -122,6 +144,6 @@ private func waitUntil(_ condition: () -> Bool) async throws {
     }
 }
 
-private func PortableJSON_parse(_ text: String) -> Date {
+private func parsePortableDate(_ text: String) -> Date {
     try! Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text)
 }

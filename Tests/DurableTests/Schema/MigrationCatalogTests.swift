@@ -1,8 +1,9 @@
-@testable import Durable
 import Foundation
 import LibPQ
-import Testing
 import TestSupport
+import Testing
+
+@testable import Durable
 
 /// The schema our migrations build is DBOS Transact 3.4.0's, object for object: compared with the catalog of a
 /// database migrated by DBOS's own `dbos migrate` (Fixtures/dbos-3.4.0-catalog.txt), in `dbos` and in schemas
@@ -34,12 +35,15 @@ struct MigrationCatalogTests {
         String(repeating: "é", count: 31) + "x",  // 63 bytes, PostgreSQL's limit
     ]
 
-    @Test("a schema name that needs quoting gets the same catalog, and the runtime and the SQL functions work in it",
-          arguments: awkwardSchemas)
+    @Test(
+        "a schema name that needs quoting gets the same catalog, and the runtime and the SQL functions work in it",
+        arguments: awkwardSchemas)
     func awkwardSchemaName(_ schema: String) async throws {
         #expect(schema.utf8.count <= 63)
         let url = try await TestDatabase.fresh("mig_schema").url
-        let runtime = Support.makeRuntime(Support.configuration(url: url, schema: schema)) { $0.register(MigrationProbeWorkflow()) }
+        let runtime = Support.makeRuntime(Support.configuration(url: url, schema: schema)) {
+            $0.register(MigrationProbeWorkflow())
+        }
         try await Support.using(runtime) { runtime in
             try await runtime.launch()
             #expect(try await MigrationProbeWorkflow.run(on: runtime, id: "awkward-1", input: 5) == 11)
@@ -51,21 +55,27 @@ struct MigrationCatalogTests {
         // Everything went into that schema: nothing was created under the default name.
         #expect(try await !Support.schemaExists(url, "dbos"))
         let quoted = SQLIdentifier.quote(schema)
-        let rows = try await TestDatabase(url: url).query("SELECT count(*) FROM \(quoted).operation_outputs WHERE workflow_uuid = 'awkward-1'")
+        let rows = try await TestDatabase(url: url).query(
+            "SELECT count(*) FROM \(quoted).operation_outputs WHERE workflow_uuid = 'awkward-1'")
         #expect(rows.first?.int(0) == 2)
 
         // The catalog does not compare function bodies, so call them: each must write into this schema.
-        let enqueued = try await TestDatabase(url: url).query("SELECT \(quoted).enqueue_workflow('migration-probe', 'not-served', ARRAY['7'::json], workflow_id => 'via-sql')")
+        let enqueued = try await TestDatabase(url: url).query(
+            "SELECT \(quoted).enqueue_workflow('migration-probe', 'not-served', ARRAY['7'::json], workflow_id => 'via-sql')"
+        )
         #expect(enqueued.first?.string(0) == "via-sql")
-        let queued = try await TestDatabase(url: url).query("""
+        let queued = try await TestDatabase(url: url).query(
+            """
             SELECT s.status, s.queue_name, i.inputs FROM \(quoted).workflow_status s
             JOIN \(quoted).workflow_input i USING (workflow_uuid) WHERE s.workflow_uuid = 'via-sql'
             """)
         #expect(queued.first?.string(0) == "ENQUEUED")
         #expect(queued.first?.string(1) == "not-served")
         #expect(queued.first?.string(2)?.contains("positionalArgs") == true)
-        try await TestDatabase(url: url).query("SELECT \(quoted).send_message('via-sql', '\"hello\"'::json, 'greeting', 'message-1')")
-        let delivered = try await TestDatabase(url: url).query("SELECT destination_uuid, topic, message FROM \(quoted).notifications WHERE message_uuid = 'message-1'")
+        try await TestDatabase(url: url).query(
+            "SELECT \(quoted).send_message('via-sql', '\"hello\"'::json, 'greeting', 'message-1')")
+        let delivered = try await TestDatabase(url: url).query(
+            "SELECT destination_uuid, topic, message FROM \(quoted).notifications WHERE message_uuid = 'message-1'")
         #expect(delivered.first?.string(0) == "via-sql")
         #expect(delivered.first?.string(1) == "greeting")
         #expect(delivered.first?.string(2) == "\"hello\"")
@@ -80,13 +90,16 @@ struct MigrationCatalogTests {
         let runtime = Support.makeRuntime(Support.configuration(url: url))
         try await Support.using(runtime) { try await $0.launch() }
         try await TestDatabase(url: url).execute("DROP INDEX dbos.idx_workflow_status_delayed")
-        try await TestDatabase(url: url).execute("ALTER TABLE dbos.queues ALTER COLUMN polling_interval_sec SET DEFAULT 2.0")
+        try await TestDatabase(url: url).execute(
+            "ALTER TABLE dbos.queues ALTER COLUMN polling_interval_sec SET DEFAULT 2.0")
         let catalog = try await Support.catalog(url).filter { !Support.isDurableOwnFact($0) }
         let fixture = try Support.dbosCatalogFixture()
         #expect(catalog != fixture)
         let diff = Support.diff(expected: fixture, actual: catalog)
-        #expect(diff.contains("- column queues 009 polling_interval_sec double precision NOT NULL DEFAULT 1.0"), "\(diff)")
-        #expect(diff.contains("+ column queues 009 polling_interval_sec double precision NOT NULL DEFAULT 2.0"), "\(diff)")
+        #expect(
+            diff.contains("- column queues 009 polling_interval_sec double precision NOT NULL DEFAULT 1.0"), "\(diff)")
+        #expect(
+            diff.contains("+ column queues 009 polling_interval_sec double precision NOT NULL DEFAULT 2.0"), "\(diff)")
         #expect(diff.contains("- index workflow_status idx_workflow_status_delayed "), "\(diff)")
     }
 
@@ -96,8 +109,9 @@ struct MigrationCatalogTests {
             .filter { $0.hasSuffix(".sql") }
             .sorted()
         #expect(!files.isEmpty)
-        #expect(SchemaMigrator.embedded.count == files.count,
-                "embedded: \(SchemaMigrator.embedded.map(\.fileName)), files: \(files); rerun scripts/embed-migrations.sh")
+        #expect(
+            SchemaMigrator.embedded.count == files.count,
+            "embedded: \(SchemaMigrator.embedded.map(\.fileName)), files: \(files); rerun scripts/embed-migrations.sh")
         #expect(SchemaMigrator.embedded.map(\.fileName) == files, "embedded in file-name order")
         for file in files {
             let text = try String(contentsOf: Support.migrationsDirectory.appendingPathComponent(file), encoding: .utf8)
@@ -107,8 +121,11 @@ struct MigrationCatalogTests {
             }
             #expect(entry.number == Int(file.prefix { $0.isNumber }), "\(file)")
             if entry.sql + "\n" != text {
-                let diff = Support.diff(expected: text.components(separatedBy: "\n"), actual: (entry.sql + "\n").components(separatedBy: "\n"))
-                Issue.record("the embedded copy of \(file) differs from the file; rerun scripts/embed-migrations.sh\n\(diff)")
+                let diff = Support.diff(
+                    expected: text.components(separatedBy: "\n"),
+                    actual: (entry.sql + "\n").components(separatedBy: "\n"))
+                Issue.record(
+                    "the embedded copy of \(file) differs from the file; rerun scripts/embed-migrations.sh\n\(diff)")
             }
         }
         let numbers = SchemaMigrator.embedded.map(\.number)

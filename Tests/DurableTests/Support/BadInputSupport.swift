@@ -1,8 +1,9 @@
-@testable import Durable
 import Foundation
 import LibPQ
-import Testing
 import TestSupport
+import Testing
+
+@testable import Durable
 
 // Helpers of BadInputCatalogueTests: the catalogue of awkward strings, the workflows that carry them through
 // every public entry point, a fingerprint of the system tables (to show a failed call wrote nothing and a
@@ -81,7 +82,9 @@ enum AwkwardValues {
 func sameBytes(_ a: String?, _ b: String) -> Bool {
     guard var a else { return false }
     var b = b
-    return a.withUTF8 { x in b.withUTF8 { y in x.count == y.count && (x.count == 0 || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0) } }
+    return a.withUTF8 { x in
+        b.withUTF8 { y in x.count == y.count && (x.count == 0 || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0) }
+    }
 }
 
 /// `unit` repeated up to `bytes` (a multiple of its size): big strings in a few large copies, not a
@@ -94,7 +97,8 @@ func repeated(_ unit: String, toBytes bytes: Int) -> String {
 /// A short label of a possibly huge string, for failure messages.
 func preview(_ text: String?) -> String {
     guard let text else { return "nil" }
-    return text.utf8.count <= 600 ? "\(text.debugDescription)" : "\(String(text.prefix(300)).debugDescription)… (\(text.utf8.count) bytes)"
+    return text.utf8.count <= 600
+        ? "\(text.debugDescription)" : "\(String(text.prefix(300)).debugDescription)… (\(text.utf8.count) bytes)"
 }
 
 // MARK: - Workflows
@@ -171,7 +175,10 @@ struct CatalogueReceiver: Workflow {
     func run(_ ctx: WorkflowContext, _ input: ReceiveInput) async throws -> [String] {
         var received: [String] = []
         for _ in 0..<input.count {
-            guard let message = try await ctx.recv(String.self, topic: input.topic, timeout: .milliseconds(input.timeoutMilliseconds)) else { break }
+            guard
+                let message = try await ctx.recv(
+                    String.self, topic: input.topic, timeout: .milliseconds(input.timeoutMilliseconds))
+            else { break }
             received.append(message)
         }
         return received
@@ -188,7 +195,9 @@ struct SendInput: Codable, Sendable {
 struct CatalogueSender: Workflow {
     static let name = "catalogue-sender"
     func run(_ ctx: WorkflowContext, _ input: SendInput) async throws -> CatalogueOutcome {
-        try await CatalogueOutcome.of(ctx) { try await ctx.send(to: input.destination, topic: input.topic, input.message) }
+        try await CatalogueOutcome.of(ctx) {
+            try await ctx.send(to: input.destination, topic: input.topic, input.message)
+        }
     }
 }
 
@@ -308,13 +317,17 @@ struct CatalogueHarness: Sendable {
     let sql: PGConnection
 
     /// A fresh database, a launched runtime, and the bystander.
-    static func make(_ prefix: String, schema: String = "dbos", register: (DurableRuntime) -> Void = { _ in }) async throws -> CatalogueHarness {
+    static func make(_ prefix: String, schema: String = "dbos", register: (DurableRuntime) -> Void = { _ in })
+        async throws -> CatalogueHarness
+    {
         let database = try await TestDatabase.fresh(prefix)
         let runtime = makeRuntime(database, schema: schema, register: register)
         try await runtime.launch()
         let sql = try await PGConnection.connect(PGConfiguration.forTests(database.url))
         let harness = CatalogueHarness(database: database, runtime: runtime, schema: schema, sql: sql)
-        #expect(try await runtime.start(CatalogueBystander.self, "bystander-marker", id: bystander).result() == "bystander-marker")
+        #expect(
+            try await runtime.start(CatalogueBystander.self, "bystander-marker", id: bystander).result()
+                == "bystander-marker")
         try await runtime.send(to: bystander, topic: "bystander", "a message nobody receives")
         return harness
     }
@@ -322,8 +335,11 @@ struct CatalogueHarness: Sendable {
     /// A runtime (not launched) with the catalogue workflows and queue, the library's default payload limit, and
     /// whatever `register` adds.
     /// `executorID`: a reader beside the harness's runtime takes another, so it never recovers that one's work.
-    static func makeRuntime(_ database: TestDatabase, schema: String = "dbos", executorID: String = "catalogue", queues: [WorkflowQueue] = [],
-                            register: (DurableRuntime) -> Void = { _ in }) -> DurableRuntime {
+    static func makeRuntime(
+        _ database: TestDatabase, schema: String = "dbos", executorID: String = "catalogue",
+        queues: [WorkflowQueue] = [],
+        register: (DurableRuntime) -> Void = { _ in }
+    ) -> DurableRuntime {
         let runtime = DurableRuntime(
             configuration: DurableConfiguration(
                 databaseURL: database.url, schema: schema, executorID: executorID, applicationVersion: "catalogue",
@@ -372,7 +388,8 @@ struct CatalogueHarness: Sendable {
     /// The tables a workflow writes to, each with the column naming the workflow a row belongs to.
     static let tables: [(table: String, owner: String)] = [
         ("workflow_status", "workflow_uuid"), ("workflow_input", "workflow_uuid"), ("workflow_output", "workflow_uuid"),
-        ("operation_outputs", "workflow_uuid"), ("notifications", "destination_uuid"), ("workflow_events", "workflow_uuid"),
+        ("operation_outputs", "workflow_uuid"), ("notifications", "destination_uuid"),
+        ("workflow_events", "workflow_uuid"),
         ("workflow_events_history", "workflow_uuid"), ("streams", "workflow_uuid"), ("queues", "name"),
         ("workflow_schedules", "schedule_name"),
     ]
@@ -390,7 +407,9 @@ struct CatalogueHarness: Sendable {
         }
         let result = try await query(parts.joined(separator: "\nUNION ALL\n"), [PGTextArray(excluded)])
         var digests: [String: String] = [:]
-        for row in result.rows { digests[row.string(0) ?? "?"] = "\(row.string(1) ?? "?") rows, md5 \(row.string(2) ?? "?")" }
+        for row in result.rows {
+            digests[row.string(0) ?? "?"] = "\(row.string(1) ?? "?") rows, md5 \(row.string(2) ?? "?")"
+        }
         #expect(digests.count == Self.tables.count)
         return digests
     }
@@ -398,19 +417,25 @@ struct CatalogueHarness: Sendable {
     /// How many rows of `table` belong to `owner` (matched byte for byte by the server).
     func rows(_ table: String, of owner: String) async throws -> Int {
         let column = Self.tables.first { $0.table == table }?.owner ?? "workflow_uuid"
-        return try await query("SELECT count(*) FROM {schema}.\(table) WHERE \(column) = $1", [owner]).first?.int(0) ?? -1
+        return try await query("SELECT count(*) FROM {schema}.\(table) WHERE \(column) = $1", [owner]).first?.int(0)
+            ?? -1
     }
 
     /// No row changed apart from those of `excluding`, the bystander still reads back, and the runtime still
     /// runs an ordinary workflow.
-    func expectUnharmed(_ before: [String: String], excluding: [String] = [], sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    func expectUnharmed(
+        _ before: [String: String], excluding: [String] = [], sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
         let after = try await fingerprint(excluding: excluding)
         for (table, digest) in before.sorted(by: { $0.key < $1.key }) where after[table] != digest {
-            Issue.record("table \(table) changed: \(digest) → \(after[table] ?? "missing")", sourceLocation: sourceLocation)
+            Issue.record(
+                "table \(table) changed: \(digest) → \(after[table] ?? "missing")", sourceLocation: sourceLocation)
         }
         let probe = "still fine \(UUID().uuidString)"
         #expect(try await runtime.start(CatalogueEcho.self, probe).result() == probe, sourceLocation: sourceLocation)
-        #expect(try await runtime.getEvent(Self.bystander, key: "bystander", as: String.self, timeout: .zero) == "bystander-marker", sourceLocation: sourceLocation)
+        #expect(
+            try await runtime.getEvent(Self.bystander, key: "bystander", as: String.self, timeout: .zero)
+                == "bystander-marker", sourceLocation: sourceLocation)
     }
 }
 
@@ -419,7 +444,9 @@ func part(_ name: String, sourceLocation: SourceLocation = #_sourceLocation, _ b
     do {
         try await body()
     } catch {
-        Issue.record("\(name): unexpected \(type(of: error)): \(preview(String(describing: error)))", sourceLocation: sourceLocation)
+        Issue.record(
+            "\(name): unexpected \(type(of: error)): \(preview(String(describing: error)))",
+            sourceLocation: sourceLocation)
     }
 }
 
@@ -438,39 +465,60 @@ func expectClearRefusal(
         return nil
     }
     guard let durable = error as? DurableError else {
-        Issue.record("\(what) \(input): expected a DurableError, got \(type(of: error)): \(preview(String(describing: error)))", sourceLocation: sourceLocation)
+        Issue.record(
+            "\(what) \(input): expected a DurableError, got \(type(of: error)): \(preview(String(describing: error)))",
+            sourceLocation: sourceLocation)
         return nil
     }
     let text = String(describing: durable)
-    #expect(!text.contains(payloadMarker), "\(what) \(input): the error shows the payload", sourceLocation: sourceLocation)
+    #expect(
+        !text.contains(payloadMarker), "\(what) \(input): the error shows the payload", sourceLocation: sourceLocation)
     // The message itself stays short even for a megabyte of input (the offending value may be the ID itself,
     // which `description` appends; the message should not repeat it).
-    #expect(durable.message.utf8.count < 1024, "\(what) \(input): a \(durable.message.utf8.count)-byte message: \(preview(durable.message))",
-            sourceLocation: sourceLocation)
+    #expect(
+        durable.message.utf8.count < 1024,
+        "\(what) \(input): a \(durable.message.utf8.count)-byte message: \(preview(durable.message))",
+        sourceLocation: sourceLocation)
     let message = durable.message.lowercased()
     if input.containsNUL {
         // A NUL cannot be stored in PostgreSQL text: the caller's mistake, to be named as such (as it is for a
         // workflow ID and a queue name). Once a bug (fixed): topics, event and stream keys, deduplication IDs,
         // idempotency keys and workflow names were not checked; libpq's guard refused them as databaseError
         // "parameter $N contains a NUL byte", which names neither the argument nor the caller as the cause.
-        #expect(durable.code == .invalidArgument || durable.code == .invalidConfiguration || durable.code == .invalidRegistration,
-                "\(what) \(input): a NUL byte should be invalidArgument (or invalidConfiguration/Registration), got \(preview(text))",
-                sourceLocation: sourceLocation)
-        #expect(message.contains("nul"), "\(what) \(input): the message should say 'NUL': \(preview(text))", sourceLocation: sourceLocation)
+        #expect(
+            durable.code == .invalidArgument || durable.code == .invalidConfiguration
+                || durable.code == .invalidRegistration,
+            "\(what) \(input): a NUL byte should be invalidArgument (or invalidConfiguration/Registration), got \(preview(text))",
+            sourceLocation: sourceLocation)
+        #expect(
+            message.contains("nul"), "\(what) \(input): the message should say 'NUL': \(preview(text))",
+            sourceLocation: sourceLocation)
     } else if input.longerThanTheLimit {
         // Longer than the documented limit: refused by the library itself, naming the limit, without a round trip.
         // Once a bug (fixed): a 1 MB workflow ID went to the server and came back as databaseError with SQLSTATE
         // 54000 (index row too large), while a 4 KB compressible one was stored (so the real limit was unclear).
-        let codeFits = durable.code == .invalidArgument || durable.code == .invalidConfiguration || durable.code == .invalidRegistration
-        #expect(codeFits, "\(what) \(input): should be refused as invalidArgument (or invalidConfiguration/Registration): \(preview(text))", sourceLocation: sourceLocation)
-        #expect(message.contains("800 bytes"), "\(what) \(input): the message should name the 800-byte limit: \(preview(text))", sourceLocation: sourceLocation)
+        let codeFits =
+            durable.code == .invalidArgument || durable.code == .invalidConfiguration
+            || durable.code == .invalidRegistration
+        #expect(
+            codeFits,
+            "\(what) \(input): should be refused as invalidArgument (or invalidConfiguration/Registration): \(preview(text))",
+            sourceLocation: sourceLocation)
+        #expect(
+            message.contains("800 bytes"),
+            "\(what) \(input): the message should name the 800-byte limit: \(preview(text))",
+            sourceLocation: sourceLocation)
         // The payload of these calls is small: an error blaming "payload" sends the reader to the wrong value.
         // Once a bug (fixed): a 1 MB event key failed setEvent with PostgreSQL's "payload string too long" (its
         // pg_notify payload is "<workflow ID>::<key>"), which reads as if the event's value were too large.
-        #expect(!message.contains("payload"), "\(what) \(input): the message blames a payload, but the \(what) is what is too long: \(preview(text))",
-                sourceLocation: sourceLocation)
+        #expect(
+            !message.contains("payload"),
+            "\(what) \(input): the message blames a payload, but the \(what) is what is too long: \(preview(text))",
+            sourceLocation: sourceLocation)
     } else {
-        Issue.record("\(what) \(input): this value fits in PostgreSQL text and should work, but was refused: \(preview(text))", sourceLocation: sourceLocation)
+        Issue.record(
+            "\(what) \(input): this value fits in PostgreSQL text and should work, but was refused: \(preview(text))",
+            sourceLocation: sourceLocation)
     }
     return durable
 }

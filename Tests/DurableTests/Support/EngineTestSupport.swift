@@ -4,12 +4,13 @@ import Foundation
 import LibPQ
 import Logging
 import Synchronization
-import Testing
 import TestSupport
+import Testing
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 // Helpers for the Engine*, Crash* and BadInput* suites: what they read from a test's database, runtimes with a
@@ -40,7 +41,9 @@ extension TestDatabase {
 
     /// The function IDs and names of a workflow's recorded steps, in order.
     func steps(_ id: String) async throws -> [(id: Int, name: String)] {
-        let rows = try await query("SELECT function_id, function_name FROM dbos.operation_outputs WHERE workflow_uuid = $1 ORDER BY function_id", [id])
+        let rows = try await query(
+            "SELECT function_id, function_name FROM dbos.operation_outputs WHERE workflow_uuid = $1 ORDER BY function_id",
+            [id])
         return rows.rows.map { ($0.int(0) ?? -1, $0.string(1) ?? "") }
     }
 
@@ -266,13 +269,17 @@ final class WorkerProcess: Sendable {
     /// Waits until a stdout line starts with `line` and returns it; nil (with an issue recorded) after `timeout`
     /// or when the process exits without printing it.
     @discardableResult
-    func waitFor(line prefix: String, timeout: Duration = .seconds(90), sourceLocation: SourceLocation = #_sourceLocation) async -> String? {
+    func waitFor(
+        line prefix: String, timeout: Duration = .seconds(90), sourceLocation: SourceLocation = #_sourceLocation
+    ) async -> String? {
         await waitFor(anyOf: [prefix], timeout: timeout, sourceLocation: sourceLocation)
     }
 
     /// Waits until a stdout line starts with one of `prefixes` and returns the first such line.
     @discardableResult
-    func waitFor(anyOf prefixes: [String], timeout: Duration = .seconds(90), sourceLocation: SourceLocation = #_sourceLocation) async -> String? {
+    func waitFor(
+        anyOf prefixes: [String], timeout: Duration = .seconds(90), sourceLocation: SourceLocation = #_sourceLocation
+    ) async -> String? {
         let deadline = ContinuousClock.now.advanced(by: timeout)
         func found() -> String? { lines.first { line in prefixes.contains { line.hasPrefix($0) } } }
         while true {
@@ -282,7 +289,8 @@ final class WorkerProcess: Sendable {
                 // The last lines may still be in the pipe when the exit is noticed: read it to its end first.
                 if exited { await outputEnded(timeout: .seconds(2)) }
                 if let line = found() { return line }
-                Issue.record("""
+                Issue.record(
+                    """
                     worker \(name) \(exited ? "exited" : "timed out") without printing \(prefixes)
                     stdout: \(lines.joined(separator: " | "))
                     stderr tail: \(logLines.suffix(15).joined(separator: "\n"))
@@ -329,13 +337,16 @@ final class WorkerProcess: Sendable {
     func kill(sourceLocation: SourceLocation = #_sourceLocation) async -> Exit? {
         process.signal(SIGKILL)
         let ended = await waitForExit(timeout: .seconds(30), sourceLocation: sourceLocation)
-        #expect(ended?.killedBySIGKILL == true, "worker \(name) ended with \(String(describing: ended)), not SIGKILL", sourceLocation: sourceLocation)
+        #expect(
+            ended?.killedBySIGKILL == true, "worker \(name) ended with \(String(describing: ended)), not SIGKILL",
+            sourceLocation: sourceLocation)
         return ended
     }
 
     /// Waits until the process exits on its own (nil, with an issue recorded, after `timeout`).
     @discardableResult
-    func waitForExit(timeout: Duration = .seconds(90), sourceLocation: SourceLocation = #_sourceLocation) async -> Exit? {
+    func waitForExit(timeout: Duration = .seconds(90), sourceLocation: SourceLocation = #_sourceLocation) async -> Exit?
+    {
         let deadline = ContinuousClock.now.advanced(by: timeout)
         while ContinuousClock.now < deadline {
             if let ended = process.exit {
@@ -347,7 +358,9 @@ final class WorkerProcess: Sendable {
             }
             try? await Task.sleep(for: .milliseconds(10))
         }
-        Issue.record("worker \(name) did not exit within \(timeout); stdout: \(lines.joined(separator: " | "))", sourceLocation: sourceLocation)
+        Issue.record(
+            "worker \(name) did not exit within \(timeout); stdout: \(lines.joined(separator: " | "))",
+            sourceLocation: sourceLocation)
         process.signal(SIGKILL)
         return nil
     }

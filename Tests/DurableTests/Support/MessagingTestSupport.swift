@@ -9,7 +9,9 @@ struct MessagingHarness {
     let url: String
     let runtime: DurableRuntime
 
-    static func make(prefix: String, executorID: String = "messaging", register: (DurableRuntime) -> Void) async throws -> MessagingHarness {
+    static func make(prefix: String, executorID: String = "messaging", register: (DurableRuntime) -> Void) async throws
+        -> MessagingHarness
+    {
         let url = try await TestDatabase.fresh(prefix).url
         let runtime = makeRuntime(url: url, executorID: executorID, register: register)
         try await runtime.launch()
@@ -19,9 +21,13 @@ struct MessagingHarness {
     static func makeRuntime(url: String, executorID: String, register: (DurableRuntime) -> Void) -> DurableRuntime {
         var logger = Logger(label: "messaging-tests")
         // DURABLE_TEST_LOG_LEVEL (e.g. debug) shows the runtimes' logs when diagnosing a test; quiet otherwise.
-        logger.logLevel = ProcessInfo.processInfo.environment["DURABLE_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+        logger.logLevel =
+            ProcessInfo.processInfo.environment["DURABLE_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
+            ?? .critical
         // Small pools: many suites run in parallel against one server.
-        let runtime = DurableRuntime(configuration: DurableConfiguration(databaseURL: url, executorID: executorID, maxConnections: 6), logger: logger)
+        let runtime = DurableRuntime(
+            configuration: DurableConfiguration(databaseURL: url, executorID: executorID, maxConnections: 6),
+            logger: logger)
         register(runtime)
         return runtime
     }
@@ -34,7 +40,9 @@ struct MessagingHarness {
     /// Waits until `count` workflows (only `workflowID`, when given) have recorded the deadline of a sleep or a
     /// wait (`DBOS.sleep`), which they write before they start waiting; false if that did not happen in `timeout`.
     @discardableResult
-    func waitForSleepCheckpoint(of workflowID: String? = nil, count: Int = 1, timeout: Duration = .seconds(30)) async throws -> Bool {
+    func waitForSleepCheckpoint(of workflowID: String? = nil, count: Int = 1, timeout: Duration = .seconds(30))
+        async throws -> Bool
+    {
         let deadline = ContinuousClock.now.advanced(by: timeout)
         while ContinuousClock.now < deadline {
             let recorded = try await query(

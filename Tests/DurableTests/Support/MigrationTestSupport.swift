@@ -4,13 +4,13 @@ import Foundation
 import LibPQ
 import Logging
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Shared helpers of the schema-migration and DBOS-interoperability suites (`Migration*Tests.swift`,
@@ -30,7 +30,8 @@ enum MigrationTestSupport {
 
     /// The catalog DBOS 3.4.0's own `dbos migrate` leaves in schema `dbos`, one fact per line.
     static func dbosCatalogFixture() throws -> [String] {
-        try fixtureText("dbos-3.4.0-catalog.txt").split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
+        try fixtureText("dbos-3.4.0-catalog.txt").split(separator: "\n", omittingEmptySubsequences: true).map(
+            String.init)
     }
 
     /// What migration 0002 and later add beside DBOS's tables, in the catalog query's format and order. Every
@@ -79,16 +80,22 @@ enum MigrationTestSupport {
 
     /// The rows of `<schema>.dbos_migrations`.
     static func dbosVersions(_ url: String, schema: String = "dbos") async throws -> [Int64] {
-        try await TestDatabase(url: url).query("SELECT version FROM \(SQLIdentifier.quote(schema)).dbos_migrations ORDER BY version").rows.compactMap { $0.int64(0) }
+        try await TestDatabase(url: url).query(
+            "SELECT version FROM \(SQLIdentifier.quote(schema)).dbos_migrations ORDER BY version"
+        ).rows.compactMap { $0.int64(0) }
     }
 
     /// The rows of `<schema>.durable_migrations`.
     static func durableVersions(_ url: String, schema: String = "dbos") async throws -> [Int] {
-        try await TestDatabase(url: url).query("SELECT version FROM \(SQLIdentifier.quote(schema)).durable_migrations ORDER BY version").rows.compactMap { $0.int(0) }
+        try await TestDatabase(url: url).query(
+            "SELECT version FROM \(SQLIdentifier.quote(schema)).durable_migrations ORDER BY version"
+        ).rows.compactMap { $0.int(0) }
     }
 
     static func schemaExists(_ url: String, _ schema: String) async throws -> Bool {
-        try await TestDatabase(url: url).query("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", [schema]).first?.bool(0) ?? false
+        try await TestDatabase(url: url).query(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", [schema]
+        ).first?.bool(0) ?? false
     }
 
     static func configuration(
@@ -101,7 +108,9 @@ enum MigrationTestSupport {
         )
     }
 
-    static func makeRuntime(_ configuration: DurableConfiguration, register: (DurableRuntime) -> Void = { _ in }) -> DurableRuntime {
+    static func makeRuntime(_ configuration: DurableConfiguration, register: (DurableRuntime) -> Void = { _ in })
+        -> DurableRuntime
+    {
         var logger = Logger(label: "migration-tests")
         logger.logLevel = .critical
         let runtime = DurableRuntime(configuration: configuration, logger: logger)
@@ -110,7 +119,9 @@ enum MigrationTestSupport {
     }
 
     /// Runs `body` and shuts the runtime down afterwards, whether or not `body` threw.
-    static func using<Result>(_ runtime: DurableRuntime, _ body: (DurableRuntime) async throws -> Result) async throws -> Result {
+    static func using<Result>(_ runtime: DurableRuntime, _ body: (DurableRuntime) async throws -> Result) async throws
+        -> Result
+    {
         do {
             let result = try await body(runtime)
             await runtime.shutdown()
@@ -122,7 +133,9 @@ enum MigrationTestSupport {
     }
 
     /// Launches a runtime and expects it to fail with a ``DurableError``; returns that error.
-    static func launchFailure(_ runtime: DurableRuntime, sourceLocation: SourceLocation = #_sourceLocation) async -> DurableError? {
+    static func launchFailure(_ runtime: DurableRuntime, sourceLocation: SourceLocation = #_sourceLocation) async
+        -> DurableError?
+    {
         do {
             try await runtime.launch()
             await runtime.shutdown()
@@ -143,15 +156,23 @@ enum MigrationTestSupport {
     /// a new one).
     static func fingerprint(_ url: String, schema: String = "dbos") async throws -> [String] {
         let quoted = SQLIdentifier.quote(schema)
-        var lines = try await TestDatabase(url: url).query("""
+        var lines = try await TestDatabase(url: url).query(
+            """
             SELECT 'relation ' || c.relname || ' ' || c.oid FROM pg_class c WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1)
             UNION ALL
             SELECT 'function ' || p.proname || ' ' || p.oid FROM pg_proc p WHERE p.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1)
             ORDER BY 1
-            """, [schema]).rows.compactMap { $0.string(0) }
-        lines += try await TestDatabase(url: url).query("SELECT 'dbos_migrations ' || version || ' xmin ' || xmin FROM \(quoted).dbos_migrations ORDER BY version").rows.compactMap { $0.string(0) }
-        if try await TestDatabase(url: url).query("SELECT to_regclass($1) IS NOT NULL", [quoted + ".durable_migrations"]).first?.bool(0) == true {
-            lines += try await TestDatabase(url: url).query("SELECT 'durable_migrations ' || version || ' xmin ' || xmin FROM \(quoted).durable_migrations ORDER BY version").rows.compactMap { $0.string(0) }
+            """, [schema]
+        ).rows.compactMap { $0.string(0) }
+        lines += try await TestDatabase(url: url).query(
+            "SELECT 'dbos_migrations ' || version || ' xmin ' || xmin FROM \(quoted).dbos_migrations ORDER BY version"
+        ).rows.compactMap { $0.string(0) }
+        if try await TestDatabase(url: url).query(
+            "SELECT to_regclass($1) IS NOT NULL", [quoted + ".durable_migrations"]
+        ).first?.bool(0) == true {
+            lines += try await TestDatabase(url: url).query(
+                "SELECT 'durable_migrations ' || version || ' xmin ' || xmin FROM \(quoted).durable_migrations ORDER BY version"
+            ).rows.compactMap { $0.string(0) }
         }
         return lines
     }
@@ -180,19 +201,23 @@ enum MigrationTestSupport {
         _ actual: [String], _ expected: [String], _ what: String, sourceLocation: SourceLocation = #_sourceLocation
     ) {
         if actual != expected {
-            Issue.record("\(what) differs.\n\(diff(expected: expected, actual: actual))", sourceLocation: sourceLocation)
+            Issue.record(
+                "\(what) differs.\n\(diff(expected: expected, actual: actual))", sourceLocation: sourceLocation)
         }
     }
 
     /// Expects the catalog of `schema` to be DBOS 3.4.0's plus, when `withOwnTables`, exactly our own tables.
     static func expectDBOSCatalog(
-        _ url: String, schema: String = "dbos", withOwnTables: Bool = true, sourceLocation: SourceLocation = #_sourceLocation
+        _ url: String, schema: String = "dbos", withOwnTables: Bool = true,
+        sourceLocation: SourceLocation = #_sourceLocation
     ) async throws {
         let catalog = try await catalog(url, schema: schema)
-        try expectSameLines(catalog.filter { !isDurableOwnFact($0) }, dbosCatalogFixture(),
-                            "the DBOS part of the catalog of schema \(schema)", sourceLocation: sourceLocation)
-        expectSameLines(catalog.filter(isDurableOwnFact), withOwnTables ? durableOwnFacts : [],
-                        "the durable_* part of the catalog of schema \(schema)", sourceLocation: sourceLocation)
+        try expectSameLines(
+            catalog.filter { !isDurableOwnFact($0) }, dbosCatalogFixture(),
+            "the DBOS part of the catalog of schema \(schema)", sourceLocation: sourceLocation)
+        expectSameLines(
+            catalog.filter(isDurableOwnFact), withOwnTables ? durableOwnFacts : [],
+            "the durable_* part of the catalog of schema \(schema)", sourceLocation: sourceLocation)
     }
 
     // MARK: - Child processes
@@ -220,8 +245,12 @@ enum MigrationTestSupport {
     }
 
     /// Runs one program to completion and collects its output.
-    static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, timeout: Duration = .seconds(120)) async throws -> ProcessOutput {
-        try await runTogether([Command(executable: executable, arguments: arguments, environment: environment)], timeout: timeout)[0]
+    static func run(
+        _ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+        timeout: Duration = .seconds(120)
+    ) async throws -> ProcessOutput {
+        try await runTogether(
+            [Command(executable: executable, arguments: arguments, environment: environment)], timeout: timeout)[0]
     }
 
     /// Starts every command back to back (so they run at the same time), then collects each one's output.
@@ -251,13 +280,17 @@ enum MigrationTestSupport {
         for command in commands {
             let process: ChildProcess
             do {
-                let environment = command.environment.map { ProcessInfo.processInfo.environment.merging($0) { _, new in new } }
-                process = try ChildProcess(command.executable, command.arguments, environment: environment, directory: directory)
+                let environment = command.environment.map {
+                    ProcessInfo.processInfo.environment.merging($0) { _, new in new }
+                }
+                process = try ChildProcess(
+                    command.executable, command.arguments, environment: environment, directory: directory)
             } catch {
                 for earlier in started { earlier.process.signal(SIGKILL) }
                 throw error
             }
-            let stdout = Collected(), stderr = Collected()
+            let stdout = Collected()
+            let stderr = Collected()
             for (handle, sink) in [(process.standardOutput!, stdout), (process.standardError!, stderr)] {
                 group.enter()
                 DispatchQueue.global().async {
@@ -295,7 +328,9 @@ enum MigrationTestSupport {
     /// neither has a `bin/dbos`, and the DBOS tests are then skipped.
     static let dbosVenv: String? = {
         var candidates: [String] = []
-        if let named = ProcessInfo.processInfo.environment["DURABLE_DBOS_VENV"], !named.isEmpty { candidates.append(named) }
+        if let named = ProcessInfo.processInfo.environment["DURABLE_DBOS_VENV"], !named.isEmpty {
+            candidates.append(named)
+        }
         candidates.append(SourceTree.root.appendingPathComponent(".venv-dbos").path)
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0 + "/bin/dbos") }
     }()
@@ -304,18 +339,24 @@ enum MigrationTestSupport {
 
     /// Runs the `dbos` CLI of the virtualenv; expects it to exit 0.
     @discardableResult
-    static func dbosCLI(_ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) async throws -> ProcessOutput {
+    static func dbosCLI(_ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) async throws
+        -> ProcessOutput
+    {
         let venv = try #require(dbosVenv, sourceLocation: sourceLocation)
-        let output = try await run(venv + "/bin/dbos", arguments, environment: ["NO_COLOR": "1", "PYTHONUNBUFFERED": "1"])
-        #expect(output.status == 0, "dbos \(arguments.joined(separator: " ")) failed: \(output)", sourceLocation: sourceLocation)
+        let output = try await run(
+            venv + "/bin/dbos", arguments, environment: ["NO_COLOR": "1", "PYTHONUNBUFFERED": "1"])
+        #expect(
+            output.status == 0, "dbos \(arguments.joined(separator: " ")) failed: \(output)",
+            sourceLocation: sourceLocation)
         return output
     }
 
     /// Runs a Python script of the fixtures with the virtualenv's interpreter.
     static func python(_ script: String, _ arguments: [String]) async throws -> ProcessOutput {
         let venv = try #require(dbosVenv)
-        return try await run(venv + "/bin/python", [fixtures.appendingPathComponent(script).path] + arguments,
-                             environment: ["PYTHONUNBUFFERED": "1"])
+        return try await run(
+            venv + "/bin/python", [fixtures.appendingPathComponent(script).path] + arguments,
+            environment: ["PYTHONUNBUFFERED": "1"])
     }
 
     /// Parses a program's stdout as JSON, recording an issue (with the output) when it is not JSON.

@@ -111,7 +111,8 @@ struct QueueJob: Workflow {
         }
         if let runID {
             try await effects.withConnection { connection in
-                try await connection.query("UPDATE \(appSchema).runs SET ended_at = clock_timestamp() WHERE id = $1", [runID])
+                try await connection.query(
+                    "UPDATE \(appSchema).runs SET ended_at = clock_timestamp() WHERE id = $1", [runID])
             }
         }
         announce("DONE \(workflowID)")
@@ -145,8 +146,10 @@ let runtime = DurableRuntime(
     ),
     logger: logger
 )
-runtime.register(QueueJob(executor: options.executor, effects: effects, appSchema: SQLIdentifier.quote(options.appSchema)))
-runtime.register(queue: WorkflowQueue(options.queue, concurrency: options.concurrency, workerConcurrency: options.workerConcurrency))
+runtime.register(
+    QueueJob(executor: options.executor, effects: effects, appSchema: SQLIdentifier.quote(options.appSchema)))
+runtime.register(
+    queue: WorkflowQueue(options.queue, concurrency: options.concurrency, workerConcurrency: options.workerConcurrency))
 do {
     try await runtime.launch()
 } catch {

@@ -113,7 +113,8 @@ struct LedgerWorkflow: Workflow {
         for k in 1...input.steps {
             if options.transactional {
                 total += try await ctx.transaction("\(options.stepPrefix)-\(k)") { connection in
-                    try await connection.query("INSERT INTO \(ledgerTable) (workflow_id, step) VALUES ($1, $2)", [ctx.workflowID, k])
+                    try await connection.query(
+                        "INSERT INTO \(ledgerTable) (workflow_id, step) VALUES ($1, $2)", [ctx.workflowID, k])
                     announce("IN_STEP \(k)")
                     // Paused inside the open transaction: a kill here rolls the row back.
                     if options.pauseIn == k { await pauseForever() }
@@ -122,7 +123,8 @@ struct LedgerWorkflow: Workflow {
             } else {
                 total += try await ctx.step("\(options.stepPrefix)-\(k)") {
                     try await effects.withConnection { connection in
-                        try await connection.query("INSERT INTO \(ledgerTable) (workflow_id, step) VALUES ($1, $2)", [ctx.workflowID, k])
+                        try await connection.query(
+                            "INSERT INTO \(ledgerTable) (workflow_id, step) VALUES ($1, $2)", [ctx.workflowID, k])
                     }
                     announce("IN_STEP \(k)")
                     if options.pauseIn == k { await pauseForever() }
