@@ -53,8 +53,8 @@ actor FakePayments: Payments {
 @Test func bookingSurvivesACrashAfterTheCharge() async throws {
     let trip = Trip(id: "t1", card: "4242", price: 420)
     let payments = FakePayments()
-    try await withTestRuntime(register: { $0.register(BookTrip(airline: FakeAirline(), payments: payments)) }) {
-        runtime in
+    let workflow = BookTrip(airline: FakeAirline(), payments: payments)
+    try await withTestRuntime(register: { $0.register(workflow) }) { runtime in
         // An ordinary run; a workflow that never finishes fails the test instead of hanging it.
         let itinerary = try await runtime.start(BookTrip.self, trip).result(timeout: .seconds(10))
         #expect(itinerary.seat == "15F")
